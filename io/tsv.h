@@ -1,0 +1,69 @@
+/* tsv: line reader for UTF-8 TSV inputs, plain or zstd-compressed (".zst"),
+ * with byte-range splitting so that N ranks can each parse a share of one
+ * plain file, plus strict field parsers. Comment lines start with '#'. */
+#ifndef SP_TSV_H
+#define SP_TSV_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+typedef struct sp_tsv sp_tsv;
+
+/* Opens `path` and positions the reader on this share (part of nparts) of it.
+ * Plain file: the byte range [size*part/nparts, size*(part+1)/nparts) is
+ * widened to whole lines: a share starts after the first '\n' at or after its
+ * start offset (part 0 starts at byte 0) and ends with the line that contains
+ * its end offset, so every line is read by exactly one share.
+ * ".zst" file (detected by name suffix): the stream cannot be split, so every
+ * share decompresses the whole stream and yields only the lines whose
+ * 0-based line index % nparts == part (sp_tsv_line_no stays exact).
+ * On failure returns an error (SP_EIO with the path in sp_errmsg, SP_EFORMAT
+ * for a corrupt .zst header) and *out is NULL. */
+int sp_tsv_open(sp_tsv **out, const char *path, int part, int nparts);
+
+/* Next data line of this share: comment ('#' first char) and empty lines are
+ * skipped (they still count in the line numbers). The '\n' (and a '\r' before
+ * it) is stripped; *line is NUL-terminated and valid until the next call.
+ * Returns 1 for a line, 0 at the end of the share, or an error code < 0
+ * (SP_EIO read error, SP_EFORMAT corrupt/truncated zstd data, SP_EINPUT a line
+ * longer than 16 MiB or containing a NUL byte). */
+int sp_tsv_next(sp_tsv *t, char **line, size_t *len);
+
+/* 1-based line number of the line last returned, relative to where this share
+ * started for plain files (use sp_tsv_first_line_known to see if it is
+ * global), global for .zst files. */
+uint64_t sp_tsv_line_no(const sp_tsv *t);
+/* 1 when sp_tsv_line_no is already a global line number (part 0, or .zst);
+ * 0 when the caller must add the number of lines in the earlier shares
+ * (the ingest stage learns that with an MPI_Exscan of sp_tsv_lines_seen). */
+int sp_tsv_first_line_known(const sp_tsv *t);
+/* Total lines (data, comment, empty) consumed by this share so far. For a
+ * plain file, after the end of the share this is the share's line count. */
+uint64_t sp_tsv_lines_seen(const sp_tsv *t);
+/* Bytes of the (compressed) file consumed so far by this share, for progress. */
+uint64_t sp_tsv_bytes_read(const sp_tsv *t);
+/* Size of this share in (compressed) bytes, for progress. */
+uint64_t sp_tsv_share_bytes(const sp_tsv *t);
+void sp_tsv_close(sp_tsv *t);
+
+/* Splits `line` in place at tabs into at most `max` fields (NUL-terminating
+ * each); returns the number of fields found, counting all of them even past
+ * `max` (only the first `max` are stored). Spaces are NOT separators except in
+ * sp_tsv_split_ws, which splits at runs of spaces and tabs (token lists). */
+int sp_tsv_split(char *line, char **fields, int max);
+int sp_tsv_split_ws(char *line, char **fields, int max);
+
+/* Strict parsers: the whole string must be the number (no sign for u64, no
+ * spaces, no trailing garbage). Return 0 on success, -1 on syntax error,
+ * -2 when the value does not fit the type (out of range). */
+int sp_parse_u64(const char *s, uint64_t *v);
+int sp_parse_i64(const char *s, int64_t *v);
+/* Finite float only: "nan", "inf" and overflow return -2. */
+int sp_parse_f32(const char *s, float *v);
+
+/* Path of an input: `dir/name` if it exists, else `dir/name.zst` if that
+ * exists; writes the chosen path to out (size cap) and returns 1, or 0 when
+ * neither exists. */
+int sp_input_path(const char *dir, const char *name, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,763 @@
+/* ingest: read shares of every input file on every rank, validate each row,
+ * shuffle valid rows to their owner rank, then sort, deduplicate and write.
+ * Reject line numbers: a rank knows the line numbers inside its share; the
+ * lines of earlier shares come from an exclusive scan once a file is read,
+ * and rows shuffled away carry (origin rank, local line) so duplicates found
+ * at the owner are reported with their real file line too. */
+#include "ingest.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "dist.h"
+#include "log.h"
+#include "sfile.h"
+#include "sfv.h"
+#include "sp_base.h"
+#include "tsv.h"
+
+enum { F_PIN_BOARD, F_PIN_PIN, F_DENSE, F_TOKENS, F_EVENTS, NFILES };
+static const char *const FILE_NAMES[NFILES] = {"pin_board.tsv", "pin_pin.tsv", "pin_dense.sfv", "pin_tokens.tsv",
+                                               "events.tsv"};
+
+enum { R_PARSE, R_BAD_ID, R_ID_RANGE, R_BAD_TS, R_WINDOW, R_ACTION, R_WEIGHT, R_SELF_LOOP, R_NAN, R_DUP,
+       R_TOO_LONG, NREASONS };
+static const char *const REASONS[NREASONS] = {"parse_error", "bad_id", "id_out_of_range", "bad_timestamp",
+                                              "outside_window", "unknown_action", "bad_weight", "self_loop",
+                                              "nan_feature", "duplicate", "too_many_tokens"};
+
+#define MAX_TOKENS 8192
+#define MAX_VOCAB 64
+#define LINE_BITS 40 /* a shuffled row's tag: origin rank << 40 | local line */
+
+typedef struct {
+    uint8_t file, reason;
+    int32_t src;   /* rank whose share held the line */
+    uint64_t line; /* line inside that share (or global when known) */
+    int known;     /* line is already global */
+    char detail[112];
+} reject_row;
+
+typedef struct {
+    const sp_run_ctx *ctx;
+    int rank, size;
+    uint64_t reject[NREASONS];
+    uint64_t rows[NFILES];
+    uint64_t per_reason_cap; /* rows kept per reason on this rank */
+    uint64_t kept[NREASONS];
+    reject_row *rj;
+    size_t nrj, caprj;
+    uint64_t line_offset[NFILES]; /* lines in earlier shares, for plain files */
+    int line_known[NFILES];
+    /* vocabularies */
+    char *actions[MAX_VOCAB], *surfaces[MAX_VOCAB];
+    int nactions, nsurfaces;
+    uint64_t unknown_surface;
+    int window_day;
+    /* received rows */
+    struct edge_in { uint64_t pin, board; int64_t ts; uint64_t tag; } *edges;
+    size_t nedges, capedges;
+    struct pp_in { uint64_t a, b; float w; uint32_t pad; uint64_t tag; } *pp;
+    size_t npp, cappp;
+    struct ev_in { sp_event_rec e; uint64_t tag; } *ev;
+    size_t nev, capev;
+    uint32_t dim;
+    char *dense; /* rows of {u64 id, u64 tag, f32[dim]} */
+    size_t ndense, capdense;
+    char *tok; /* variable rows: {u64 pin, u64 tag, u32 n, u32 pad, u64 hash[n]} appended */
+    size_t toklen, tokcap, ntok;
+    char *list_buf[2];
+} ingest;
+
+/* ---------- rejects ---------- */
+
+static void reject(ingest *g, int file, int reason, uint64_t line, int src, int known, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static void reject(ingest *g, int file, int reason, uint64_t line, int src, int known, const char *fmt, ...) {
+    g->reject[reason]++;
+    if (g->kept[reason] >= g->per_reason_cap) return;
+    if (sp_grow((void **)&g->rj, &g->caprj, g->nrj + 1, sizeof *g->rj)) return; /* the count still stands */
+    reject_row *r = &g->rj[g->nrj++];
+    g->kept[reason]++;
+    r->file = (uint8_t)file;
+    r->reason = (uint8_t)reason;
+    r->line = line;
+    r->src = src;
+    r->known = known;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+    va_end(ap);
+    for (char *p = r->detail; *p; p++)
+        if (*p == '\t' || *p == '\n' || *p == '\r') *p = ' ';
+}
+
+/* Shortened copy of a field for messages. */
+static const char *clip(const char *s) {
+    static _Thread_local char b[48];
+    snprintf(b, sizeof b, "%s", s);
+    if (strlen(s) >= sizeof b) memcpy(b + sizeof b - 4, "...", 4);
+    return b;
+}
+
+/* Parses an id field; on failure records the reject and returns -1. */
+static int parse_id(ingest *g, int file, uint64_t line, int known, const char *field, const char *name, uint64_t *v) {
+    int e = sp_parse_u64(field, v);
+    if (!e) return 0;
+    reject(g, file, e == -2 ? R_ID_RANGE : R_BAD_ID, line, g->rank, known, "%s '%s' is %s", name, clip(field),
+           e == -2 ? "larger than 2^64-1" : "not an unsigned integer");
+    return -1;
+}
+
+static int vocab_find(char *const *v, int n, const char *s) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v[i], s)) return i;
+    return -1;
+}
+
+static int split_vocab(const char *list, char **out, int *n, char **store) {
+    *store = strdup(list);
+    if (!*store) return SP_ENOMEM;
+    *n = 0;
+    for (char *save, *t = strtok_r(*store, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+        if (*n == MAX_VOCAB) return sp_err(SP_ECONFIG, "vocabulary '%s' has more than %d entries", list, MAX_VOCAB);
+        out[(*n)++] = t;
+    }
+    return SP_OK;
+}
+
+/* ---------- shuffle sinks: store received rows ---------- */
+
+static int sink_edge(void *c, int src, const void *rec, size_t len) {
+    ingest *g = c;
+    (void)src;
+    if (len != sizeof(struct edge_in)) return sp_err(SP_EINTERNAL, "ingest: edge record of %zu bytes", len);
+    if (sp_grow((void **)&g->edges, &g->capedges, g->nedges + 1, sizeof *g->edges)) return SP_ENOMEM;
+    memcpy(&g->edges[g->nedges++], rec, len);
+    return SP_OK;
+}
+static int sink_pp(void *c, int src, const void *rec, size_t len) {
+    ingest *g = c;
+    (void)src;
+    if (len != sizeof(struct pp_in)) return sp_err(SP_EINTERNAL, "ingest: pin_pin record of %zu bytes", len);
+    if (sp_grow((void **)&g->pp, &g->cappp, g->npp + 1, sizeof *g->pp)) return SP_ENOMEM;
+    memcpy(&g->pp[g->npp++], rec, len);
+    return SP_OK;
+}
+static int sink_ev(void *c, int src, const void *rec, size_t len) {
+    ingest *g = c;
+    (void)src;
+    if (len != sizeof(struct ev_in)) return sp_err(SP_EINTERNAL, "ingest: event record of %zu bytes", len);
+    if (sp_grow((void **)&g->ev, &g->capev, g->nev + 1, sizeof *g->ev)) return SP_ENOMEM;
+    memcpy(&g->ev[g->nev++], rec, len);
+    return SP_OK;
+}
+static int sink_dense(void *c, int src, const void *rec, size_t len) {
+    ingest *g = c;
+    (void)src;
+    size_t row = 16 + 4 * (size_t)g->dim;
+    if (len != row) return sp_err(SP_EINTERNAL, "ingest: dense record of %zu bytes", len);
+    if (sp_grow((void **)&g->dense, &g->capdense, g->ndense + 1, row)) return SP_ENOMEM;
+    memcpy(g->dense + g->ndense++ * row, rec, len);
+    return SP_OK;
+}
+static int sink_tok(void *c, int src, const void *rec, size_t len) {
+    ingest *g = c;
+    (void)src;
+    if (sp_grow((void **)&g->tok, &g->tokcap, g->toklen + len, 1)) return SP_ENOMEM;
+    memcpy(g->tok + g->toklen, rec, len);
+    g->toklen += len;
+    g->ntok++;
+    return SP_OK;
+}
+
+/* ---------- per-file parsing ---------- */
+
+typedef int (*row_fn)(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known);
+
+static uint64_t tag_of(const ingest *g, uint64_t lno) { return ((uint64_t)g->rank << LINE_BITS) | lno; }
+
+static int row_pin_board(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known) {
+    char *f[4];
+    int n = sp_tsv_split(line, f, 4);
+    if (n < 2 || n > 3) {
+        reject(g, F_PIN_BOARD, R_PARSE, lno, g->rank, known, "expected 2 or 3 tab-separated fields "
+               "(pin_id board_id [ts_ms]), got %d", n);
+        return SP_OK;
+    }
+    struct edge_in e = {.ts = -1, .tag = tag_of(g, lno)};
+    if (parse_id(g, F_PIN_BOARD, lno, known, f[0], "pin_id", &e.pin) ||
+        parse_id(g, F_PIN_BOARD, lno, known, f[1], "board_id", &e.board))
+        return SP_OK;
+    if (n == 3 && (sp_parse_i64(f[2], &e.ts) || e.ts < 0)) {
+        reject(g, F_PIN_BOARD, R_BAD_TS, lno, g->rank, known, "ts_ms '%s' is not a non-negative integer", clip(f[2]));
+        return SP_OK;
+    }
+    return sp_shuffle_put(s, sp_owner(SP_PIN, e.pin, g->size), &e, sizeof e);
+}
+
+static int row_pin_pin(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known) {
+    char *f[4];
+    int n = sp_tsv_split(line, f, 4);
+    if (n < 2 || n > 3) {
+        reject(g, F_PIN_PIN, R_PARSE, lno, g->rank, known, "expected 2 or 3 tab-separated fields "
+               "(pin_id pin_id [weight]), got %d", n);
+        return SP_OK;
+    }
+    struct pp_in e = {.w = 1.0f, .tag = tag_of(g, lno)};
+    if (parse_id(g, F_PIN_PIN, lno, known, f[0], "pin_id", &e.a) ||
+        parse_id(g, F_PIN_PIN, lno, known, f[1], "pin_id", &e.b))
+        return SP_OK;
+    if (n == 3 && (sp_parse_f32(f[2], &e.w) || !(e.w > 0))) {
+        reject(g, F_PIN_PIN, R_WEIGHT, lno, g->rank, known, "weight '%s' is not a finite number > 0", clip(f[2]));
+        return SP_OK;
+    }
+    if (e.a == e.b) {
+        reject(g, F_PIN_PIN, R_SELF_LOOP, lno, g->rank, known, "pin %" PRIu64 " linked to itself", e.a);
+        return SP_OK;
+    }
+    return sp_shuffle_put(s, sp_owner(SP_PIN, e.a, g->size), &e, sizeof e);
+}
+
+static int row_tokens(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known) {
+    char **f = (char **)g->list_buf[0];
+    int n = sp_tsv_split_ws(line, f, MAX_TOKENS + 1);
+    if (n < 2) {
+        reject(g, F_TOKENS, R_PARSE, lno, g->rank, known, "expected pin_id and at least one token, got %d field%s",
+               n, n == 1 ? "" : "s");
+        return SP_OK;
+    }
+    if (n > MAX_TOKENS + 1) {
+        reject(g, F_TOKENS, R_TOO_LONG, lno, g->rank, known, "%d tokens, at most %d allowed", n - 1, MAX_TOKENS);
+        return SP_OK;
+    }
+    uint64_t *rec = (uint64_t *)g->list_buf[1], pin;
+    if (parse_id(g, F_TOKENS, lno, known, f[0], "pin_id", &pin)) return SP_OK;
+    rec[0] = pin;
+    rec[1] = tag_of(g, lno);
+    rec[2] = (uint64_t)(n - 1);
+    for (int i = 1; i < n; i++) rec[2 + i] = XXH64(f[i], strlen(f[i]), 0);
+    return sp_shuffle_put(s, sp_owner(SP_PIN, pin, g->size), rec, 8 * (size_t)(n + 2));
+}
+
+static int row_events(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known) {
+    char *f[6];
+    int n = sp_tsv_split(line, f, 6);
+    if (n < 4 || n > 5) {
+        reject(g, F_EVENTS, R_PARSE, lno, g->rank, known, "expected 4 or 5 tab-separated fields "
+               "(user_id pin_id action ts_ms [surface]), got %d", n);
+        return SP_OK;
+    }
+    struct ev_in e = {.tag = tag_of(g, lno)};
+    if (parse_id(g, F_EVENTS, lno, known, f[0], "user_id", &e.e.user) ||
+        parse_id(g, F_EVENTS, lno, known, f[1], "pin_id", &e.e.pin))
+        return SP_OK;
+    int a = vocab_find(g->actions, g->nactions, f[2]);
+    if (a < 0) {
+        reject(g, F_EVENTS, R_ACTION, lno, g->rank, known, "action '%s' is not in input.actions", clip(f[2]));
+        return SP_OK;
+    }
+    if (sp_parse_i64(f[3], &e.e.ts) || e.e.ts < 0) {
+        reject(g, F_EVENTS, R_BAD_TS, lno, g->rank, known, "ts_ms '%s' is not a non-negative integer", clip(f[3]));
+        return SP_OK;
+    }
+    if (g->window_day && (e.e.ts < g->ctx->day_ms || e.e.ts >= g->ctx->day_ms + SP_DAY_MS)) {
+        reject(g, F_EVENTS, R_WINDOW, lno, g->rank, known, "ts_ms %" PRId64 " is outside %s [00:00, 24:00) UTC",
+               e.e.ts, g->ctx->date);
+        return SP_OK;
+    }
+    int sf = g->nsurfaces - 1;
+    if (n == 5 && (sf = vocab_find(g->surfaces, g->nsurfaces, f[4])) < 0) {
+        sf = g->nsurfaces - 1;
+        g->unknown_surface++;
+    }
+    e.e.action = (uint8_t)a;
+    e.e.surface = (uint8_t)sf;
+    return sp_shuffle_put(s, sp_owner(SP_USER, e.e.user, g->size), &e, sizeof e);
+}
+
+/* Reads this rank's share of one TSV file through the shuffle. */
+static int read_tsv(ingest *g, int file, const char *path, row_fn fn, sp_shuffle_sink sink) {
+    sp_shuffle *s = NULL;
+    sp_tsv *t = NULL;
+    int rc = sp_shuffle_new(&s, (size_t)sp_config_int(g->ctx->cfg, "pipeline", "shuffle_buffer_mb") << 20, sink, g);
+    if (!rc) rc = sp_tsv_open(&t, path, g->rank, g->size);
+    rc = sp_dist_agree(rc);
+    if (rc) {
+        sp_tsv_close(t);
+        sp_shuffle_free(s);
+        return rc;
+    }
+    sp_progress p = {.interval = sp_config_f64(g->ctx->cfg, "pipeline", "progress_seconds")};
+    sp_progress_begin(&p, FILE_NAMES[file], 0);
+    int known = sp_tsv_first_line_known(t), all_done = 0, have = 1, lrc = SP_OK;
+    uint64_t rows = 0;
+    while (!all_done) {
+        while (have && !lrc && !sp_shuffle_full(s)) {
+            char *line;
+            size_t len;
+            int r = sp_tsv_next(t, &line, &len);
+            if (r < 0) lrc = r;
+            else if (r == 0) have = 0;
+            else {
+                rows++;
+                lrc = fn(g, s, line, sp_tsv_line_no(t), known);
+                if ((rows & 4095) == 0) {
+                    p.total = sp_tsv_share_bytes(t);
+                    p.done = sp_tsv_bytes_read(t) - 4096;
+                    sp_progress_add(&p, 4096);
+                }
+            }
+        }
+        rc = sp_shuffle_exchange(s, !have || lrc, lrc, &all_done);
+    }
+    g->rows[file] += rows;
+    uint64_t seen = sp_tsv_lines_seen(t), before = 0;
+    g->line_known[file] = known;
+    sp_tsv_close(t);
+    sp_shuffle_free(s);
+    if (rc) return rc;
+    rc = sp_dist_exscan_u64(&seen, &before, 1);
+    g->line_offset[file] = known ? 0 : before;
+    p.done = rows;
+    SP_INFO("read", "file=%s rows=%" PRIu64, sp_log_q(path), rows);
+    return rc;
+}
+
+/* Dense features: fixed-size records split by record index. */
+static int read_dense(ingest *g, const char *path) {
+    sp_sfv_reader *r = NULL;
+    sp_shuffle *s = NULL;
+    int rc = sp_sfv_open(&r, path, g->rank, g->size);
+    if (!rc) {
+        g->dim = sp_sfv_dim(r);
+        rc = sp_shuffle_new(&s, (size_t)sp_config_int(g->ctx->cfg, "pipeline", "shuffle_buffer_mb") << 20,
+                            sink_dense, g);
+    }
+    rc = sp_dist_agree(rc);
+    size_t row = 16 + 4 * (size_t)g->dim;
+    char *rec = rc ? NULL : malloc(row);
+    if (!rc && !rec) rc = SP_ENOMEM;
+    rc = sp_dist_agree(rc);
+    int all_done = 0, have = 1, lrc = SP_OK;
+    uint64_t rows = 0;
+    while (!rc && !all_done) {
+        while (have && !lrc && !sp_shuffle_full(s)) {
+            uint64_t idx, id;
+            float *vec = (float *)(rec + 16);
+            int x = sp_sfv_next(r, &idx, &id, vec);
+            if (x < 0) lrc = x;
+            else if (x == 0) have = 0;
+            else {
+                rows++;
+                if (!sp_sfv_finite(vec, g->dim)) {
+                    reject(g, F_DENSE, R_NAN, idx + 1, g->rank, 1, "record %" PRIu64 " (pin %" PRIu64
+                           ") has a NaN or infinite value", idx + 1, id);
+                    continue;
+                }
+                memcpy(rec, &id, 8);
+                uint64_t tag = idx + 1; /* record numbers are global already */
+                memcpy(rec + 8, &tag, 8);
+                lrc = sp_shuffle_put(s, sp_owner(SP_PIN, id, g->size), rec, row);
+            }
+        }
+        rc = sp_shuffle_exchange(s, !have || lrc, lrc, &all_done);
+    }
+    g->rows[F_DENSE] += rows;
+    g->line_known[F_DENSE] = 1;
+    free(rec);
+    sp_sfv_close(r);
+    sp_shuffle_free(s);
+    return rc;
+}
+
+/* ---------- sort + dedupe at the owner ---------- */
+
+/* The line of a shuffled row for messages, once offsets are known. */
+static void tag_split(uint64_t tag, int *src, uint64_t *line) {
+    *src = (int)(tag >> LINE_BITS);
+    *line = tag & ((1ULL << LINE_BITS) - 1);
+}
+
+static int cmp_edge(const void *x, const void *y) {
+    const struct edge_in *a = x, *b = y;
+    if (a->pin != b->pin) return a->pin < b->pin ? -1 : 1;
+    if (a->board != b->board) return a->board < b->board ? -1 : 1;
+    return a->tag < b->tag ? -1 : a->tag > b->tag;
+}
+static int cmp_pp(const void *x, const void *y) {
+    const struct pp_in *a = x, *b = y;
+    if (a->a != b->a) return a->a < b->a ? -1 : 1;
+    if (a->b != b->b) return a->b < b->b ? -1 : 1;
+    return a->tag < b->tag ? -1 : a->tag > b->tag;
+}
+static int cmp_ev(const void *x, const void *y) {
+    const struct ev_in *a = x, *b = y;
+    if (a->e.user != b->e.user) return a->e.user < b->e.user ? -1 : 1;
+    if (a->e.ts != b->e.ts) return a->e.ts < b->e.ts ? -1 : 1;
+    if (a->e.pin != b->e.pin) return a->e.pin < b->e.pin ? -1 : 1;
+    if (a->e.action != b->e.action) return a->e.action < b->e.action ? -1 : 1;
+    return a->tag < b->tag ? -1 : a->tag > b->tag;
+}
+static int cmp_u64_pair(const void *x, const void *y) { /* {id, tag} prefix */
+    const uint64_t *a = x, *b = y;
+    if (a[0] != b[0]) return a[0] < b[0] ? -1 : 1;
+    return a[1] < b[1] ? -1 : a[1] > b[1];
+}
+
+static void dup_reject(ingest *g, int file, uint64_t tag, int known, const char *what) {
+    int src;
+    uint64_t line;
+    if (known) {
+        src = g->rank;
+        line = tag;
+    } else tag_split(tag, &src, &line);
+    reject(g, file, R_DUP, line, src, known, "duplicate of an earlier row: %s", what);
+}
+
+/* ---------- output ---------- */
+
+static int write_part(ingest *g, sp_stage_result *res) {
+    char name[96], path[4096];
+    sp_part_name("part", g->rank, g->size, name, sizeof name);
+    sp_stage_path(g->ctx, "ingest", name, path, sizeof path);
+    sp_sfile_w *w;
+    int rc = sp_sfile_create(&w, path, "ingest");
+    if (rc) return rc;
+    uint64_t meta[4] = {(uint64_t)g->rank, (uint64_t)g->size, g->dim, 0};
+    rc = sp_sfile_put(w, "meta", 8, meta, 4);
+    if (!rc) rc = sp_sfile_begin(w, "edges", sizeof(sp_edge_rec));
+    for (size_t i = 0; !rc && i < g->nedges; i++) {
+        sp_edge_rec e = {g->edges[i].pin, g->edges[i].board, g->edges[i].ts};
+        rc = sp_sfile_append(w, &e, 1);
+    }
+    if (!rc) rc = sp_sfile_end(w);
+    if (!rc) rc = sp_sfile_begin(w, "pinpin", sizeof(sp_pinpin_rec));
+    for (size_t i = 0; !rc && i < g->npp; i++) {
+        sp_pinpin_rec e = {g->pp[i].a, g->pp[i].b, g->pp[i].w, 0};
+        rc = sp_sfile_append(w, &e, 1);
+    }
+    if (!rc) rc = sp_sfile_end(w);
+    if (!rc) rc = sp_sfile_begin(w, "events", sizeof(sp_event_rec));
+    for (size_t i = 0; !rc && i < g->nev; i++) rc = sp_sfile_append(w, &g->ev[i].e, 1);
+    if (!rc) rc = sp_sfile_end(w);
+    size_t row = 16 + 4 * (size_t)g->dim;
+    if (!rc) rc = sp_sfile_begin(w, "dense_ids", 8);
+    for (size_t i = 0; !rc && i < g->ndense; i++) rc = sp_sfile_append(w, g->dense + i * row, 1);
+    if (!rc) rc = sp_sfile_end(w);
+    if (!rc) rc = sp_sfile_begin(w, "dense", 4 * (g->dim ? g->dim : 1));
+    for (size_t i = 0; !rc && g->dim && i < g->ndense; i++) rc = sp_sfile_append(w, g->dense + i * row + 16, 1);
+    if (!rc) rc = sp_sfile_end(w);
+    /* tokens: ids, offsets, hashes */
+    uint64_t off = 0;
+    if (!rc) rc = sp_sfile_begin(w, "tok_ids", 8);
+    for (size_t p = 0; !rc && p < g->toklen;) {
+        const uint64_t *r = (const uint64_t *)(g->tok + p);
+        rc = sp_sfile_append(w, &r[0], 1);
+        p += 8 * (3 + r[2]);
+    }
+    if (!rc) rc = sp_sfile_end(w);
+    if (!rc) rc = sp_sfile_begin(w, "tok_off", 8);
+    if (!rc) rc = sp_sfile_append(w, &off, 1);
+    for (size_t p = 0; !rc && p < g->toklen;) {
+        const uint64_t *r = (const uint64_t *)(g->tok + p);
+        off += r[2];
+        rc = sp_sfile_append(w, &off, 1);
+        p += 8 * (3 + r[2]);
+    }
+    if (!rc) rc = sp_sfile_end(w);
+    if (!rc) rc = sp_sfile_begin(w, "tok_hash", 8);
+    for (size_t p = 0; !rc && p < g->toklen;) {
+        const uint64_t *r = (const uint64_t *)(g->tok + p);
+        rc = sp_sfile_append(w, r + 3, r[2]);
+        p += 8 * (3 + r[2]);
+    }
+    if (!rc) rc = sp_sfile_end(w);
+    if (rc) {
+        sp_sfile_discard(w);
+        return rc;
+    }
+    uint64_t xxh;
+    rc = sp_sfile_commit(w, &xxh);
+    if (rc) return rc;
+    struct stat sb;
+    if (stat(path, &sb)) return sp_err(SP_EIO, "%s: %s", path, strerror(errno));
+    sp_stage_output(res, name, (uint64_t)sb.st_size, xxh);
+    return SP_OK;
+}
+
+/* Token rows arrive as variable records; sort them by (pin, tag) through an index. */
+static int dedupe_tokens(ingest *g) {
+    if (!g->ntok) return SP_OK;
+    uint64_t (*idx)[3] = malloc(sizeof *idx * g->ntok); /* pin, tag, byte offset */
+    char *out = malloc(g->toklen);
+    if (!idx || !out) {
+        free(idx);
+        free(out);
+        return SP_ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t p = 0; p < g->toklen; n++) {
+        const uint64_t *r = (const uint64_t *)(g->tok + p);
+        idx[n][0] = r[0];
+        idx[n][1] = r[1];
+        idx[n][2] = p;
+        p += 8 * (3 + r[2]);
+    }
+    qsort(idx, n, sizeof *idx, cmp_u64_pair);
+    size_t len = 0, kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && idx[i][0] == idx[i - 1][0]) {
+            char what[64];
+            snprintf(what, sizeof what, "tokens of pin %" PRIu64 " listed twice", idx[i][0]);
+            dup_reject(g, F_TOKENS, idx[i][1], 0, what);
+            continue;
+        }
+        const uint64_t *r = (const uint64_t *)(g->tok + idx[i][2]);
+        size_t bytes = 8 * (3 + r[2]);
+        memcpy(out + len, r, bytes);
+        len += bytes;
+        kept++;
+    }
+    free(idx);
+    free(g->tok);
+    g->tok = out;
+    g->toklen = len;
+    g->ntok = kept;
+    return SP_OK;
+}
+
+static void dedupe_all(ingest *g) {
+    char what[96];
+    qsort(g->edges, g->nedges, sizeof *g->edges, cmp_edge);
+    size_t k = 0;
+    for (size_t i = 0; i < g->nedges; i++) {
+        if (k && g->edges[i].pin == g->edges[k - 1].pin && g->edges[i].board == g->edges[k - 1].board) {
+            snprintf(what, sizeof what, "pin %" PRIu64 " on board %" PRIu64, g->edges[i].pin, g->edges[i].board);
+            dup_reject(g, F_PIN_BOARD, g->edges[i].tag, 0, what);
+        } else g->edges[k++] = g->edges[i];
+    }
+    g->nedges = k;
+    qsort(g->pp, g->npp, sizeof *g->pp, cmp_pp);
+    k = 0;
+    for (size_t i = 0; i < g->npp; i++) {
+        if (k && g->pp[i].a == g->pp[k - 1].a && g->pp[i].b == g->pp[k - 1].b) {
+            snprintf(what, sizeof what, "pins %" PRIu64 " and %" PRIu64, g->pp[i].a, g->pp[i].b);
+            dup_reject(g, F_PIN_PIN, g->pp[i].tag, 0, what);
+        } else g->pp[k++] = g->pp[i];
+    }
+    g->npp = k;
+    qsort(g->ev, g->nev, sizeof *g->ev, cmp_ev);
+    k = 0;
+    for (size_t i = 0; i < g->nev; i++) {
+        const sp_event_rec *a = &g->ev[i].e, *b = k ? &g->ev[k - 1].e : NULL;
+        if (b && a->user == b->user && a->ts == b->ts && a->pin == b->pin && a->action == b->action) {
+            snprintf(what, sizeof what, "user %" PRIu64 " pin %" PRIu64 " %s at %" PRId64, a->user, a->pin,
+                     g->actions[a->action], a->ts);
+            dup_reject(g, F_EVENTS, g->ev[i].tag, 0, what);
+        } else g->ev[k++] = g->ev[i];
+    }
+    g->nev = k;
+    size_t row = 16 + 4 * (size_t)g->dim;
+    if (g->ndense) {
+        qsort(g->dense, g->ndense, row, cmp_u64_pair);
+        k = 0;
+        for (size_t i = 0; i < g->ndense; i++) {
+            const uint64_t *r = (const uint64_t *)(g->dense + i * row);
+            if (k && r[0] == *(const uint64_t *)(g->dense + (k - 1) * row)) {
+                snprintf(what, sizeof what, "features of pin %" PRIu64 " listed twice", r[0]);
+                dup_reject(g, F_DENSE, r[1], 1, what);
+            } else memmove(g->dense + k++ * row, r, row);
+        }
+        g->ndense = k;
+    }
+}
+
+/* Every rank fixes the line numbers of its reject rows, then rank 0 gathers,
+ * sorts and writes the first rows of each reason to rejects.tsv. */
+static int write_rejects(ingest *g, uint64_t total_rejects) {
+    uint64_t *offs = malloc(sizeof *offs * NFILES * (size_t)g->size);
+    if (!offs) return sp_dist_agree(SP_ENOMEM);
+    int rc = sp_dist_allgather_u64(g->line_offset, offs, NFILES);
+    char *text = NULL, *all = NULL;
+    size_t tlen = 0;
+    FILE *m = open_memstream(&text, &tlen);
+    for (size_t i = 0; !rc && m && i < g->nrj; i++) {
+        reject_row *r = &g->rj[i];
+        uint64_t line = r->known ? r->line : r->line + offs[(size_t)r->src * NFILES + r->file];
+        fprintf(m, "%s\t%020" PRIu64 "\t%s\t%s\n", FILE_NAMES[r->file], line, REASONS[r->reason], r->detail);
+    }
+    if (m) fclose(m);
+    free(offs);
+    uint64_t *lens = malloc(sizeof *lens * (size_t)g->size);
+    if (!rc) rc = sp_dist_agree(text && lens ? SP_OK : SP_ENOMEM);
+    if (!rc) rc = sp_dist_gather_bytes(text, tlen, &all, lens);
+    free(text);
+    free(lens);
+    int lrc = SP_OK;
+    if (!rc && g->rank == 0 && total_rejects) {
+        /* Lines sort as (file, zero-padded line): stable across rank counts. */
+        size_t n = 0, cap = 0;
+        char **lines = NULL;
+        for (char *save, *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+            if (sp_grow((void **)&lines, &cap, n + 1, sizeof *lines)) break;
+            lines[n++] = l;
+        }
+        qsort(lines, n, sizeof *lines, (int (*)(const void *, const void *))strcmp);
+        char path[4096], tmp[4200];
+        sp_stage_path(g->ctx, "ingest", "rejects.tsv", path, sizeof path);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *f = fopen(tmp, "w");
+        if (!f) lrc = sp_err(SP_EIO, "cannot create %s: %s", tmp, strerror(errno));
+        else {
+            uint64_t per[NREASONS] = {0};
+            fprintf(f, "#file\tline\treason\tdetail\n");
+            for (size_t i = 0; i < n; i++) {
+                char *t1 = strchr(lines[i], '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+                char *t3 = t2 ? strchr(t2 + 1, '\t') : NULL;
+                if (!t3) continue;
+                *t1 = *t2 = *t3 = 0;
+                int reason = 0;
+                while (reason < NREASONS && strcmp(REASONS[reason], t2 + 1)) reason++;
+                if (reason == NREASONS || per[reason]++ >= g->per_reason_cap) continue;
+                fprintf(f, "%s\t%" PRIu64 "\t%s\t%s\n", lines[i], (uint64_t)strtoull(t1 + 1, NULL, 10), t2 + 1, t3 + 1);
+            }
+            if (fflush(f) || ferror(f)) lrc = sp_err(SP_EIO, "cannot write %s: %s", tmp, strerror(errno));
+            fclose(f);
+            if (!lrc && rename(tmp, path)) lrc = sp_err(SP_EIO, "cannot rename %s: %s", tmp, strerror(errno));
+        }
+        free(lines);
+    }
+    free(all);
+    return rc ? rc : sp_dist_agree(lrc);
+}
+
+int sp_ingest_digest(const sp_run_ctx *ctx, uint64_t *digest) {
+    XXH64_state_t *h = XXH64_createState();
+    if (!h) return SP_ENOMEM;
+    XXH64_reset(h, 0);
+    int rc = SP_OK;
+    for (int f = 0; f < NFILES; f++) {
+        char path[4096];
+        struct stat sb;
+        if (!sp_input_path(ctx->input_dir, FILE_NAMES[f], path, sizeof path)) {
+            if (f == F_PIN_BOARD)
+                rc = sp_err(SP_EINPUT, "required input %s/%s (or .zst) is missing", ctx->input_dir, FILE_NAMES[f]);
+            continue;
+        }
+        if (stat(path, &sb)) {
+            rc = sp_err(SP_EIO, "%s: %s", path, strerror(errno));
+            continue;
+        }
+        uint64_t v[3] = {(uint64_t)sb.st_size, (uint64_t)sb.st_mtim.tv_sec, (uint64_t)sb.st_mtim.tv_nsec};
+        XXH64_update(h, path, strlen(path) + 1);
+        XXH64_update(h, v, sizeof v);
+    }
+    *digest = XXH64_digest(h);
+    XXH64_freeState(h);
+    return rc;
+}
+
+int sp_ingest_run(const sp_run_ctx *ctx, sp_stage_result *res) {
+    ingest g = {.ctx = ctx, .rank = ctx->rank, .size = ctx->size};
+    const sp_config *cfg = ctx->cfg;
+    char *vs[2] = {NULL, NULL};
+    int rc = SP_OK;
+    if (!strcmp(sp_config_str(cfg, "input", "events"), "kafka"))
+        rc = sp_err(SP_ENOTIMPL, "input.events = kafka is not implemented yet; use input.events = file");
+    if (!rc) rc = split_vocab(sp_config_str(cfg, "input", "actions"), g.actions, &g.nactions, &vs[0]);
+    if (!rc) rc = split_vocab(sp_config_str(cfg, "input", "surfaces"), g.surfaces, &g.nsurfaces, &vs[1]);
+    g.window_day = !strcmp(sp_config_str(cfg, "input", "window"), "day");
+    g.per_reason_cap = (uint64_t)sp_config_int(cfg, "input", "rejects_per_reason");
+    g.list_buf[0] = malloc(sizeof(char *) * (MAX_TOKENS + 2));
+    g.list_buf[1] = malloc(8 * (MAX_TOKENS + 4));
+    if (!rc && (!g.list_buf[0] || !g.list_buf[1])) rc = SP_ENOMEM;
+    char path[NFILES][4096];
+    int present[NFILES];
+    for (int f = 0; f < NFILES; f++) present[f] = sp_input_path(ctx->input_dir, FILE_NAMES[f], path[f], sizeof path[f]);
+    if (!rc && !present[F_PIN_BOARD])
+        rc = sp_err(SP_EINPUT, "required input %s/%s (or .zst) is missing", ctx->input_dir, FILE_NAMES[F_PIN_BOARD]);
+    rc = sp_dist_agree(rc);
+    if (!rc) rc = read_tsv(&g, F_PIN_BOARD, path[F_PIN_BOARD], row_pin_board, sink_edge);
+    if (!rc && present[F_PIN_PIN]) rc = read_tsv(&g, F_PIN_PIN, path[F_PIN_PIN], row_pin_pin, sink_pp);
+    if (!rc && present[F_DENSE]) rc = read_dense(&g, path[F_DENSE]);
+    if (!rc && present[F_TOKENS]) rc = read_tsv(&g, F_TOKENS, path[F_TOKENS], row_tokens, sink_tok);
+    if (!rc && present[F_EVENTS] && strcmp(sp_config_str(cfg, "input", "events"), "kafka"))
+        rc = read_tsv(&g, F_EVENTS, path[F_EVENTS], row_events, sink_ev);
+    if (!rc) {
+        dedupe_all(&g);
+        rc = sp_dist_agree(dedupe_tokens(&g));
+    }
+    /* Totals over ranks decide pass or fail. */
+    uint64_t tot[NREASONS + NFILES + 6];
+    if (!rc) {
+        memcpy(tot, g.reject, sizeof g.reject);
+        memcpy(tot + NREASONS, g.rows, sizeof g.rows);
+        uint64_t *x = tot + NREASONS + NFILES;
+        x[0] = g.nedges, x[1] = g.npp, x[2] = g.ndense, x[3] = g.ntok, x[4] = g.nev, x[5] = g.unknown_surface;
+        rc = sp_dist_sum_u64(tot, NREASONS + NFILES + 6);
+    }
+    uint64_t rejects = 0, rows = 0;
+    for (int i = 0; !rc && i < NREASONS; i++) rejects += tot[i];
+    for (int i = 0; !rc && i < NFILES; i++) rows += tot[NREASONS + i];
+    if (!rc) rc = write_rejects(&g, rejects);
+    if (!rc) {
+        for (int f = 0; f < NFILES; f++) {
+            char k[64];
+            snprintf(k, sizeof k, "rows_%.*s", (int)(strchr(FILE_NAMES[f], '.') - FILE_NAMES[f]), FILE_NAMES[f]);
+            sp_stage_count(res, k, g.rows[f]);
+        }
+        for (int i = 0; i < NREASONS; i++) {
+            char k[64];
+            snprintf(k, sizeof k, "reject_%s", REASONS[i]);
+            sp_stage_count(res, k, g.reject[i]);
+        }
+        sp_stage_count(res, "edges", g.nedges);
+        sp_stage_count(res, "pin_pin", g.npp);
+        sp_stage_count(res, "dense_rows", g.ndense);
+        sp_stage_count(res, "token_rows", g.ntok);
+        sp_stage_count(res, "events", g.nev);
+        sp_stage_count(res, "unknown_surface", g.unknown_surface);
+        double frac = rows ? (double)rejects / (double)rows : 0, maxf = sp_config_f64(cfg, "input", "max_reject_fraction");
+        if (rejects) {
+            char by[512] = "";
+            size_t o = 0;
+            for (int i = 0; i < NREASONS; i++)
+                if (tot[i] && o < sizeof by)
+                    o += (size_t)snprintf(by + o, sizeof by - o, "%s%s=%" PRIu64, o ? "," : "", REASONS[i], tot[i]);
+            char rp[4096];
+            sp_stage_path(ctx, "ingest", "rejects.tsv", rp, sizeof rp);
+            SP_WARN("rejects", "rejected=%" PRIu64 " rows=%" PRIu64 " fraction=%.6f max=%g by_reason=%s file=%s",
+                    rejects, rows, frac, maxf, by, sp_log_q(rp));
+            if (frac > maxf)
+                rc = sp_err(SP_EINPUT, "input validation failed: %" PRIu64 " of %" PRIu64 " rows rejected (%.4f%% > "
+                            "input.max_reject_fraction %g%%): %s; first rows of each reason in %s", rejects, rows,
+                            100 * frac, 100 * maxf, by, rp);
+        }
+        if (!rc && tot[NREASONS + NFILES] == 0)
+            rc = sp_err(SP_EINPUT, "input validation failed: %s has no valid pin-board edge", path[F_PIN_BOARD]);
+        rc = sp_dist_agree(rc);
+    }
+    if (!rc) rc = sp_dist_agree(write_part(&g, res));
+    if (!rc)
+        SP_INFO("ingest", "edges=%" PRIu64 " pin_pin=%" PRIu64 " dense=%" PRIu64 " tokens=%" PRIu64 " events=%" PRIu64,
+                tot[NREASONS + NFILES], tot[NREASONS + NFILES + 1], tot[NREASONS + NFILES + 2],
+                tot[NREASONS + NFILES + 3], tot[NREASONS + NFILES + 4]);
+    free(g.rj);
+    free(g.edges);
+    free(g.pp);
+    free(g.ev);
+    free(g.dense);
+    free(g.tok);
+    free(g.list_buf[0]);
+    free(g.list_buf[1]);
+    free(vs[0]);
+    free(vs[1]);
+    return rc;
+}

@@ -1,0 +1,39 @@
+/* stages: the DAG (DESIGN §4) in order, with what each stage's output
+ * depends on. Stages with run == NULL are not built yet and say so. */
+#include "graph_stage.h"
+#include "ingest.h"
+#include "stage.h"
+
+static const char *const S_INPUT[] = {"input", "pipeline", NULL};
+static const char *const S_GRAPH[] = {"graph", "pipeline", NULL};
+static const char *const S_WALKS[] = {"walks", "pipeline", NULL};
+static const char *const S_TRAIN[] = {"train", "sage", "sequence", NULL};
+static const char *const S_INFER[] = {"sage", NULL};
+static const char *const S_USERS[] = {"sequence", NULL};
+static const char *const S_EXPORT[] = {"export", NULL};
+static const char *const S_EVAL[] = {"eval", NULL};
+static const char *const S_KAFKA[] = {"kafka", NULL};
+
+static const char *const U_NONE[] = {NULL};
+static const char *const U_INGEST[] = {"ingest", NULL};
+static const char *const U_GRAPH[] = {"graph", NULL};
+static const char *const U_WALKS[] = {"walks", NULL};
+static const char *const U_TRAIN[] = {"train", NULL};
+static const char *const U_INFER[] = {"infer", NULL};
+static const char *const U_USERS[] = {"infer", "users", NULL};
+static const char *const U_EVAL[] = {"export", NULL};
+static const char *const U_PUBLISH[] = {"export", "eval", NULL};
+
+/* Upstream lists of not-yet-built stages are their intended inputs. */
+const sp_stage_def sp_stages[] = {
+    {"ingest", S_INPUT, U_NONE, sp_ingest_run, sp_ingest_digest, "parse + validate inputs, shuffle rows to owner ranks"},
+    {"graph", S_GRAPH, U_INGEST, sp_graph_run, NULL, "CSR both ways, id maps, degree pruning"},
+    {"walks", S_WALKS, U_GRAPH, NULL, NULL, "random walks with restart, importance neighbourhoods, training pairs"},
+    {"train", S_TRAIN, U_WALKS, NULL, NULL, "multi-task training of the item and user encoders"},
+    {"infer", S_INFER, U_TRAIN, NULL, NULL, "layer-wise inference of every pin and board"},
+    {"users", S_USERS, U_INFER, NULL, NULL, "user histories and user embeddings"},
+    {"export", S_EXPORT, U_USERS, NULL, NULL, "LMDB shards + manifest, verified, published"},
+    {"eval", S_EVAL, U_EVAL, NULL, NULL, "held-out quality, drift, quality gate"},
+    {"publish", S_KAFKA, U_PUBLISH, NULL, NULL, "announce the manifest on Kafka"},
+};
+const int sp_nstages = (int)(sizeof sp_stages / sizeof sp_stages[0]);

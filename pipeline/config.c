@@ -1,0 +1,332 @@
+/* config: schema table, INI parsing (inih), --set overrides, validation,
+ * digests and the generated default.ini / README reference. */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "sp_base.h"
+
+typedef enum { T_STR, T_INT, T_F64, T_BOOL, T_ENUM, T_LIST } ktype;
+enum { F_REQUIRED = 1, F_NODIGEST = 2 };
+
+typedef struct {
+    const char *section, *key;
+    ktype type;
+    const char *def;   /* default value as text; NULL = none */
+    double min, max;   /* for T_INT / T_F64 */
+    const char *enums; /* "a|b|c" for T_ENUM */
+    int flags;
+    const char *doc;
+} kdef;
+
+static const char *const SECTIONS[] = {"input", "pipeline", "graph", "walks", "train", "sage",
+                                       "sequence", "export", "eval", "kafka", NULL};
+
+static const char *const SECTION_DOCS[] = {
+    "Where the day's inputs are (DESIGN section 3) and how they are validated.",
+    "Work directory, seeds, logging and MPI behaviour.",
+    "The graph stage: CSR build and degree pruning.",
+    "The walks stage (random walks with restart). Keys arrive with that stage.",
+    "Training of the item and user encoders.",
+    "The PinSage/OmniSage item encoder. Keys arrive with that stage.",
+    "The user sequence encoder. Keys arrive with that stage.",
+    "LMDB shards and the manifest (DESIGN section 6).",
+    "Quality evaluation and the quality gate. Keys arrive with that stage.",
+    "Kafka: the day's events (input.events = kafka) and the publish message.",
+};
+
+#define R(lo, hi) lo, hi
+static const kdef SCHEMA[] = {
+    {"input", "dir", T_STR, NULL, R(0, 0), NULL, F_REQUIRED,
+     "Input directory of the date (DESIGN section 3); '{date}' is replaced by the run's date."},
+    {"input", "events", T_ENUM, "file", R(0, 0), "file|kafka", 0,
+     "Where user actions come from: events.tsv in input.dir, or the Kafka topic."},
+    {"input", "window", T_ENUM, "day", R(0, 0), "day|all", 0,
+     "Accept events of the date's [00:00, 24:00) UTC window only (day), or of any time (all: benchmark imports, history backfill)."},
+    {"input", "actions", T_LIST, "save click closeup hide engage", R(0, 0), NULL, 0,
+     "Action vocabulary, space separated; any other action is rejected."},
+    {"input", "surfaces", T_LIST, "homefeed search related profile other", R(0, 0), NULL, 0,
+     "Surface vocabulary; an unknown surface maps to the last entry and is counted."},
+    {"input", "max_reject_fraction", T_F64, "0.001", R(0, 1), NULL, 0,
+     "Fail ingest (exit 3) when rejected rows exceed this fraction of all rows."},
+    {"input", "rejects_per_reason", T_INT, "20", R(0, 1000000), NULL, F_NODIGEST,
+     "How many rejected rows of each reason are written to rejects.tsv."},
+    {"pipeline", "work_dir", T_STR, NULL, R(0, 0), NULL, F_REQUIRED,
+     "Stage outputs go to <work_dir>/<date>/<stage>/."},
+    {"pipeline", "seed", T_INT, "1", R(0, 9.2e18), NULL, 0,
+     "Master seed of graph pruning and walks; every random stream derives from (seed, purpose, entity id)."},
+    {"pipeline", "log_level", T_ENUM, "info", R(0, 0), "debug|info|warn|error", F_NODIGEST,
+     "Lowest level of log lines written to stderr."},
+    {"pipeline", "progress_seconds", T_F64, "2", R(0.1, 3600), NULL, F_NODIGEST,
+     "Seconds between progress lines of long loops."},
+    {"pipeline", "shuffle_buffer_mb", T_INT, "64", R(1, 65536), NULL, F_NODIGEST,
+     "Send-buffer memory per rank for all-to-all shuffles (bounds memory; results do not depend on it)."},
+    {"pipeline", "collective_timeout_s", T_F64, "3600", R(1, 1e9), NULL, F_NODIGEST,
+     "A rank that waits longer than this at a barrier aborts the job (exit 4) instead of hanging."},
+    {"graph", "prune_exponent", T_F64, "0.86", R(0, 1), NULL, 0,
+     "Degree pruning (OmniSage): keep max(min(d^exponent, cap), floor) sampled edges per node."},
+    {"graph", "prune_cap", T_INT, "10000", R(1, 1e12), NULL, 0, "Upper bound of kept edges per node."},
+    {"graph", "prune_floor", T_INT, "10", R(0, 1e12), NULL, 0,
+     "Nodes with at most this many edges keep all of them."},
+    {"train", "epochs", T_INT, "10", R(0, 100000), NULL, 0, "Training epochs (train stage)."},
+    {"train", "seed", T_INT, "1", R(0, 9.2e18), NULL, 0, "Seed of initialisation and minibatch sampling (train stage)."},
+    {"export", "dir", T_STR, "out/embeddings", R(0, 0), NULL, 0,
+     "Shard root: shards and MANIFEST.json land in <dir>/<date>/ (export stage)."},
+    {"export", "nshards", T_INT, "16", R(1, 65536), NULL, 0, "Shards per entity kind."},
+    {"export", "dtype", T_ENUM, "f32", R(0, 0), "f32|f16|i8", 0, "Vector encoding in the shards."},
+    {"kafka", "brokers", T_STR, "localhost:9092", R(0, 0), NULL, 0, "bootstrap.servers of the events topic."},
+    {"kafka", "topic", T_STR, "sagepipe-events", R(0, 0), NULL, 0, "Topic of the user actions (JSON, key = user id)."},
+    {"kafka", "group", T_STR, "sagepipe", R(0, 0), NULL, 0, "Consumer group whose offsets are committed after ingest."},
+};
+#define NKEYS (sizeof SCHEMA / sizeof SCHEMA[0])
+
+struct sp_config {
+    char *val[NKEYS];
+};
+
+static int find_key(const char *section, const char *key) {
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!strcmp(SCHEMA[i].section, section) && !strcmp(SCHEMA[i].key, key)) return (int)i;
+    return -1;
+}
+
+static int section_known(const char *section) {
+    for (int i = 0; SECTIONS[i]; i++)
+        if (!strcmp(SECTIONS[i], section)) return 1;
+    return 0;
+}
+
+/* Validates `value` for key i; on success stores a copy. `where` prefixes errors. */
+static int set_value(sp_config *c, int i, const char *value, const char *where) {
+    const kdef *k = &SCHEMA[i];
+    char *end;
+    switch (k->type) {
+    case T_INT: {
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!*value || *end || errno)
+            return sp_err(SP_ECONFIG, "%s%s.%s = '%s': not an integer", where, k->section, k->key, value);
+        if ((double)v < k->min || (double)v > k->max)
+            return sp_err(SP_ECONFIG, "%s%s.%s = %lld: out of range [%.0f, %.0f]", where, k->section, k->key, v,
+                          k->min, k->max);
+        break;
+    }
+    case T_F64: {
+        errno = 0;
+        double v = strtod(value, &end);
+        if (!*value || *end || errno || !isfinite(v))
+            return sp_err(SP_ECONFIG, "%s%s.%s = '%s': not a number", where, k->section, k->key, value);
+        if (v < k->min || v > k->max)
+            return sp_err(SP_ECONFIG, "%s%s.%s = %g: out of range [%g, %g]", where, k->section, k->key, v, k->min,
+                          k->max);
+        break;
+    }
+    case T_BOOL:
+        if (strcmp(value, "true") && strcmp(value, "false"))
+            return sp_err(SP_ECONFIG, "%s%s.%s = '%s': expected true or false", where, k->section, k->key, value);
+        break;
+    case T_ENUM: {
+        size_t n = strlen(value);
+        const char *p = k->enums;
+        int ok = 0;
+        while (p && *p) {
+            const char *bar = strchr(p, '|');
+            size_t len = bar ? (size_t)(bar - p) : strlen(p);
+            if (n && len == n && !strncmp(p, value, n)) ok = 1;
+            p = bar ? bar + 1 : NULL;
+        }
+        if (!ok)
+            return sp_err(SP_ECONFIG, "%s%s.%s = '%s': expected one of %s", where, k->section, k->key, value,
+                          k->enums);
+        break;
+    }
+    case T_LIST:
+        if (!value[strspn(value, " \t")])
+            return sp_err(SP_ECONFIG, "%s%s.%s: empty list", where, k->section, k->key);
+        break;
+    case T_STR:
+        if (!*value) return sp_err(SP_ECONFIG, "%s%s.%s: empty value", where, k->section, k->key);
+        break;
+    }
+    char *copy = strdup(value);
+    if (!copy) return SP_ENOMEM;
+    free(c->val[i]);
+    c->val[i] = copy;
+    return SP_OK;
+}
+
+int sp_config_new(sp_config **out) {
+    sp_config *c = calloc(1, sizeof *c);
+    if (!c) return SP_ENOMEM;
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (SCHEMA[i].def && !(c->val[i] = strdup(SCHEMA[i].def))) {
+            sp_config_free(c);
+            return SP_ENOMEM;
+        }
+    }
+    *out = c;
+    return SP_OK;
+}
+
+void sp_config_free(sp_config *c) {
+    if (!c) return;
+    for (size_t i = 0; i < NKEYS; i++) free(c->val[i]);
+    free(c);
+}
+
+typedef struct {
+    sp_config *c;
+    const char *path;
+    int rc;
+    char msg[768];
+} load_ctx;
+
+static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value) {
+    load_ctx *x = user;
+    if (x->rc) return 1; /* keep the first error */
+    if (!section_known(section)) {
+        x->rc = SP_ECONFIG;
+        snprintf(x->msg, sizeof x->msg, "unknown section [%s] (known: input pipeline graph walks train sage "
+                 "sequence export eval kafka)", section);
+        return 0;
+    }
+    if (!name) return 1; /* a section header alone */
+    int i = find_key(section, name);
+    if (i < 0) {
+        x->rc = SP_ECONFIG;
+        snprintf(x->msg, sizeof x->msg, "unknown key '%s' in [%s] (see configs/default.ini)", name, section);
+        return 0;
+    }
+    int rc = set_value(x->c, i, value, "");
+    if (rc) {
+        x->rc = rc;
+        snprintf(x->msg, sizeof x->msg, "%s", sp_errmsg());
+        return 0;
+    }
+    return 1;
+}
+
+int sp_config_load(sp_config *c, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return sp_err(SP_ECONFIG, "cannot open config %s: %s", path, strerror(errno));
+    load_ctx x = {.c = c, .path = path};
+    int line = ini_parse_file(f, cfg_ini_handler, &x);
+    fclose(f);
+    if (x.rc) return sp_err(x.rc, "%s:%d: %s", path, line, x.msg);
+    if (line > 0) return sp_err(SP_ECONFIG, "%s:%d: syntax error (expected [section] or key = value)", path, line);
+    if (line < 0) return sp_err(SP_ECONFIG, "cannot read config %s", path);
+    return SP_OK;
+}
+
+int sp_config_set(sp_config *c, const char *a) {
+    const char *dot = strchr(a, '.'), *eq = strchr(a, '=');
+    if (!dot || !eq || dot > eq || dot == a || eq == dot + 1)
+        return sp_err(SP_ECONFIG, "--set '%s': expected section.key=value", a);
+    char section[64], key[64];
+    size_t sl = (size_t)(dot - a), kl = (size_t)(eq - dot - 1);
+    if (sl >= sizeof section || kl >= sizeof key) return sp_err(SP_ECONFIG, "--set '%s': name too long", a);
+    memcpy(section, a, sl);
+    section[sl] = 0;
+    memcpy(key, dot + 1, kl);
+    key[kl] = 0;
+    if (!section_known(section)) return sp_err(SP_ECONFIG, "--set '%s': unknown section [%s]", a, section);
+    int i = find_key(section, key);
+    if (i < 0) return sp_err(SP_ECONFIG, "--set '%s': unknown key '%s' in [%s]", a, key, section);
+    return set_value(c, i, eq + 1, "--set ");
+}
+
+int sp_config_check(const sp_config *c) {
+    for (size_t i = 0; i < NKEYS; i++)
+        if ((SCHEMA[i].flags & F_REQUIRED) && !c->val[i])
+            return sp_err(SP_ECONFIG, "missing required key %s.%s (%s)", SCHEMA[i].section, SCHEMA[i].key,
+                          SCHEMA[i].doc);
+    return SP_OK;
+}
+
+static int lookup(const char *section, const char *key, ktype want, const char *fn) {
+    int i = find_key(section, key);
+    if (i < 0 || (SCHEMA[i].type != want && !(want == T_STR && (SCHEMA[i].type == T_ENUM || SCHEMA[i].type == T_LIST)))) {
+        fprintf(stderr, "%s:%d: %s(%s.%s): no such key of that type\n", __FILE__, __LINE__, fn, section, key);
+        abort();
+    }
+    return i;
+}
+
+const char *sp_config_str(const sp_config *c, const char *s, const char *k) {
+    return c->val[lookup(s, k, T_STR, __func__)];
+}
+int64_t sp_config_int(const sp_config *c, const char *s, const char *k) {
+    const char *v = c->val[lookup(s, k, T_INT, __func__)];
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+double sp_config_f64(const sp_config *c, const char *s, const char *k) {
+    const char *v = c->val[lookup(s, k, T_F64, __func__)];
+    return v ? strtod(v, NULL) : 0;
+}
+int sp_config_bool(const sp_config *c, const char *s, const char *k) {
+    const char *v = c->val[lookup(s, k, T_BOOL, __func__)];
+    return v && !strcmp(v, "true");
+}
+
+uint64_t sp_config_digest(const sp_config *c, const char *const *sections) {
+    XXH64_state_t *st = XXH64_createState();
+    XXH64_reset(st, 0);
+    for (int s = 0; sections && sections[s]; s++) {
+        for (size_t i = 0; i < NKEYS; i++) {
+            if (strcmp(SCHEMA[i].section, sections[s]) || (SCHEMA[i].flags & F_NODIGEST)) continue;
+            const char *v = c->val[i] ? c->val[i] : "";
+            XXH64_update(st, SCHEMA[i].section, strlen(SCHEMA[i].section));
+            XXH64_update(st, ".", 1);
+            XXH64_update(st, SCHEMA[i].key, strlen(SCHEMA[i].key) + 1);
+            XXH64_update(st, v, strlen(v) + 1);
+        }
+    }
+    uint64_t h = XXH64_digest(st);
+    XXH64_freeState(st);
+    return h;
+}
+
+static const char *type_name(const kdef *k) {
+    static const char *names[] = {"string", "integer", "number", "bool", "enum", "list"};
+    return names[k->type];
+}
+
+void sp_config_write_ini(const sp_config *c, FILE *f, int with_docs) {
+    if (with_docs)
+        fprintf(f, "# sagepipe configuration: every key with its default and meaning.\n"
+                   "# Generated by `sagepipe config defaults`; a test checks that this file matches it.\n"
+                   "# Override one key on the command line with --set section.key=value.\n");
+    for (int s = 0; SECTIONS[s]; s++) {
+        fprintf(f, "\n[%s]\n", SECTIONS[s]);
+        if (with_docs) fprintf(f, "# %s\n", SECTION_DOCS[s]);
+        for (size_t i = 0; i < NKEYS; i++) {
+            const kdef *k = &SCHEMA[i];
+            if (strcmp(k->section, SECTIONS[s])) continue;
+            const char *v = c ? c->val[i] : k->def;
+            if (with_docs) {
+                fprintf(f, "# %s (%s%s%s)%s\n", k->doc, type_name(k), k->enums ? ": " : "", k->enums ? k->enums : "",
+                        (k->flags & F_REQUIRED) ? " REQUIRED" : "");
+            }
+            if (v) fprintf(f, "%s = %s\n", k->key, v);
+            else fprintf(f, "# %s =\n", k->key);
+        }
+    }
+}
+
+void sp_config_write_reference(FILE *f) {
+    fprintf(f, "| key | type | default | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const kdef *k = &SCHEMA[i];
+        fprintf(f, "| `%s.%s` | %s", k->section, k->key, type_name(k));
+        if (k->enums) { /* '|' would end the table cell */
+            fputs(": ", f);
+            for (const char *p = k->enums; *p; p++) fputs(*p == '|' ? " / " : (char[2]){*p, 0}, f);
+        }
+        fprintf(f, " | %s%s%s | %s |\n", k->def ? "`" : "", k->def ? k->def : "(required)", k->def ? "`" : "", k->doc);
+    }
+}

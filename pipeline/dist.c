@@ -1,0 +1,320 @@
+/* dist: MPI runtime helpers. Every collective here is non-blocking underneath
+ * and waited for with a deadline, so a dead or stuck peer turns into a clear
+ * abort (exit 4) instead of a hang. MPI errors are returned, not fatal. */
+#include "dist.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "sp_base.h"
+
+static int d_rank = 0, d_size = 1, d_inited = 0;
+static double d_timeout = 3600.0;
+
+int sp_dist_init(int *argc, char ***argv) {
+    int provided;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return sp_err(SP_EEXTERNAL, "MPI_Init failed");
+    d_inited = 1;
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &d_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &d_size);
+    return SP_OK;
+}
+
+void sp_dist_finalize(void) {
+    if (d_inited) MPI_Finalize();
+    d_inited = 0;
+}
+
+int sp_dist_rank(void) { return d_rank; }
+int sp_dist_size(void) { return d_size; }
+void sp_dist_set_timeout(double s) { d_timeout = s; }
+
+void sp_dist_abort(int exit_code, const char *msg) {
+    SP_ERROR("abort", "exit_code=%d cause=%s", exit_code, sp_log_q(msg));
+    if (d_inited && d_size > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
+    exit(exit_code);
+}
+
+static int mpi_fail(int mrc, const char *what) {
+    char s[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(mrc, s, &len);
+    return sp_err(SP_EEXTERNAL, "rank %d: MPI %s failed: %s", d_rank, what, s);
+}
+
+/* Waits for a non-blocking collective with the deadline; polls gently so
+ * that oversubscribed ranks (4 on 2 cores) leave the CPU to the others. */
+static int coll_wait(MPI_Request *req, int mrc, const char *what) {
+    if (mrc != MPI_SUCCESS) return mpi_fail(mrc, what);
+    double deadline = sp_now() + d_timeout;
+    long spins = 0;
+    for (;;) {
+        int flag = 0;
+        mrc = MPI_Test(req, &flag, MPI_STATUS_IGNORE);
+        if (mrc != MPI_SUCCESS) return mpi_fail(mrc, what);
+        if (flag) return SP_OK;
+        if (++spins > 64) {
+            if (sp_now() > deadline) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "rank %d waited %.0f s at %s: another rank is stuck or dead "
+                         "(pipeline.collective_timeout_s)", d_rank, d_timeout, what);
+                sp_dist_abort(SP_EXIT_EXTERNAL, msg);
+            }
+            struct timespec ts = {0, spins < 10000 ? 20000 : 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+int sp_dist_barrier(void) {
+    if (d_size == 1) return SP_OK;
+    MPI_Request r;
+    return coll_wait(&r, MPI_Ibarrier(MPI_COMM_WORLD, &r), "barrier");
+}
+
+int sp_dist_agree(int rc) {
+    if (d_size == 1) return rc;
+    struct { int ok, rank; } in = {rc == SP_OK, d_rank}, out;
+    MPI_Request r;
+    int e = coll_wait(&r, MPI_Iallreduce(&in, &out, 1, MPI_2INT, MPI_MINLOC, MPI_COMM_WORLD, &r), "agree");
+    if (e) return e;
+    if (out.ok) return SP_OK;
+    /* The lowest failing rank tells everyone its code and message. */
+    struct { int rc; char msg[1020]; } m;
+    if (d_rank == out.rank) {
+        m.rc = rc;
+        snprintf(m.msg, sizeof m.msg, "%s", sp_errmsg()[0] ? sp_errmsg() : sp_strerror(rc));
+    }
+    e = coll_wait(&r, MPI_Ibcast(&m, sizeof m, MPI_BYTE, out.rank, MPI_COMM_WORLD, &r), "agree-bcast");
+    if (e) return e;
+    m.msg[sizeof m.msg - 1] = 0;
+    if (strncmp(m.msg, "rank ", 5)) return sp_err(m.rc, "rank %d: %s", out.rank, m.msg);
+    return sp_err(m.rc, "%s", m.msg);
+}
+
+static int allreduce(void *buf, int n, MPI_Datatype t, MPI_Op op, const char *what) {
+    if (d_size == 1) return SP_OK;
+    MPI_Request r;
+    return coll_wait(&r, MPI_Iallreduce(MPI_IN_PLACE, buf, n, t, op, MPI_COMM_WORLD, &r), what);
+}
+int sp_dist_sum_u64(uint64_t *v, int n) { return allreduce(v, n, MPI_UINT64_T, MPI_SUM, "sum"); }
+int sp_dist_max_u64(uint64_t *v, int n) { return allreduce(v, n, MPI_UINT64_T, MPI_MAX, "max"); }
+int sp_dist_max_f64(double *v, int n) { return allreduce(v, n, MPI_DOUBLE, MPI_MAX, "max"); }
+
+int sp_dist_exscan_u64(const uint64_t *v, uint64_t *out, int n) {
+    memset(out, 0, sizeof *out * (size_t)n);
+    if (d_size == 1) return SP_OK;
+    MPI_Request r;
+    int e = coll_wait(&r, MPI_Iexscan(v, out, n, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD, &r), "exscan");
+    if (d_rank == 0) memset(out, 0, sizeof *out * (size_t)n); /* undefined on rank 0 */
+    return e;
+}
+
+int sp_dist_allgather_u64(const uint64_t *v, uint64_t *out, int n) {
+    if (d_size == 1) {
+        memcpy(out, v, sizeof *v * (size_t)n);
+        return SP_OK;
+    }
+    MPI_Request r;
+    return coll_wait(&r, MPI_Iallgather(v, n, MPI_UINT64_T, out, n, MPI_UINT64_T, MPI_COMM_WORLD, &r), "allgather");
+}
+
+int sp_dist_bcast(void *data, size_t len, int root) {
+    if (d_size == 1) return SP_OK;
+    if (len > (size_t)INT32_MAX) return sp_err(SP_EINTERNAL, "bcast of %zu bytes", len);
+    MPI_Request r;
+    return coll_wait(&r, MPI_Ibcast(data, (int)len, MPI_BYTE, root, MPI_COMM_WORLD, &r), "bcast");
+}
+
+int sp_dist_gather_bytes(const void *data, size_t len, char **out, uint64_t *lens) {
+    uint64_t mine = len;
+    int e = sp_dist_allgather_u64(&mine, lens, 1);
+    if (e) return e;
+    uint64_t total = 0;
+    for (int i = 0; i < d_size; i++) total += lens[i];
+    if (total > (uint64_t)INT32_MAX) return sp_err(SP_EINTERNAL, "gather of %llu bytes", (unsigned long long)total);
+    char *buf = NULL;
+    int *counts = NULL, *displs = NULL;
+    if (d_rank == 0) {
+        buf = malloc(total + 1);
+        counts = malloc(sizeof *counts * (size_t)d_size);
+        displs = malloc(sizeof *displs * (size_t)d_size);
+        if (!buf || !counts || !displs) e = SP_ENOMEM;
+        else
+            for (int i = 0, off = 0; i < d_size; i++) {
+                counts[i] = (int)lens[i];
+                displs[i] = off;
+                off += (int)lens[i];
+            }
+    }
+    e = sp_dist_agree(e);
+    if (!e) {
+        if (d_size == 1) memcpy(buf, data, len);
+        else {
+            MPI_Request r;
+            e = coll_wait(&r, MPI_Igatherv(data, (int)len, MPI_BYTE, buf, counts, displs, MPI_BYTE, 0,
+                                           MPI_COMM_WORLD, &r), "gatherv");
+        }
+    }
+    free(counts);
+    free(displs);
+    if (e) {
+        free(buf);
+        return e;
+    }
+    if (buf) buf[total] = 0;
+    *out = buf;
+    return SP_OK;
+}
+
+/* ---- shuffle ---- */
+
+struct sp_shuffle {
+    int size;
+    size_t cap;     /* per-destination send capacity */
+    char **buf;     /* [size] send buffers: records as u32 len + bytes */
+    size_t *len;    /* [size] */
+    int nfull;      /* destinations that cannot take a maximal record */
+    sp_shuffle_sink sink;
+    void *ctx;
+    uint64_t bytes_sent;
+    char *rbuf;
+    size_t rcap;
+};
+
+int sp_shuffle_new(sp_shuffle **out, size_t buffer_bytes, sp_shuffle_sink sink, void *ctx) {
+    sp_shuffle *s = calloc(1, sizeof *s);
+    if (!s) return SP_ENOMEM;
+    s->size = d_size;
+    s->cap = buffer_bytes / (size_t)d_size;
+    if (s->cap < 4 * (SP_SHUFFLE_MAX_RECORD + 4)) s->cap = 4 * (SP_SHUFFLE_MAX_RECORD + 4);
+    if (s->cap > (size_t)INT32_MAX / 2) s->cap = (size_t)INT32_MAX / 2;
+    s->sink = sink;
+    s->ctx = ctx;
+    s->buf = calloc((size_t)d_size, sizeof *s->buf);
+    s->len = calloc((size_t)d_size, sizeof *s->len);
+    if (!s->buf || !s->len) {
+        sp_shuffle_free(s);
+        return SP_ENOMEM;
+    }
+    for (int i = 0; i < d_size; i++)
+        if (!(s->buf[i] = malloc(s->cap))) {
+            size_t want = s->cap * (size_t)d_size;
+            sp_shuffle_free(s);
+            return sp_err(SP_ENOMEM, "shuffle: cannot allocate %zu bytes of send buffers", want);
+        }
+    *out = s;
+    return SP_OK;
+}
+
+void sp_shuffle_free(sp_shuffle *s) {
+    if (!s) return;
+    for (int i = 0; s->buf && i < s->size; i++) free(s->buf[i]);
+    free(s->buf);
+    free(s->len);
+    free(s->rbuf);
+    free(s);
+}
+
+static int dest_full(const sp_shuffle *s, int d) { return s->len[d] + SP_SHUFFLE_MAX_RECORD + 4 > s->cap; }
+
+int sp_shuffle_put(sp_shuffle *s, int dest, const void *rec, size_t len) {
+    if (dest < 0 || dest >= s->size || len > SP_SHUFFLE_MAX_RECORD)
+        return sp_err(SP_EINTERNAL, "shuffle_put: dest %d len %zu", dest, len);
+    if (s->len[dest] + 4 + len > s->cap)
+        return sp_err(SP_EINTERNAL, "shuffle_put: buffer of rank %d full (call exchange when full)", dest);
+    int was_full = dest_full(s, dest);
+    uint32_t l = (uint32_t)len;
+    memcpy(s->buf[dest] + s->len[dest], &l, 4);
+    memcpy(s->buf[dest] + s->len[dest] + 4, rec, len);
+    s->len[dest] += 4 + len;
+    if (!was_full && dest_full(s, dest)) s->nfull++;
+    return SP_OK;
+}
+
+int sp_shuffle_full(const sp_shuffle *s) { return s->nfull > 0; }
+uint64_t sp_shuffle_bytes_sent(const sp_shuffle *s) { return s->bytes_sent; }
+
+int sp_shuffle_exchange(sp_shuffle *s, int local_done, int local_rc, int *all_done) {
+    *all_done = 1;
+    int rc = sp_dist_agree(local_rc);
+    if (rc) return rc;
+    int n = s->size;
+    if (n == 1) {
+        /* Deliver locally, same framing. */
+        rc = SP_OK;
+        for (size_t off = 0; off < s->len[0] && !rc;) {
+            uint32_t l;
+            memcpy(&l, s->buf[0] + off, 4);
+            rc = s->sink(s->ctx, 0, s->buf[0] + off + 4, l);
+            off += 4 + l;
+        }
+        s->bytes_sent += s->len[0];
+        s->len[0] = 0;
+        s->nfull = 0;
+        *all_done = local_done || rc;
+        return rc;
+    }
+    int *scount = malloc(sizeof(int) * 4 * (size_t)n);
+    if (!scount) return sp_dist_agree(SP_ENOMEM);
+    int *rcount = scount + n, *sdispl = rcount + n, *rdispl = sdispl + n;
+    char *sbuf = NULL;
+    size_t stotal = 0, rtotal = 0;
+    for (int i = 0; i < n; i++) {
+        scount[i] = (int)s->len[i];
+        sdispl[i] = (int)stotal;
+        stotal += s->len[i];
+    }
+    MPI_Request r;
+    int done = local_done;
+    rc = coll_wait(&r, MPI_Iallreduce(MPI_IN_PLACE, &done, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD, &r), "shuffle-done");
+    if (!rc) rc = coll_wait(&r, MPI_Ialltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, MPI_COMM_WORLD, &r),
+                            "shuffle-counts");
+    if (!rc) {
+        for (int i = 0; i < n; i++) {
+            rdispl[i] = (int)rtotal;
+            rtotal += (size_t)rcount[i];
+        }
+        /* Send buffers are separate allocations: pack them (bounded by cap*n). */
+        sbuf = malloc(stotal ? stotal : 1);
+        if (rtotal > s->rcap) {
+            free(s->rbuf);
+            s->rbuf = malloc(rtotal);
+            s->rcap = s->rbuf ? rtotal : 0;
+        }
+        int e = (!sbuf || (rtotal && !s->rbuf)) ? SP_ENOMEM : SP_OK;
+        rc = sp_dist_agree(e);
+    }
+    if (!rc) {
+        for (int i = 0; i < n; i++) memcpy(sbuf + sdispl[i], s->buf[i], s->len[i]);
+        rc = coll_wait(&r, MPI_Ialltoallv(sbuf, scount, sdispl, MPI_BYTE, s->rbuf, rcount, rdispl, MPI_BYTE,
+                                          MPI_COMM_WORLD, &r), "shuffle-data");
+    }
+    free(sbuf);
+    if (!rc) {
+        s->bytes_sent += stotal;
+        for (int i = 0; i < n; i++) s->len[i] = 0;
+        s->nfull = 0;
+        for (int src = 0; src < n && !rc; src++) {
+            const char *p = s->rbuf + rdispl[src], *end = p + rcount[src];
+            while (p < end && !rc) {
+                uint32_t l;
+                memcpy(&l, p, 4);
+                rc = s->sink(s->ctx, src, p + 4, l);
+                p += 4 + l;
+            }
+        }
+        *all_done = done;
+    }
+    free(scount);
+    /* A sink error on one rank must end the loop on every rank. */
+    rc = sp_dist_agree(rc);
+    if (rc) *all_done = 1;
+    return rc;
+}

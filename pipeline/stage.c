@@ -1,0 +1,374 @@
+/* stage: marker digests, skip/force decisions, running one stage on every
+ * rank and writing its _SUCCESS.json last (rank 0, temp file + rename). */
+#include "stage.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "dist.h"
+#include "json.h"
+#include "log.h"
+#include "sp_base.h"
+
+#define MARKER "_SUCCESS.json"
+
+const sp_stage_def *sp_stage_find(const char *name) {
+    for (int i = 0; i < sp_nstages; i++)
+        if (!strcmp(sp_stages[i].name, name)) return &sp_stages[i];
+    return NULL;
+}
+
+void sp_stage_count(sp_stage_result *r, const char *name, uint64_t v) {
+    for (int i = 0; i < r->ncounts; i++)
+        if (!strcmp(r->count_name[i], name)) {
+            r->count[i] += v;
+            return;
+        }
+    if (r->ncounts == SP_MAX_COUNTS) return;
+    snprintf(r->count_name[r->ncounts], sizeof r->count_name[0], "%s", name);
+    r->count[r->ncounts++] = v;
+}
+
+void sp_stage_output(sp_stage_result *r, const char *file, uint64_t bytes, uint64_t xxh) {
+    if (r->noutputs == SP_MAX_OUTPUTS) return;
+    snprintf(r->out_file[r->noutputs], sizeof r->out_file[0], "%s", file);
+    r->out_bytes[r->noutputs] = bytes;
+    r->out_xxh[r->noutputs++] = xxh;
+}
+
+void sp_stage_path(const sp_run_ctx *ctx, const char *stage, const char *file, char *out, size_t cap) {
+    if (file) snprintf(out, cap, "%s/%s/%s", ctx->date_dir, stage, file);
+    else snprintf(out, cap, "%s/%s", ctx->date_dir, stage);
+}
+
+void sp_part_name(const char *prefix, int rank, int size, char *out, size_t cap) {
+    snprintf(out, cap, "%s-%05d-of-%05d.bin", prefix, rank, size);
+}
+
+static int mkdir_p(const char *path) {
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) && errno != EEXIST) return sp_err(SP_EIO, "mkdir %s: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0777) && errno != EEXIST) return sp_err(SP_EIO, "mkdir %s: %s", tmp, strerror(errno));
+    return SP_OK;
+}
+
+static int read_file(const char *path, char **out, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return errno == ENOENT ? SP_EUSAGE : sp_err(SP_EIO, "%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *nb = realloc(buf, cap *= 2);
+        if (!nb) free(buf);
+        buf = nb;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf) return SP_ENOMEM;
+    if (err) {
+        free(buf);
+        return sp_err(SP_EIO, "%s: read error", path);
+    }
+    *out = buf;
+    *len = n;
+    return SP_OK;
+}
+
+static const char *hex64(uint64_t v, char buf[17]) {
+    snprintf(buf, 17, "%016" PRIx64, v);
+    return buf;
+}
+
+static int compute_input_digest(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t *digest);
+
+/* Parses and checks a marker against the expected digests. Returns SP_OK when
+ * it matches, SP_EUSAGE (with the reason in sp_errmsg) when absent or stale. */
+static int marker_matches(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t cfg_digest, uint64_t in_digest,
+                          uint64_t *out_digest) {
+    char path[PATH_MAX], *text = NULL;
+    size_t len = 0;
+    sp_stage_path(ctx, st->name, MARKER, path, sizeof path);
+    int rc = read_file(path, &text, &len);
+    if (rc == SP_EUSAGE) return sp_err(SP_EUSAGE, "stage %s of %s has not completed (no %s)", st->name, ctx->date, path);
+    if (rc) return rc;
+    sp_json *j = NULL;
+    rc = sp_json_parse(&j, text, len);
+    free(text);
+    if (rc) return sp_err(SP_EUSAGE, "%s is unreadable (%s): the stage will rerun", path, sp_errmsg());
+    char h1[17], h2[17];
+    const char *why = NULL;
+    const char *ver = sp_json_str(sp_json_get(j, "sagepipe_version"));
+    const char *cd = sp_json_str(sp_json_get(j, "config_digest"));
+    const char *id = sp_json_str(sp_json_get(j, "input_digest"));
+    const char *od = sp_json_str(sp_json_get(j, "output_digest"));
+    uint64_t ranks = 0;
+    if (!ver || !cd || !id || !od || sp_json_u64(sp_json_get(j, "ranks"), &ranks)) why = "marker lacks fields";
+    else if (strcmp(ver, SAGEPIPE_VERSION)) why = "written by another sagepipe version";
+    else if (strcmp(cd, hex64(cfg_digest, h1))) why = "config changed";
+    else if (strcmp(id, hex64(in_digest, h2))) why = "inputs changed";
+    else if (ranks != (uint64_t)ctx->size) why = "written with another rank count";
+    if (!why) {
+        /* Every listed output must still be there with its size. */
+        const sp_json *outs = sp_json_get(j, "outputs");
+        for (size_t i = 0; i < sp_json_len(outs) && !why; i++) {
+            const sp_json *o = sp_json_at(outs, i);
+            const char *file = sp_json_str(sp_json_get(o, "file"));
+            uint64_t bytes;
+            char fp[PATH_MAX];
+            struct stat sb;
+            if (!file || sp_json_u64(sp_json_get(o, "bytes"), &bytes)) why = "bad output entry";
+            else {
+                sp_stage_path(ctx, st->name, file, fp, sizeof fp);
+                if (stat(fp, &sb) || (uint64_t)sb.st_size != bytes) why = "an output file is missing or resized";
+            }
+        }
+        if (out_digest) *out_digest = strtoull(od, NULL, 16);
+    }
+    sp_json_free(j);
+    if (why) return sp_err(SP_EUSAGE, "stage %s of %s is out of date: %s", st->name, ctx->date, why);
+    return SP_OK;
+}
+
+int sp_stage_check_done(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t *output_digest) {
+    uint64_t in;
+    int rc = compute_input_digest(ctx, st, &in);
+    if (rc) return rc;
+    return marker_matches(ctx, st, sp_config_digest(ctx->cfg, st->sections), in, output_digest);
+}
+
+static int compute_input_digest(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t *digest) {
+    XXH64_state_t *h = XXH64_createState();
+    if (!h) return SP_ENOMEM;
+    XXH64_reset(h, 0);
+    int rc = SP_OK;
+    if (st->external_digest) {
+        uint64_t e = 0;
+        rc = st->external_digest(ctx, &e);
+        XXH64_update(h, &e, sizeof e);
+    }
+    for (int i = 0; !rc && st->upstream && st->upstream[i]; i++) {
+        const sp_stage_def *u = sp_stage_find(st->upstream[i]);
+        uint64_t od = 0;
+        if (!u) rc = sp_err(SP_EINTERNAL, "stage %s: unknown upstream %s", st->name, st->upstream[i]);
+        else if ((rc = sp_stage_check_done(ctx, u, &od)))
+            rc = sp_err(SP_EUSAGE, "stage %s needs stage %s: %s; run `sagepipe job %s --date %s` (or `sagepipe run`)",
+                        st->name, u->name, sp_errmsg(), u->name, ctx->date);
+        XXH64_update(h, &od, sizeof od);
+    }
+    *digest = XXH64_digest(h);
+    XXH64_freeState(h);
+    return rc;
+}
+
+/* Removes the marker first, then the stage's other files (flat directory). */
+static int clean_stage_dir(const char *dir) {
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", dir, MARKER);
+    if (unlink(p) && errno != ENOENT) return sp_err(SP_EIO, "cannot remove %s: %s", p, strerror(errno));
+    int rc = mkdir_p(dir);
+    if (rc) return rc;
+    DIR *d = opendir(dir);
+    if (!d) return sp_err(SP_EIO, "cannot open %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (unlink(p) && errno != ENOENT) {
+            closedir(d);
+            return sp_err(SP_EIO, "cannot remove %s: %s", p, strerror(errno));
+        }
+    }
+    closedir(d);
+    return SP_OK;
+}
+
+static int write_atomic(const char *path, const char *text, size_t len) {
+    char tmp[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) return sp_err(SP_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return sp_err(SP_EIO, "cannot write %s: %s", tmp, strerror(e));
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) || close(fd)) {
+        int e = errno;
+        unlink(tmp);
+        return sp_err(SP_EIO, "cannot sync %s: %s", tmp, strerror(e));
+    }
+    if (rename(tmp, path)) {
+        int e = errno;
+        unlink(tmp);
+        return sp_err(SP_EIO, "cannot rename %s: %s", tmp, strerror(e));
+    }
+    return SP_OK;
+}
+
+/* Collective: gathers counts, outputs and times; rank 0 writes the marker. */
+static int write_marker(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t cfg_digest, uint64_t in_digest,
+                        sp_stage_result *res, double wall) {
+    int rc = sp_dist_sum_u64(res->count, res->ncounts);
+    if (rc) return rc;
+    uint64_t *walls = malloc(sizeof *walls * (size_t)ctx->size), wbits;
+    if (!walls) return sp_dist_agree(SP_ENOMEM);
+    memcpy(&wbits, &wall, sizeof wbits);
+    rc = sp_dist_allgather_u64(&wbits, walls, 1);
+    /* This rank's outputs as text lines, gathered at rank 0. */
+    char *mine = NULL, *all = NULL;
+    size_t mlen = 0;
+    FILE *mf = open_memstream(&mine, &mlen);
+    for (int i = 0; mf && i < res->noutputs; i++)
+        fprintf(mf, "%s\t%" PRIu64 "\t%016" PRIx64 "\n", res->out_file[i], res->out_bytes[i], res->out_xxh[i]);
+    if (mf) fclose(mf);
+    uint64_t *lens = malloc(sizeof *lens * (size_t)ctx->size);
+    if (!rc) rc = sp_dist_agree(mine && lens ? SP_OK : SP_ENOMEM);
+    if (!rc) rc = sp_dist_gather_bytes(mine, mlen, &all, lens);
+    int lrc = SP_OK;
+    if (!rc && ctx->rank == 0) {
+        char h[17];
+        sp_jw w;
+        sp_jw_init(&w);
+        sp_jw_obj_begin(&w, NULL);
+        sp_jw_str(&w, "stage", st->name);
+        sp_jw_str(&w, "date", ctx->date);
+        sp_jw_str(&w, "sagepipe_version", SAGEPIPE_VERSION);
+        sp_jw_str(&w, "config_digest", hex64(cfg_digest, h));
+        sp_jw_str(&w, "input_digest", hex64(in_digest, h));
+        sp_jw_u64(&w, "ranks", (uint64_t)ctx->size);
+        sp_jw_obj_begin(&w, "counts");
+        for (int i = 0; i < res->ncounts; i++) sp_jw_u64(&w, res->count_name[i], res->count[i]);
+        sp_jw_obj_end(&w);
+        sp_jw_arr_begin(&w, "wall_s");
+        for (int i = 0; i < ctx->size; i++) {
+            double d;
+            memcpy(&d, &walls[i], sizeof d);
+            sp_jw_f64(&w, NULL, d);
+        }
+        sp_jw_arr_end(&w);
+        XXH64_state_t *hs = XXH64_createState();
+        XXH64_reset(hs, 0);
+        sp_jw_arr_begin(&w, "outputs");
+        char *p = all;
+        for (int r = 0; r < ctx->size; r++) {
+            char *end = p + lens[r];
+            while (p < end) {
+                char *nl = memchr(p, '\n', (size_t)(end - p));
+                if (!nl) break;
+                *nl = 0;
+                XXH64_update(hs, p, strlen(p));
+                char *t1 = strchr(p, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+                if (t1 && t2) {
+                    *t1 = *t2 = 0;
+                    sp_jw_obj_begin(&w, NULL);
+                    sp_jw_u64(&w, "rank", (uint64_t)r);
+                    sp_jw_str(&w, "file", p);
+                    sp_jw_u64(&w, "bytes", strtoull(t1 + 1, NULL, 10));
+                    sp_jw_str(&w, "xxh64", t2 + 1);
+                    sp_jw_obj_end(&w);
+                }
+                p = nl + 1;
+            }
+        }
+        sp_jw_arr_end(&w);
+        sp_jw_str(&w, "output_digest", hex64(XXH64_digest(hs), h));
+        XXH64_freeState(hs);
+        if (res->extra_json) sp_jw_raw(&w, "stats", res->extra_json);
+        time_t now = time(NULL);
+        struct tm tm;
+        char ts[32];
+        gmtime_r(&now, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        sp_jw_str(&w, "finished_at", ts);
+        sp_jw_obj_end(&w);
+        const char *text;
+        size_t tlen;
+        lrc = sp_jw_finish(&w, &text, &tlen);
+        if (!lrc) {
+            char path[PATH_MAX];
+            sp_stage_path(ctx, st->name, MARKER, path, sizeof path);
+            lrc = write_atomic(path, text, tlen);
+        }
+        sp_jw_free(&w);
+    }
+    free(all);
+    free(mine);
+    free(lens);
+    free(walls);
+    if (!rc) rc = sp_dist_agree(lrc);
+    return rc;
+}
+
+int sp_stage_execute(const sp_run_ctx *ctx, const sp_stage_def *st, int force, sp_stage_status *status,
+                     double *seconds, sp_stage_result *res) {
+    double t0 = sp_now();
+    *seconds = 0;
+    memset(res, 0, sizeof *res);
+    sp_log_set_stage(st->name);
+    if (!st->run) {
+        *status = SP_STAGE_NOTIMPL;
+        return sp_err(SP_ENOTIMPL, "stage %s is not implemented yet", st->name);
+    }
+    /* Rank 0 decides from the file system and tells everyone. */
+    uint64_t dig[3] = {sp_config_digest(ctx->cfg, st->sections), 0, 0}; /* config, input, decision */
+    int rc = SP_OK;
+    if (ctx->rank == 0) {
+        rc = compute_input_digest(ctx, st, &dig[1]);
+        if (!rc) {
+            int m = marker_matches(ctx, st, dig[0], dig[1], NULL);
+            dig[2] = (!m && !force) ? 1 : 0; /* 1 = skip */
+            if (m && m != SP_EUSAGE) rc = m;
+            if (!dig[2]) SP_INFO("stage_start", "reason=%s", sp_log_q(force ? "forced" : sp_errmsg()));
+        }
+    }
+    rc = sp_dist_agree(rc);
+    if (!rc) rc = sp_dist_bcast(dig, sizeof dig, 0);
+    if (rc) {
+        *status = SP_STAGE_FAILED;
+        return rc;
+    }
+    if (dig[2]) {
+        *status = SP_STAGE_SKIPPED;
+        SP_INFO("stage_skip", "reason=\"marker matches inputs and config\"");
+        return SP_OK;
+    }
+    char dir[PATH_MAX];
+    sp_stage_path(ctx, st->name, NULL, dir, sizeof dir);
+    rc = sp_dist_agree(ctx->rank == 0 ? clean_stage_dir(dir) : SP_OK);
+    if (!rc) {
+        sp_err_clear();
+        rc = sp_dist_agree(st->run(ctx, res));
+    }
+    double wall = sp_now() - t0;
+    if (!rc) rc = write_marker(ctx, st, dig[0], dig[1], res, wall);
+    free(res->extra_json);
+    res->extra_json = NULL;
+    *seconds = sp_now() - t0;
+    *status = rc ? SP_STAGE_FAILED : SP_STAGE_RAN;
+    if (!rc) SP_INFO("stage_done", "seconds=%.3f", *seconds);
+    return rc;
+}

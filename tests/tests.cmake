@@ -1,0 +1,11 @@
+# Tests (ctest). Unit tests: tests/unit/test_<name>.c -> unit.<name>.
+file(GLOB SP_UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${SP_UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  string(REPLACE "test_" "" short ${name})
+  add_executable(${name} ${src})
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+  target_link_libraries(${name} PRIVATE sagepipe_core)
+  add_test(NAME unit.${short} COMMAND ${name})
+  set_tests_properties(unit.${short} PROPERTIES TIMEOUT 120 LABELS unit)
+endforeach()

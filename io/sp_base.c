@@ -45,10 +45,13 @@ int sp_exit_code(int rc) {
 }
 
 int sp_err(int rc, const char *fmt, ...) {
+    /* Format aside first: callers may pass sp_errmsg() to wrap the last error. */
+    char tmp[sizeof err_buf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(err_buf, tmp, sizeof err_buf);
     return rc;
 }
 

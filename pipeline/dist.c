@@ -79,7 +79,14 @@ int sp_dist_barrier(void) {
 }
 
 int sp_dist_agree(int rc) {
-    if (d_size == 1) return rc;
+    if (d_size == 1) {
+        if (rc && strncmp(sp_errmsg(), "rank ", 5)) {
+            char m[1024];
+            snprintf(m, sizeof m, "%s", sp_errmsg()[0] ? sp_errmsg() : sp_strerror(rc));
+            return sp_err(rc, "rank 0: %s", m);
+        }
+        return rc;
+    }
     struct { int ok, rank; } in = {rc == SP_OK, d_rank}, out;
     MPI_Request r;
     int e = coll_wait(&r, MPI_Iallreduce(&in, &out, 1, MPI_2INT, MPI_MINLOC, MPI_COMM_WORLD, &r), "agree");

@@ -51,7 +51,7 @@ int sp_dist_bcast(void *data, size_t len, int root);
  * source in put order, so results do not depend on timing. */
 typedef int (*sp_shuffle_sink)(void *ctx, int src_rank, const void *rec, size_t len);
 typedef struct sp_shuffle sp_shuffle;
-#define SP_SHUFFLE_MAX_RECORD (1u << 20)
+#define SP_SHUFFLE_MAX_RECORD (1u << 17) /* 128 KiB: a token row of 8192 tokens fits */
 /* buffer_bytes: send memory of this rank (split over destinations); receive
  * memory is bounded by the same amount from each sender. */
 int sp_shuffle_new(sp_shuffle **out, size_t buffer_bytes, sp_shuffle_sink sink, void *ctx);

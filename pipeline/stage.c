@@ -323,6 +323,19 @@ static int write_marker(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t 
     return rc;
 }
 
+/* Test hook (fault injection for the MPI timeout test, documented in
+ * docs/OPERATIONS.md): SAGEPIPE_TEST_STALL=STAGE:RANK:SECONDS makes that rank
+ * sleep before running that stage, so its peers hit the collective timeout. */
+static void test_stall(const sp_run_ctx *ctx, const sp_stage_def *st) {
+    const char *v = getenv("SAGEPIPE_TEST_STALL");
+    char stage[32];
+    int rank, secs;
+    if (v && sscanf(v, "%31[^:]:%d:%d", stage, &rank, &secs) == 3 && !strcmp(stage, st->name) && rank == ctx->rank) {
+        SP_WARN("test_stall", "seconds=%d", secs);
+        sleep((unsigned)secs);
+    }
+}
+
 int sp_stage_execute(const sp_run_ctx *ctx, const sp_stage_def *st, int force, sp_stage_status *status,
                      double *seconds, sp_stage_result *res) {
     double t0 = sp_now();
@@ -361,6 +374,7 @@ int sp_stage_execute(const sp_run_ctx *ctx, const sp_stage_def *st, int force, s
     rc = sp_dist_agree(ctx->rank == 0 ? clean_stage_dir(dir) : SP_OK);
     if (!rc) {
         sp_err_clear();
+        test_stall(ctx, st);
         rc = sp_dist_agree(st->run(ctx, res));
     }
     double wall = sp_now() - t0;

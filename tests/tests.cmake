@@ -9,3 +9,31 @@ foreach(src ${SP_UNIT_TESTS})
   add_test(NAME unit.${short} COMMAND ${name})
   set_tests_properties(unit.${short} PROPERTIES TIMEOUT 120 LABELS unit)
 endforeach()
+
+# MPI programs: tests/mpi/test_<name>_mpi.c, run at 1, 2 and 4 ranks.
+find_program(SP_MPIRUN NAMES mpirun REQUIRED)
+set(SP_MPI_ENV OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+    OMPI_MCA_rmaps_base_oversubscribe=1)
+file(GLOB SP_MPI_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/mpi/test_*_mpi.c)
+foreach(src ${SP_MPI_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  string(REGEX REPLACE "^test_(.*)_mpi$" "\\1" short ${name})
+  add_executable(${name} ${src})
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+  target_link_libraries(${name} PRIVATE sagepipe_core)
+  foreach(np 1 2 4)
+    add_test(NAME mpi.${short}.np${np} COMMAND ${SP_MPIRUN} --oversubscribe -np ${np} $<TARGET_FILE:${name}>)
+    set_tests_properties(mpi.${short}.np${np} PROPERTIES TIMEOUT 180 LABELS mpi RUN_SERIAL TRUE
+      ENVIRONMENT "${SP_MPI_ENV}")
+  endforeach()
+endforeach()
+
+# End-to-end scripts: tests/e2e/<name>.sh BIN -> e2e.<name> (lib.sh is their library).
+file(GLOB SP_E2E_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/e2e/*.sh)
+list(FILTER SP_E2E_TESTS EXCLUDE REGEX "/lib\\.sh$")
+foreach(script ${SP_E2E_TESTS})
+  get_filename_component(short ${script} NAME_WE)
+  add_test(NAME e2e.${short} COMMAND bash ${script} $<TARGET_FILE:sagepipe>)
+  set_tests_properties(e2e.${short} PROPERTIES TIMEOUT 600 LABELS e2e RUN_SERIAL TRUE
+    ENVIRONMENT "${SP_MPI_ENV};SP_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+endforeach()

@@ -1,0 +1,85 @@
+/* test_config: the schema rejects unknown sections and keys, bad values and
+ * missing required keys with messages naming them; --set overrides; digests
+ * follow output-relevant keys only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+#include "sp_base.h"
+
+static char dir[] = "/tmp/sp_test_cfgXXXXXX";
+
+static int load_text(const char *text, sp_config **out) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/c.ini", dir);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    sp_config *c;
+    sp_config_new(&c);
+    int rc = sp_config_load(c, path);
+    if (!rc) rc = sp_config_check(c);
+    if (rc || !out) sp_config_free(c);
+    else *out = c;
+    return rc;
+}
+
+int main(void) {
+    CHECK(mkdtemp(dir));
+    sp_config *c = NULL;
+    CHECK_RC(load_text("[input]\ndir = /in\n[pipeline]\nwork_dir = /w\n", &c), SP_OK);
+    CHECK_STR(sp_config_str(c, "input", "dir"), "/in");
+    CHECK_EQ_INT(sp_config_int(c, "graph", "prune_cap"), 10000);
+    CHECK_NEAR(sp_config_f64(c, "input", "max_reject_fraction"), 0.001, 1e-12);
+    uint64_t d0 = sp_config_digest(c, (const char *[]){"graph", NULL});
+    uint64_t i0 = sp_config_digest(c, (const char *[]){"input", NULL});
+    /* --set overrides and changes only the digest of its section */
+    CHECK_RC(sp_config_set(c, "graph.prune_cap=500"), SP_OK);
+    CHECK_EQ_INT(sp_config_int(c, "graph", "prune_cap"), 500);
+    CHECK(sp_config_digest(c, (const char *[]){"graph", NULL}) != d0);
+    CHECK_EQ_U64(sp_config_digest(c, (const char *[]){"input", NULL}), i0);
+    /* speed-only keys do not change digests */
+    uint64_t p0 = sp_config_digest(c, (const char *[]){"pipeline", NULL});
+    CHECK_RC(sp_config_set(c, "pipeline.shuffle_buffer_mb=7"), SP_OK);
+    CHECK_RC(sp_config_set(c, "input.rejects_per_reason=3"), SP_OK);
+    CHECK_EQ_U64(sp_config_digest(c, (const char *[]){"pipeline", NULL}), p0);
+    CHECK_EQ_U64(sp_config_digest(c, (const char *[]){"input", NULL}), i0);
+    /* bad --set forms */
+    CHECK_RC(sp_config_set(c, "graph.prune_cap"), SP_ECONFIG);
+    CHECK_RC(sp_config_set(c, "nope.key=1"), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "unknown section [nope]"));
+    CHECK_RC(sp_config_set(c, "graph.nope=1"), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "unknown key 'nope'"));
+    CHECK_RC(sp_config_set(c, "graph.prune_cap=abc"), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "not an integer"));
+    CHECK_RC(sp_config_set(c, "graph.prune_cap=0"), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "out of range"));
+    CHECK_RC(sp_config_set(c, "input.max_reject_fraction=2"), SP_ECONFIG);
+    CHECK_RC(sp_config_set(c, "input.max_reject_fraction=nan"), SP_ECONFIG);
+    CHECK_RC(sp_config_set(c, "input.events=carrier-pigeon"), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "file|kafka"));
+    CHECK_RC(sp_config_set(c, "input.dir="), SP_ECONFIG);
+    CHECK_RC(sp_config_set(c, "input.events=kafka"), SP_OK);
+    sp_config_free(c);
+    /* file errors name the file and line */
+    CHECK_RC(load_text("[input]\ndir = /in\n[pipeline]\nwork_dir = /w\n\n[graph]\nprune_capp = 3\n", NULL), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "c.ini:7:") && strstr(sp_errmsg(), "prune_capp"));
+    CHECK_RC(load_text("[inputs]\ndir = /in\n", NULL), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "c.ini:2:") && strstr(sp_errmsg(), "[inputs]")); /* inih reports the first key of the section */
+    CHECK_RC(load_text("[graph]\nprune_exponent = 1.5\n", NULL), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "c.ini:2:") && strstr(sp_errmsg(), "out of range"));
+    CHECK_RC(load_text("[graph]\nthis line has no equals\n", NULL), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "c.ini:2:"));
+    CHECK_RC(load_text("[input]\ndir = /in\n", NULL), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "missing required key pipeline.work_dir"));
+    sp_config_new(&c);
+    CHECK_RC(sp_config_load(c, "/nonexistent/sagepipe.ini"), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "/nonexistent/sagepipe.ini"));
+    sp_config_free(c);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    return CHECK_DONE();
+}

@@ -18,6 +18,7 @@
 #include "json.h"
 #include "log.h"
 #include "sfile.h"
+#include "sort.h"
 #include "sp_base.h"
 
 typedef struct { uint64_t src, dst; } pair;
@@ -36,29 +37,22 @@ static int sink_pair(void *c, int src, const void *rec, size_t len) {
     return SP_OK;
 }
 
-static int cmp_pair(const void *x, const void *y) {
-    const pair *a = x, *b = y;
-    if (a->src != b->src) return a->src < b->src ? -1 : 1;
-    return a->dst < b->dst ? -1 : a->dst > b->dst;
-}
-static int cmp_u64(const void *x, const void *y) {
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-    return a < b ? -1 : a > b;
-}
-
-static size_t sort_unique_pairs(pair *v, size_t n) {
-    qsort(v, n, sizeof *v, cmp_pair);
+/* Sort + unique in place; on ENOMEM *n is left as is and the error returned. */
+static int sort_unique_pairs(pair *v, size_t *n) {
+    int rc = sp_radix_sort(v, *n, sizeof *v, (size_t[]){0, 8}, 2);
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; !rc && i < *n; i++)
         if (!k || v[i].src != v[k - 1].src || v[i].dst != v[k - 1].dst) v[k++] = v[i];
-    return k;
+    if (!rc) *n = k;
+    return rc;
 }
-static size_t sort_unique_u64(uint64_t *v, size_t n) {
-    qsort(v, n, sizeof *v, cmp_u64);
+static int sort_unique_u64(uint64_t *v, uint64_t *n) {
+    int rc = sp_radix_sort(v, *n, 8, (size_t[]){0}, 1);
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; !rc && i < *n; i++)
         if (!k || v[i] != v[k - 1]) v[k++] = v[i];
-    return k;
+    if (!rc) *n = k;
+    return rc;
 }
 
 /* Collective: sends every pair to owner(type, key(pair)) and collects what arrives. */
@@ -115,12 +109,16 @@ static int sink_reply(void *c, int src, const void *rec, size_t len) {
     return SP_OK;
 }
 
-/* Rewrites adj[0..nadj) of `nlists` lists from external ids of `type` to grefs. */
+/* Rewrites adj[0..nadj) of `nlists` lists from external ids of `type` to
+ * grefs. All entries are sorted once as (id, position): the unique ids fall
+ * out in order, go to their owners, and the answers are written back by a
+ * sequential walk (no per-edge search). */
 static int resolve(const sp_run_ctx *ctx, sp_type type, const uint64_t *own_ids, uint64_t own_n, uint64_t **adj,
                    const uint64_t *nadj, int nlists) {
     int size = ctx->size, rc = SP_OK;
     size_t total = 0;
     for (int l = 0; l < nlists; l++) total += nadj[l];
+    pair *ent = malloc(sizeof *ent * (total ? total : 1)); /* {id, list << 58 | index} */
     uint64_t *uniq = malloc(8 * (total ? total : 1));
     resolver r = {.own_ids = own_ids, .own_n = own_n, .rank = ctx->rank};
     r.reply = calloc((size_t)size, sizeof *r.reply);
@@ -129,14 +127,17 @@ static int resolve(const sp_run_ctx *ctx, sp_type type, const uint64_t *own_ids,
     r.slot = calloc((size_t)size, sizeof *r.slot);
     r.cursor = calloc((size_t)size, sizeof *r.cursor);
     size_t *nslot = calloc((size_t)size, sizeof *nslot);
-    if (!uniq || !r.reply || !r.nreply || !r.capreply || !r.slot || !r.cursor || !nslot) rc = SP_ENOMEM;
+    if (!ent || !uniq || !r.reply || !r.nreply || !r.capreply || !r.slot || !r.cursor || !nslot) rc = SP_ENOMEM;
     size_t nu = 0;
     if (!rc) {
-        for (int l = 0; l < nlists; l++) {
-            memcpy(uniq + nu, adj[l], 8 * nadj[l]);
-            nu += nadj[l];
-        }
-        nu = sort_unique_u64(uniq, nu);
+        size_t t = 0;
+        for (int l = 0; l < nlists; l++)
+            for (uint64_t e = 0; e < nadj[l]; e++) ent[t++] = (pair){adj[l][e], ((uint64_t)l << 58) | e};
+        rc = sp_radix_sort(ent, total, sizeof *ent, (size_t[]){0}, 1);
+    }
+    if (!rc) {
+        for (size_t i = 0; i < total; i++)
+            if (!nu || ent[i].src != uniq[nu - 1]) uniq[nu++] = ent[i].src;
         r.answer = malloc(8 * (nu ? nu : 1));
         if (!r.answer) rc = SP_ENOMEM;
         for (size_t i = 0; !rc && i < nu; i++) nslot[sp_owner(type, uniq[i], size)]++;
@@ -187,12 +188,11 @@ static int resolve(const sp_run_ctx *ctx, sp_type type, const uint64_t *own_ids,
         if (r.cursor[o] != nslot[o])
             rc = sp_err(SP_EINTERNAL, "graph: rank %d answered %zu of %zu lookups", o, r.cursor[o], nslot[o]);
     rc = sp_dist_agree(rc);
-    for (int l = 0; !rc && l < nlists; l++)
-        for (uint64_t e = 0; e < nadj[l]; e++) {
-            uint64_t id = adj[l][e];
-            int64_t u = sp_id_find(uniq, nu, id);
-            adj[l][e] = sp_gref_make(sp_owner(type, id, size), r.answer[u]);
-        }
+    for (size_t e = 0, u = 0; !rc && e < total; e++) {
+        if (e && ent[e].src != ent[e - 1].src) u++;
+        uint64_t g = sp_gref_make(sp_owner(type, ent[e].src, size), r.answer[u]);
+        adj[ent[e].dst >> 58][ent[e].dst & ((1ULL << 58) - 1)] = g;
+    }
     for (int o = 0; r.reply && o < size; o++) free(r.reply[o]);
     for (int o = 0; r.slot && o < size; o++) free(r.slot[o]);
     free(r.reply);
@@ -203,6 +203,7 @@ static int resolve(const sp_run_ctx *ctx, sp_type type, const uint64_t *own_ids,
     free(r.answer);
     free(nslot);
     free(uniq);
+    free(ent);
     return rc;
 }
 
@@ -255,6 +256,8 @@ int sp_graph_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     uint64_t cap = (uint64_t)sp_config_int(cfg, "graph", "prune_cap");
     uint64_t flo = (uint64_t)sp_config_int(cfg, "graph", "prune_floor");
 
+    double t0 = sp_now();
+#define PHASE(name) SP_INFO("phase", "name=%s seconds=%.3f", name, sp_now() - t0)
     /* Pin side pairs (pin, board): already sorted and unique from ingest. */
     pair *pb = malloc(sizeof *pb * (nedges ? nedges : 1));
     pairs bp = {0}, pp = {0};
@@ -275,12 +278,14 @@ int sp_graph_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         rc = sp_grow((void **)&pp.v, &pp.cap, pp.n + npp, sizeof *pp.v);
         if (!rc) {
             memcpy(pp.v + pp.n, ppl, sizeof *ppl * npp);
-            pp.n = sort_unique_pairs(pp.v, pp.n + npp);
+            pp.n += npp;
+            rc = sort_unique_pairs(pp.v, &pp.n);
         }
-        bp.n = sort_unique_pairs(bp.v, bp.n);
+        if (!rc) rc = sort_unique_pairs(bp.v, &bp.n);
         rc = sp_dist_agree(rc);
     }
     free(ppl);
+    if (!rc) PHASE("shuffle_sort");
 
     /* Owned node ids: pins from edges, pin-pin, features, tokens; boards from edges. */
     uint64_t *pin_ids = NULL, *board_ids = NULL, npins = 0, nboards = 0;
@@ -297,9 +302,12 @@ int sp_graph_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         k += ndense;
         memcpy(pin_ids + k, tok_ids, 8 * ntok);
         k += ntok;
-        npins = sort_unique_u64(pin_ids, k);
+        npins = k;
+        nboards = bp.n;
         for (size_t i = 0; i < bp.n; i++) board_ids[i] = bp.v[i].src;
-        nboards = sort_unique_u64(board_ids, bp.n);
+        rc = sort_unique_u64(pin_ids, &npins);
+        if (!rc) rc = sort_unique_u64(board_ids, &nboards);
+        rc = sp_dist_agree(rc);
     }
     sp_sfile_close(in);
     in = NULL;
@@ -325,11 +333,13 @@ int sp_graph_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     free(pb);
     free(bp.v);
     free(pp.v);
+    if (!rc) PHASE("csr_prune");
     /* Neighbour ids -> global references. */
     if (!rc) rc = resolve(ctx, SP_BOARD, board_ids, nboards, (uint64_t *[]){gp.adj}, (uint64_t[]){gp.off[npins]}, 1);
     if (!rc)
         rc = resolve(ctx, SP_PIN, pin_ids, npins, (uint64_t *[]){gb.adj, gpp.adj},
                      (uint64_t[]){gb.off[nboards], gpp.off[npins]}, 2);
+    if (!rc) PHASE("resolve");
     /* Write the partition. */
     uint64_t bytes_mem = 0;
     if (!rc) {
@@ -362,6 +372,8 @@ int sp_graph_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                     8 * (gp.off[npins] + gb.off[nboards] + gpp.off[npins]) + 4 * (npins + nboards);
         rc = sp_dist_agree(rc);
     }
+    if (!rc) PHASE("write");
+#undef PHASE
     uint64_t tot[2] = {bytes_mem, nedges};
     if (!rc) rc = sp_dist_sum_u64(tot, 2);
     for (int i = 0; !rc && i < 6; i++) rc = degstats_reduce(&st[i]);
@@ -374,7 +386,7 @@ int sp_graph_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         sp_stage_count(res, "pin_pin_kept", gpp.off[npins]);
         sp_stage_count(res, "graph_bytes", bytes_mem);
         double bpe = tot[1] ? (double)tot[0] / (double)tot[1] : 0;
-        SP_INFO("graph", "pins=%" PRIu64 " boards=%" PRIu64 " edges=%" PRIu64 " pin_deg_max=%" PRIu64
+        if (ctx->rank == 0) SP_INFO("graph", "pins=%" PRIu64 " boards=%" PRIu64 " edges=%" PRIu64 " pin_deg_max=%" PRIu64
                 " board_deg_max=%" PRIu64 " board_deg_p99=%" PRIu64 " bytes=%" PRIu64 " bytes_per_edge=%.2f",
                 st[0].nodes, st[2].nodes, tot[1], st[0].max, st[2].max, sp_degstats_quantile(&st[2], 0.99), tot[0], bpe);
         if (ctx->rank == 0) {

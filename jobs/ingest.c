@@ -19,6 +19,7 @@
 #include "log.h"
 #include "sfile.h"
 #include "sfv.h"
+#include "sort.h"
 #include "sp_base.h"
 #include "tsv.h"
 
@@ -181,7 +182,12 @@ static int sink_tok(void *c, int src, const void *rec, size_t len) {
 
 typedef int (*row_fn)(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known);
 
-static uint64_t tag_of(const ingest *g, uint64_t lno) { return ((uint64_t)g->rank << LINE_BITS) | lno; }
+/* A row's tag orders rows as the file does: the global line when this share
+ * knows it (rank 0's share, .zst), else (origin rank, line in the share) —
+ * shares are contiguous in file order, so both sort by file position. */
+static uint64_t tag_of(const ingest *g, uint64_t lno, int known) {
+    return known ? lno : ((uint64_t)g->rank << LINE_BITS) | lno;
+}
 
 static int row_pin_board(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known) {
     char *f[4];
@@ -191,7 +197,7 @@ static int row_pin_board(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int
                "(pin_id board_id [ts_ms]), got %d", n);
         return SP_OK;
     }
-    struct edge_in e = {.ts = -1, .tag = tag_of(g, lno)};
+    struct edge_in e = {.ts = -1, .tag = tag_of(g, lno, known)};
     if (parse_id(g, F_PIN_BOARD, lno, known, f[0], "pin_id", &e.pin) ||
         parse_id(g, F_PIN_BOARD, lno, known, f[1], "board_id", &e.board))
         return SP_OK;
@@ -210,7 +216,7 @@ static int row_pin_pin(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int k
                "(pin_id pin_id [weight]), got %d", n);
         return SP_OK;
     }
-    struct pp_in e = {.w = 1.0f, .tag = tag_of(g, lno)};
+    struct pp_in e = {.w = 1.0f, .tag = tag_of(g, lno, known)};
     if (parse_id(g, F_PIN_PIN, lno, known, f[0], "pin_id", &e.a) ||
         parse_id(g, F_PIN_PIN, lno, known, f[1], "pin_id", &e.b))
         return SP_OK;
@@ -240,7 +246,7 @@ static int row_tokens(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int kn
     uint64_t *rec = (uint64_t *)g->list_buf[1], pin;
     if (parse_id(g, F_TOKENS, lno, known, f[0], "pin_id", &pin)) return SP_OK;
     rec[0] = pin;
-    rec[1] = tag_of(g, lno);
+    rec[1] = tag_of(g, lno, known);
     rec[2] = (uint64_t)(n - 1);
     for (int i = 1; i < n; i++) rec[2 + i] = XXH64(f[i], strlen(f[i]), 0);
     return sp_shuffle_put(s, sp_owner(SP_PIN, pin, g->size), rec, 8 * (size_t)(n + 2));
@@ -254,7 +260,7 @@ static int row_events(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int kn
                "(user_id pin_id action ts_ms [surface]), got %d", n);
         return SP_OK;
     }
-    struct ev_in e = {.tag = tag_of(g, lno)};
+    struct ev_in e = {.tag = tag_of(g, lno, known)};
     if (parse_id(g, F_EVENTS, lno, known, f[0], "user_id", &e.e.user) ||
         parse_id(g, F_EVENTS, lno, known, f[1], "pin_id", &e.e.pin))
         return SP_OK;
@@ -385,30 +391,17 @@ static void tag_split(uint64_t tag, int *src, uint64_t *line) {
     *line = tag & ((1ULL << LINE_BITS) - 1);
 }
 
-static int cmp_edge(const void *x, const void *y) {
-    const struct edge_in *a = x, *b = y;
-    if (a->pin != b->pin) return a->pin < b->pin ? -1 : 1;
-    if (a->board != b->board) return a->board < b->board ? -1 : 1;
-    return a->tag < b->tag ? -1 : a->tag > b->tag;
-}
-static int cmp_pp(const void *x, const void *y) {
-    const struct pp_in *a = x, *b = y;
-    if (a->a != b->a) return a->a < b->a ? -1 : 1;
-    if (a->b != b->b) return a->b < b->b ? -1 : 1;
-    return a->tag < b->tag ? -1 : a->tag > b->tag;
-}
-static int cmp_ev(const void *x, const void *y) {
-    const struct ev_in *a = x, *b = y;
-    if (a->e.user != b->e.user) return a->e.user < b->e.user ? -1 : 1;
-    if (a->e.ts != b->e.ts) return a->e.ts < b->e.ts ? -1 : 1;
-    if (a->e.pin != b->e.pin) return a->e.pin < b->e.pin ? -1 : 1;
-    if (a->e.action != b->e.action) return a->e.action < b->e.action ? -1 : 1;
-    return a->tag < b->tag ? -1 : a->tag > b->tag;
-}
-static int cmp_u64_pair(const void *x, const void *y) { /* {id, tag} prefix */
-    const uint64_t *a = x, *b = y;
-    if (a[0] != b[0]) return a[0] < b[0] ? -1 : 1;
-    return a[1] < b[1] ? -1 : a[1] > b[1];
+/* Orders events with equal (user, ts, pin) by (action, tag): tiny runs. */
+static void sort_run_by_action(struct ev_in *v, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        struct ev_in t = v[i];
+        size_t j = i;
+        while (j > 0 && (v[j - 1].e.action > t.e.action || (v[j - 1].e.action == t.e.action && v[j - 1].tag > t.tag))) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = t;
+    }
 }
 
 static void dup_reject(ingest *g, int file, uint64_t tag, int known, const char *what) {
@@ -510,7 +503,12 @@ static int dedupe_tokens(ingest *g) {
         idx[n][2] = p;
         p += 8 * (3 + r[2]);
     }
-    qsort(idx, n, sizeof *idx, cmp_u64_pair);
+    int rc = sp_radix_sort(idx, n, sizeof *idx, (size_t[]){0, 8}, 2); /* by (pin, tag) */
+    if (rc) {
+        free(idx);
+        free(out);
+        return rc;
+    }
     size_t len = 0, kept = 0;
     for (size_t i = 0; i < n; i++) {
         if (i && idx[i][0] == idx[i - 1][0]) {
@@ -533,50 +531,87 @@ static int dedupe_tokens(ingest *g) {
     return SP_OK;
 }
 
-static void dedupe_all(ingest *g) {
+/* Keeps, of each run [i, j) of rows with equal keys, the one that comes first
+ * in the file (smallest tag) at position k; reports the others. Returns the
+ * index of the keeper within the run. */
+#define KEEP_FIRST(arr, i, j, tagexpr)                                                                            \
+    size_t best = (i);                                                                                            \
+    for (size_t q = (i) + 1; q < (j); q++)                                                                        \
+        if ((arr)[q] tagexpr < (arr)[best] tagexpr) best = q;
+
+static int dedupe_all(ingest *g) {
     char what[96];
-    qsort(g->edges, g->nedges, sizeof *g->edges, cmp_edge);
+    int rc = sp_radix_sort(g->edges, g->nedges, sizeof *g->edges, (size_t[]){0, 8}, 2);
     size_t k = 0;
-    for (size_t i = 0; i < g->nedges; i++) {
-        if (k && g->edges[i].pin == g->edges[k - 1].pin && g->edges[i].board == g->edges[k - 1].board) {
-            snprintf(what, sizeof what, "pin %" PRIu64 " on board %" PRIu64, g->edges[i].pin, g->edges[i].board);
-            dup_reject(g, F_PIN_BOARD, g->edges[i].tag, 0, what);
-        } else g->edges[k++] = g->edges[i];
+    for (size_t i = 0, j; !rc && i < g->nedges; i = j) {
+        for (j = i + 1; j < g->nedges && g->edges[j].pin == g->edges[i].pin && g->edges[j].board == g->edges[i].board; j++) {}
+        KEEP_FIRST(g->edges, i, j, .tag)
+        for (size_t q = i; q < j; q++)
+            if (q != best) {
+                snprintf(what, sizeof what, "pin %" PRIu64 " on board %" PRIu64, g->edges[q].pin, g->edges[q].board);
+                dup_reject(g, F_PIN_BOARD, g->edges[q].tag, 0, what);
+            }
+        g->edges[k++] = g->edges[best];
     }
     g->nedges = k;
-    qsort(g->pp, g->npp, sizeof *g->pp, cmp_pp);
+    if (!rc) rc = sp_radix_sort(g->pp, g->npp, sizeof *g->pp, (size_t[]){0, 8}, 2);
     k = 0;
-    for (size_t i = 0; i < g->npp; i++) {
-        if (k && g->pp[i].a == g->pp[k - 1].a && g->pp[i].b == g->pp[k - 1].b) {
-            snprintf(what, sizeof what, "pins %" PRIu64 " and %" PRIu64, g->pp[i].a, g->pp[i].b);
-            dup_reject(g, F_PIN_PIN, g->pp[i].tag, 0, what);
-        } else g->pp[k++] = g->pp[i];
+    for (size_t i = 0, j; !rc && i < g->npp; i = j) {
+        for (j = i + 1; j < g->npp && g->pp[j].a == g->pp[i].a && g->pp[j].b == g->pp[i].b; j++) {}
+        KEEP_FIRST(g->pp, i, j, .tag)
+        for (size_t q = i; q < j; q++)
+            if (q != best) {
+                snprintf(what, sizeof what, "pins %" PRIu64 " and %" PRIu64, g->pp[q].a, g->pp[q].b);
+                dup_reject(g, F_PIN_PIN, g->pp[q].tag, 0, what);
+            }
+        g->pp[k++] = g->pp[best];
     }
     g->npp = k;
-    qsort(g->ev, g->nev, sizeof *g->ev, cmp_ev);
+    /* events: by (user, ts, pin), then (action, tag) inside each tiny run */
+    if (!rc) rc = sp_radix_sort(g->ev, g->nev, sizeof *g->ev, (size_t[]){0, 16, 8}, 3);
     k = 0;
-    for (size_t i = 0; i < g->nev; i++) {
-        const sp_event_rec *a = &g->ev[i].e, *b = k ? &g->ev[k - 1].e : NULL;
-        if (b && a->user == b->user && a->ts == b->ts && a->pin == b->pin && a->action == b->action) {
-            snprintf(what, sizeof what, "user %" PRIu64 " pin %" PRIu64 " %s at %" PRId64, a->user, a->pin,
-                     g->actions[a->action], a->ts);
-            dup_reject(g, F_EVENTS, g->ev[i].tag, 0, what);
-        } else g->ev[k++] = g->ev[i];
+    for (size_t i = 0, j; !rc && i < g->nev; i = j) {
+        const sp_event_rec *a = &g->ev[i].e;
+        for (j = i + 1; j < g->nev && g->ev[j].e.user == a->user && g->ev[j].e.ts == a->ts && g->ev[j].e.pin == a->pin; j++) {}
+        if (j - i > 1) sort_run_by_action(g->ev + i, j - i);
+        for (size_t q = i; q < j; q++) {
+            const sp_event_rec *e = &g->ev[q].e;
+            if (q > i && e->action == g->ev[q - 1].e.action) {
+                snprintf(what, sizeof what, "user %" PRIu64 " pin %" PRIu64 " %s at %" PRId64, e->user, e->pin,
+                         g->actions[e->action], e->ts);
+                dup_reject(g, F_EVENTS, g->ev[q].tag, 0, what);
+            } else g->ev[k++] = g->ev[q];
+        }
     }
     g->nev = k;
+    /* dense rows are wide: sort an index of {id, tag, row}, then gather */
     size_t row = 16 + 4 * (size_t)g->dim;
-    if (g->ndense) {
-        qsort(g->dense, g->ndense, row, cmp_u64_pair);
-        k = 0;
-        for (size_t i = 0; i < g->ndense; i++) {
-            const uint64_t *r = (const uint64_t *)(g->dense + i * row);
-            if (k && r[0] == *(const uint64_t *)(g->dense + (k - 1) * row)) {
-                snprintf(what, sizeof what, "features of pin %" PRIu64 " listed twice", r[0]);
-                dup_reject(g, F_DENSE, r[1], 1, what);
-            } else memmove(g->dense + k++ * row, r, row);
+    if (!rc && g->ndense) {
+        uint64_t (*ix)[3] = malloc(sizeof *ix * g->ndense);
+        char *out = malloc(row * g->ndense);
+        if (!ix || !out) rc = SP_ENOMEM;
+        for (size_t i = 0; !rc && i < g->ndense; i++) {
+            memcpy(ix[i], g->dense + i * row, 16);
+            ix[i][2] = i;
         }
-        g->ndense = k;
+        if (!rc) rc = sp_radix_sort(ix, g->ndense, sizeof *ix, (size_t[]){0, 8}, 2); /* by (id, tag) */
+        k = 0;
+        for (size_t i = 0; !rc && i < g->ndense; i++) {
+            if (i && ix[i][0] == ix[i - 1][0]) {
+                snprintf(what, sizeof what, "features of pin %" PRIu64 " listed twice", ix[i][0]);
+                dup_reject(g, F_DENSE, ix[i][1], 1, what);
+            } else memcpy(out + k++ * row, g->dense + ix[i][2] * row, row);
+        }
+        if (!rc) {
+            free(g->dense);
+            g->dense = out;
+            g->ndense = k;
+            out = NULL;
+        }
+        free(out);
+        free(ix);
     }
+    return rc;
 }
 
 /* Every rank fixes the line numbers of its reject rows, then rank 0 gathers,
@@ -690,10 +725,11 @@ int sp_ingest_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc && present[F_TOKENS]) rc = read_tsv(&g, F_TOKENS, path[F_TOKENS], row_tokens, sink_tok);
     if (!rc && present[F_EVENTS] && strcmp(sp_config_str(cfg, "input", "events"), "kafka"))
         rc = read_tsv(&g, F_EVENTS, path[F_EVENTS], row_events, sink_ev);
-    if (!rc) {
-        dedupe_all(&g);
-        rc = sp_dist_agree(dedupe_tokens(&g));
-    }
+    double t0 = sp_now();
+    if (!rc) rc = dedupe_all(&g);
+    if (!rc) rc = dedupe_tokens(&g);
+    rc = sp_dist_agree(rc);
+    if (!rc) SP_INFO("phase", "name=sort_dedupe seconds=%.3f", sp_now() - t0);
     /* Totals over ranks decide pass or fail. */
     uint64_t tot[NREASONS + NFILES + 6];
     if (!rc) {
@@ -745,7 +781,7 @@ int sp_ingest_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         rc = sp_dist_agree(rc);
     }
     if (!rc) rc = sp_dist_agree(write_part(&g, res));
-    if (!rc)
+    if (!rc && ctx->rank == 0)
         SP_INFO("ingest", "edges=%" PRIu64 " pin_pin=%" PRIu64 " dense=%" PRIu64 " tokens=%" PRIu64 " events=%" PRIu64,
                 tot[NREASONS + NFILES], tot[NREASONS + NFILES + 1], tot[NREASONS + NFILES + 2],
                 tot[NREASONS + NFILES + 3], tot[NREASONS + NFILES + 4]);

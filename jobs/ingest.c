@@ -614,6 +614,8 @@ static int dedupe_all(ingest *g) {
     return rc;
 }
 
+static int cmp_line(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 /* Every rank fixes the line numbers of its reject rows, then rank 0 gathers,
  * sorts and writes the first rows of each reason to rejects.tsv. */
 static int write_rejects(ingest *g, uint64_t total_rejects) {
@@ -644,7 +646,7 @@ static int write_rejects(ingest *g, uint64_t total_rejects) {
             if (sp_grow((void **)&lines, &cap, n + 1, sizeof *lines)) break;
             lines[n++] = l;
         }
-        qsort(lines, n, sizeof *lines, (int (*)(const void *, const void *))strcmp);
+        qsort(lines, n, sizeof *lines, cmp_line);
         char path[4096], tmp[4200];
         sp_stage_path(g->ctx, "ingest", "rejects.tsv", path, sizeof path);
         snprintf(tmp, sizeof tmp, "%s.tmp", path);

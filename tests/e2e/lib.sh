@@ -2,7 +2,7 @@
 # test script as:   . "$(dirname "$0")/lib.sh" "$@"
 # $1 is the sagepipe binary.  Provides:
 #   SAGEPIPE              absolute path of the binary
-#   E2E_TMP               scratch directory, removed on exit
+#   E2E_TMP               scratch directory, removed on exit (kept if E2E_KEEP=1)
 #   fail MSG...           print "FAIL: MSG" to stderr and exit 1
 #   expect_exit WANT CMD  run CMD (stdout -> $E2E_OUT, stderr -> $E2E_ERR); fail,
 #                         showing the stderr tail, unless it exits WANT
@@ -23,7 +23,12 @@ E2E_TMP=$(mktemp -d /tmp/sp_e2e_XXXXXX) || { echo "mktemp failed" >&2; exit 2; }
 E2E_OUT=$E2E_TMP/last.stdout
 E2E_ERR=$E2E_TMP/last.stderr
 # Subshells (check) do not inherit the EXIT trap, so this runs once, in the script.
-trap 'rm -rf "$E2E_TMP"' EXIT
+# E2E_KEEP=1 keeps the directory for debugging.
+if [ -n "${E2E_KEEP:-}" ]; then
+    trap 'echo "kept $E2E_TMP" >&2' EXIT
+else
+    trap 'rm -rf "$E2E_TMP"' EXIT
+fi
 trap 'exit 130' INT TERM
 
 E2E_PASSED=0
@@ -82,14 +87,16 @@ write_config() {
 
 # check NAME FUNC [ARGS...]: one line per check; details of a failure follow it, indented.
 check() {
-    local name=$1 log=$E2E_TMP/check.log rc=0
+    local name=$1 log=$E2E_TMP/check.log rc=0 t0 t
     shift
+    t0=$(date +%s%N)
     ("$@") >"$log" 2>&1 || rc=$?
+    t=$((($(date +%s%N) - t0) / 1000000))
     if [ "$rc" = 0 ]; then
-        echo "ok   $name"
+        echo "ok   $name ($((t / 1000)).$((t % 1000 / 100))s)"
         E2E_PASSED=$((E2E_PASSED + 1))
     else
-        echo "FAIL $name"
+        echo "FAIL $name ($((t / 1000)).$((t % 1000 / 100))s)"
         sed 's/^/     | /' "$log"
         E2E_FAILED=$((E2E_FAILED + 1))
         E2E_FAILED_NAMES+=("$name")

@@ -108,7 +108,7 @@ for E in "${SIZES[@]}"; do
   for f in "$GEN"/*; do  # anything else gen wrote that ingest may read (pin_pin.tsv, ...)
     case " ${INPUTS[*]} " in *" ${f##*/} "*) ;; *) [ -f "$f" ] && FILES+=("$f") ;; esac
   done
-  INPUT_BYTES=$(stat -c %s "${FILES[@]}" | awk '{s += $1} END {print s}')
+  INPUT_BYTES=$(stat -c %s "${FILES[@]}" | awk '{s += $1} END {printf "%.0f\n", s}')
 
   # 2. baseline: stream the same files once
   t0=$(now)

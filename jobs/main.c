@@ -436,7 +436,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("sagepipe %s (cuda %s)\n", SAGEPIPE_VERSION, SAGEPIPE_HAVE_CUDA ? "on" : "off");
+        printf("sagepipe %s (CPU path; CUDA toolkit %s at build time, no CUDA ops built yet)\n", SAGEPIPE_VERSION,
+               SAGEPIPE_HAVE_CUDA ? "found" : "not found");
         return 0;
     }
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2, 0);

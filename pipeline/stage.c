@@ -4,7 +4,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include <xxhash.h>
 
 #include "dist.h"
+#include "fsutil.h"
 #include "json.h"
 #include "log.h"
 #include "sp_base.h"
@@ -54,18 +54,6 @@ void sp_part_name(const char *prefix, int rank, int size, char *out, size_t cap)
     snprintf(out, cap, "%s-%05d-of-%05d.bin", prefix, rank, size);
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) && errno != EEXIST) return sp_err(SP_EIO, "mkdir %s: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) && errno != EEXIST) return sp_err(SP_EIO, "mkdir %s: %s", tmp, strerror(errno));
-    return SP_OK;
-}
 
 static int read_file(const char *path, char **out, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -182,7 +170,7 @@ static int clean_stage_dir(const char *dir) {
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/%s", dir, MARKER);
     if (unlink(p) && errno != ENOENT) return sp_err(SP_EIO, "cannot remove %s: %s", p, strerror(errno));
-    int rc = mkdir_p(dir);
+    int rc = sp_mkdir_p(dir);
     if (rc) return rc;
     DIR *d = opendir(dir);
     if (!d) return sp_err(SP_EIO, "cannot open %s: %s", dir, strerror(errno));
@@ -199,35 +187,6 @@ static int clean_stage_dir(const char *dir) {
     return SP_OK;
 }
 
-static int write_atomic(const char *path, const char *text, size_t len) {
-    char tmp[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (fd < 0) return sp_err(SP_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return sp_err(SP_EIO, "cannot write %s: %s", tmp, strerror(e));
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) || close(fd)) {
-        int e = errno;
-        unlink(tmp);
-        return sp_err(SP_EIO, "cannot sync %s: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path)) {
-        int e = errno;
-        unlink(tmp);
-        return sp_err(SP_EIO, "cannot rename %s: %s", tmp, strerror(e));
-    }
-    return SP_OK;
-}
 
 /* Collective: gathers counts, outputs and times; rank 0 writes the marker. */
 static int write_marker(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t cfg_digest, uint64_t in_digest,
@@ -311,7 +270,7 @@ static int write_marker(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t 
         if (!lrc) {
             char path[PATH_MAX];
             sp_stage_path(ctx, st->name, MARKER, path, sizeof path);
-            lrc = write_atomic(path, text, tlen);
+            lrc = sp_write_atomic(path, text, tlen);
         }
         sp_jw_free(&w);
     }

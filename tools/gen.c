@@ -19,6 +19,7 @@
  *   each user's timestamps strictly increase (no duplicate rows). */
 #include "gen.h"
 #include "sfv.h"
+#include "fsutil.h"
 #include "sp_base.h"
 
 #include <errno.h>
@@ -274,22 +275,6 @@ static void out_abort(out_file *f) {
     unlink(f->tmp);
 }
 
-static int mkdir_p(const char *dir) {
-    char p[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof p) return sp_err(SP_EUSAGE, "bad output directory '%s'", dir);
-    memcpy(p, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != 0) continue;
-        char c = p[i];
-        p[i] = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) return sp_err(SP_EIO, "mkdir %s: %s", p, strerror(errno));
-        p[i] = c;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return sp_err(SP_EIO, "%s: not a directory", dir);
-    return SP_OK;
-}
 
 /* ---- pin_board.tsv ---- */
 
@@ -608,7 +593,7 @@ int sp_gen_run(const sp_gen_opts *o, const char *out_dir) {
     ctx_init(&g, o);
     if ((uint64_t)g.C * (o->dim ? o->dim : 1) > (1ULL << 32))
         return sp_err(SP_EUSAGE, "gen: communities x dim too large (%llu x %u)", (unsigned long long)g.C, o->dim);
-    int rc = mkdir_p(out_dir);
+    int rc = sp_mkdir_p(out_dir);
     if (rc) return rc;
     if ((rc = write_pin_board(o, &g, out_dir))) return rc;
     if (o->dim && (rc = write_dense(o, &g, out_dir))) return rc;

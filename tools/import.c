@@ -4,6 +4,7 @@
  * written as NAME.tmp and renamed only when every file is complete. */
 #include "import.h"
 #include "json.h"
+#include "fsutil.h"
 #include "sp_base.h"
 
 #include <errno.h>
@@ -111,22 +112,6 @@ static int of_rename(ofile *o) {
     return SP_OK;
 }
 
-static int mkdir_p(const char *dir) {
-    char p[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof p) return sp_err(SP_EUSAGE, "bad output directory '%s'", dir);
-    memcpy(p, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != 0) continue;
-        char c = p[i];
-        p[i] = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) return sp_err(SP_EIO, "mkdir %s: %s", p, strerror(errno));
-        p[i] = c;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return sp_err(SP_EIO, "%s: not a directory", dir);
-    return SP_OK;
-}
 
 /* Strict decimal u64: digits only, fits. 0 ok, -1 not a number, -2 too large. */
 static int parse_u64(const char *s, size_t n, uint64_t *v) {
@@ -358,7 +343,7 @@ static int run_import(const seq_spec *sp, const char *out_dir, const char *attri
     sp_import_stats st = {0};
     ofile pb = {0}, ev = {0}, tk = {0};
     u64map items = {0};
-    int rc = mkdir_p(out_dir);
+    int rc = sp_mkdir_p(out_dir);
     if (rc) return rc;
     if ((rc = of_open(&pb, out_dir, "pin_board.tsv"))) goto done;
     if ((rc = of_open(&ev, out_dir, "events.tsv"))) goto done;

@@ -1,0 +1,15 @@
+/* fsutil: file-system helpers shared by every writer: mkdir -p and an atomic
+ * small-file write (temp file, fsync, rename). */
+#ifndef SP_FSUTIL_H
+#define SP_FSUTIL_H
+
+#include <stddef.h>
+
+/* Creates dir and its parents (mode 0777 & umask); SP_EUSAGE for an empty or
+ * over-long path, SP_EIO naming the component that failed or a non-directory. */
+int sp_mkdir_p(const char *dir);
+/* Writes len bytes to "<path>.tmp.<pid>", fsyncs, renames over path. SP_EIO
+ * (with the path and errno text) on failure; the temporary file is removed. */
+int sp_write_atomic(const char *path, const char *data, size_t len);
+
+#endif

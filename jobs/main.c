@@ -14,6 +14,7 @@
 #include "dist.h"
 #include "gen.h"
 #include "graph_stage.h"
+#include "walks_stage.h"
 #include "import.h"
 #include "log.h"
 #include "sp_base.h"
@@ -35,11 +36,11 @@ static const char *USAGE =
     "  sagepipe gen    --pins N --boards N --edges N [--users N] [--events N] [--seed S] [--dim D]\n"
     "                  [--date YYYY-MM-DD] [--no-tokens] OUT_DIR\n"
     "  sagepipe config defaults|reference | config show --config FILE [--set k=v]...\n"
-    "  sagepipe dump   graph --config FILE --date YYYY-MM-DD   (debug: kept edges by external id)\n"
+    "  sagepipe dump   graph|walks --config FILE --date YYYY-MM-DD   (debug: tables by external id)\n"
     "  sagepipe --help | --version | COMMAND --help\n"
     "\n"
     "stages, in order: ingest graph walks train infer users export eval publish\n"
-    "  (built: ingest graph; the others answer \"not implemented yet\" with exit 2)\n"
+    "  (built: ingest graph walks; the others answer \"not implemented yet\" with exit 2)\n"
     "\n"
     "exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 input validation failed,\n"
     "            4 an external system failed (MPI peer, Kafka, disk), 5 quality gate failed\n"
@@ -401,9 +402,10 @@ static int cmd_config(int argc, char **argv) {
 }
 
 static int cmd_dump(int argc, char **argv) {
-    if (argc < 1 || has_help(argc, argv) || strcmp(argv[0], "graph")) {
-        fputs("usage: sagepipe dump graph --config FILE --date YYYY-MM-DD [--set section.key=value]...\n"
-              "Prints every kept edge of the date's graph partitions by external id, sorted (any rank count).\n",
+    if (argc < 1 || has_help(argc, argv) || (strcmp(argv[0], "graph") && strcmp(argv[0], "walks"))) {
+        fputs("usage: sagepipe dump graph|walks --config FILE --date YYYY-MM-DD [--set section.key=value]...\n"
+              "graph: every kept edge of the date's graph partitions by external id, sorted (any rank count).\n"
+              "walks: every neighbourhood entry, hard negative and training pair by external id, sorted.\n",
               stderr);
         return has_help(argc, argv) ? 0 : SP_EXIT_USAGE;
     }
@@ -417,7 +419,7 @@ static int cmd_dump(int argc, char **argv) {
     rc = make_ctx(cfg, a.date, &ctx);
     if (!rc) {
         ctx.size = 1;
-        rc = sp_graph_dump(&ctx, stdout);
+        rc = strcmp(argv[0], "walks") ? sp_graph_dump(&ctx, stdout) : sp_walks_dump(&ctx, stdout);
     }
     sp_config_free(cfg);
     return report(rc);

@@ -3,10 +3,12 @@
 #include "graph_stage.h"
 #include "ingest.h"
 #include "stage.h"
+#include "walks_stage.h"
 
-static const char *const S_INPUT[] = {"input", "pipeline", NULL};
+static const char *const S_INPUT[] = {"input", NULL};
 static const char *const S_GRAPH[] = {"graph", "pipeline", NULL};
 static const char *const S_WALKS[] = {"walks", "pipeline", NULL};
+static const char *const U_WALKS_IN[] = {"graph", "ingest", NULL};
 static const char *const S_TRAIN[] = {"train", "sage", "sequence", NULL};
 static const char *const S_INFER[] = {"sage", NULL};
 static const char *const S_USERS[] = {"sequence", NULL};
@@ -16,7 +18,6 @@ static const char *const S_KAFKA[] = {"kafka", NULL};
 
 static const char *const U_NONE[] = {NULL};
 static const char *const U_INGEST[] = {"ingest", NULL};
-static const char *const U_GRAPH[] = {"graph", NULL};
 static const char *const U_WALKS[] = {"walks", NULL};
 static const char *const U_TRAIN[] = {"train", NULL};
 static const char *const U_INFER[] = {"infer", NULL};
@@ -28,7 +29,7 @@ static const char *const U_PUBLISH[] = {"export", "eval", NULL};
 const sp_stage_def sp_stages[] = {
     {"ingest", S_INPUT, U_NONE, sp_ingest_run, sp_ingest_digest, "parse + validate inputs, shuffle rows to owner ranks"},
     {"graph", S_GRAPH, U_INGEST, sp_graph_run, NULL, "CSR both ways, id maps, degree pruning"},
-    {"walks", S_WALKS, U_GRAPH, NULL, NULL, "random walks with restart, importance neighbourhoods, training pairs"},
+    {"walks", S_WALKS, U_WALKS_IN, sp_walks_run, NULL, "random walks with restart, importance neighbourhoods, training pairs"},
     {"train", S_TRAIN, U_WALKS, NULL, NULL, "multi-task training of the item and user encoders"},
     {"infer", S_INFER, U_TRAIN, NULL, NULL, "layer-wise inference of every pin and board"},
     {"users", S_USERS, U_INFER, NULL, NULL, "user histories and user embeddings"},

@@ -31,7 +31,7 @@ static const char *const SECTION_DOCS[] = {
     "Where the day's inputs are (DESIGN section 3) and how they are validated.",
     "Work directory, seeds, logging and MPI behaviour.",
     "The graph stage: CSR build and degree pruning.",
-    "The walks stage (random walks with restart). Keys arrive with that stage.",
+    "The walks stage: random walks with restart, importance neighbourhoods, hard negatives, training pairs.",
     "Training of the item and user encoders.",
     "The PinSage/OmniSage item encoder. Keys arrive with that stage.",
     "The user sequence encoder. Keys arrive with that stage.",
@@ -56,7 +56,7 @@ static const kdef SCHEMA[] = {
      "Fail ingest (exit 3) when rejected rows exceed this fraction of all rows."},
     {"input", "rejects_per_reason", T_INT, "20", R(0, 1000000), NULL, F_NODIGEST,
      "How many rejected rows of each reason are written to rejects.tsv."},
-    {"pipeline", "work_dir", T_STR, NULL, R(0, 0), NULL, F_REQUIRED,
+    {"pipeline", "work_dir", T_STR, NULL, R(0, 0), NULL, F_REQUIRED | F_NODIGEST,
      "Stage outputs go to <work_dir>/<date>/<stage>/."},
     {"pipeline", "seed", T_INT, "1", R(0, 9.2e18), NULL, 0,
      "Master seed of graph pruning and walks; every random stream derives from (seed, purpose, entity id)."},
@@ -73,6 +73,33 @@ static const kdef SCHEMA[] = {
     {"graph", "prune_cap", T_INT, "10000", R(1, 1e12), NULL, 0, "Upper bound of kept edges per node."},
     {"graph", "prune_floor", T_INT, "10", R(0, 1e12), NULL, 0,
      "Nodes with at most this many edges keep all of them."},
+    {"walks", "walks_per_source", T_INT, "200", R(1, 1000000), NULL, 0,
+     "Random walks started from every pin and every board (DGL PinSAGESampler: 200)."},
+    {"walks", "traversals", T_INT, "3", R(1, 1000), NULL, 0,
+     "At most this many two-hop traversals (pin->board->pin, or board->pin->board) per walk."},
+    {"walks", "stop_prob", T_F64, "0.5", R(0, 1), NULL, 0,
+     "Probability that a walk stops after each traversal but the last (restart at the source)."},
+    {"walks", "top_pins", T_INT, "50", R(0, 100000), NULL, 0,
+     "Importance neighbourhood: most visited pins kept per source, weights L1-normalised (PinSage T = 50)."},
+    {"walks", "top_boards", T_INT, "50", R(0, 100000), NULL, 0, "Most visited boards kept per source."},
+    {"walks", "hard_lo", T_INT, "2000", R(0, 1e9), NULL, 0,
+     "Hard-negative band of a pin: visited pins ranked [lo, hi) by visits (PinSage: 2000-5000), scaled to "
+     "the distinct pins V a source visits: lo = max(top_pins, min(hard_lo, hard_lo_frac * V))."},
+    {"walks", "hard_hi", T_INT, "5000", R(0, 1e9), NULL, 0, "hi = min(hard_hi, hard_hi_frac * V)."},
+    {"walks", "hard_lo_frac", T_F64, "0.4", R(0, 1), NULL, 0, "See hard_lo."},
+    {"walks", "hard_hi_frac", T_F64, "1.0", R(0, 1), NULL, 0, "See hard_hi."},
+    {"walks", "hard_max", T_INT, "50", R(0, 100000), NULL, 0,
+     "Hard-negative candidates kept per pin, evenly spaced over the band."},
+    {"walks", "pair_max_gap_s", T_INT, "3600", R(0, 1e9), NULL, 0,
+     "Engagement pairs: a user's consecutive positive actions on two pins at most this far apart."},
+    {"walks", "negative_actions", T_LIST, "hide", R(0, 0), NULL, 0,
+     "Actions that are not engagement (skipped when mining pairs)."},
+    {"walks", "walk_pairs", T_INT, "5", R(0, 100000), NULL, 0,
+     "Walk pairs: each pin paired with its this many most co-visited pins."},
+    {"walks", "threads", T_INT, "0", R(0, 1024), NULL, F_NODIGEST,
+     "Walk threads per rank; 0 = online CPUs / ranks on this machine (results do not depend on it)."},
+    {"walks", "window_sources", T_INT, "4096", R(1, 1048576), NULL, F_NODIGEST,
+     "Sources started per rank per round: bounds the memory of walkers and visits in flight."},
     {"train", "epochs", T_INT, "10", R(0, 100000), NULL, 0, "Training epochs (train stage)."},
     {"train", "seed", T_INT, "1", R(0, 9.2e18), NULL, 0, "Seed of initialisation and minibatch sampling (train stage)."},
     {"export", "dir", T_STR, "out/embeddings", R(0, 0), NULL, 0,
@@ -296,6 +323,22 @@ static const char *type_name(const kdef *k) {
     return names[k->type];
 }
 
+/* Writes "# text" wrapped at ~100 columns: libinih reads lines of at most
+ * 200 bytes, and a longer comment would spill into a bogus line. */
+static void write_comment(FILE *f, const char *text) {
+    const char *p = text;
+    while (*p) {
+        size_t n = strlen(p);
+        if (n > 98) {
+            n = 98;
+            while (n > 40 && p[n] != ' ') n--;
+        }
+        fprintf(f, "# %.*s\n", (int)n, p);
+        p += n;
+        while (*p == ' ') p++;
+    }
+}
+
 void sp_config_write_ini(const sp_config *c, FILE *f, int with_docs) {
     if (with_docs)
         fprintf(f, "# sagepipe configuration: every key with its default and meaning.\n"
@@ -303,14 +346,16 @@ void sp_config_write_ini(const sp_config *c, FILE *f, int with_docs) {
                    "# Override one key on the command line with --set section.key=value.\n");
     for (int s = 0; SECTIONS[s]; s++) {
         fprintf(f, "\n[%s]\n", SECTIONS[s]);
-        if (with_docs) fprintf(f, "# %s\n", SECTION_DOCS[s]);
+        if (with_docs) write_comment(f, SECTION_DOCS[s]);
         for (size_t i = 0; i < NKEYS; i++) {
             const kdef *k = &SCHEMA[i];
             if (strcmp(k->section, SECTIONS[s])) continue;
             const char *v = c ? c->val[i] : k->def;
             if (with_docs) {
-                fprintf(f, "# %s (%s%s%s)%s\n", k->doc, type_name(k), k->enums ? ": " : "", k->enums ? k->enums : "",
-                        (k->flags & F_REQUIRED) ? " REQUIRED" : "");
+                char doc[1024];
+                snprintf(doc, sizeof doc, "%s (%s%s%s)%s", k->doc, type_name(k), k->enums ? ": " : "",
+                         k->enums ? k->enums : "", (k->flags & F_REQUIRED) ? " REQUIRED" : "");
+                write_comment(f, doc);
             }
             if (v) fprintf(f, "%s = %s\n", k->key, v);
             else fprintf(f, "# %s =\n", k->key);

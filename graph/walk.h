@@ -1,0 +1,105 @@
+/* walk: random walks with restart on the partitioned bipartite graph
+ * (PinSage §3.2, DGL PinSAGESampler semantics). A walk from a source takes
+ * up to `traversals` two-hop traversals (pin -> board -> pin from a pin,
+ * board -> pin -> board from a board); after each traversal but the last it
+ * stops with probability `stop`. A walk visits the node it reaches after
+ * every step: for a pin source, boards after odd steps and pins after even
+ * steps (board sources: the other way round).
+ *
+ * Randomness is stateless. Step s (0-based: the number of steps taken
+ * before it) of walk w of source x of type t moves to neighbour
+ * floor(u * deg / 2^64) (Lemire's multiply-shift) of the current node, with
+ * u = sp_walk_draw(seed, t, x, w, s); after traversal k (step count 2k,
+ * k < traversals) the walk stops when the draw
+ * sp_walk_draw(seed, t, x, w, 0x8000 | 2k), as a double in [0, 1), is below
+ * `stop` (config bounds traversals to 1000, so the two kinds of draws never
+ * collide). Neighbour lists are in ascending external id order, so the visits
+ * of a source are the same for any rank count and any thread count. Walkers
+ * that step onto another rank's node leave this rank and continue there (the
+ * caller exchanges them). */
+#ifndef SP_WALK_H
+#define SP_WALK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "graph.h"
+#include "sp_base.h"
+
+/* This rank's part of the graph (views into a graph partition). */
+typedef struct {
+    int rank;
+    uint64_t npins, nboards;
+    const uint64_t *pin_ids, *board_ids; /* sorted external ids of owned nodes */
+    const uint64_t *pin_off, *pin_adj;   /* pin -> boards, grefs, (npins+1) / (pin_off[npins]) */
+    const uint64_t *board_off, *board_adj; /* board -> pins, grefs */
+} sp_walk_graph;
+
+typedef struct {
+    uint32_t walks;      /* walks per source (DGL default 200) */
+    uint32_t traversals; /* at most this many two-hop traversals per walk (3) */
+    double stop;         /* stop probability after each traversal (0.5) */
+    uint64_t seed;
+} sp_walk_params;
+
+/* A walker in flight (32 bytes). */
+typedef struct {
+    uint64_t src;      /* source external id */
+    sp_gref node;      /* current node (owned by the rank processing it) */
+    uint32_t slot;     /* the source's slot at its owner (window-local) */
+    uint32_t walk;     /* walk index 0..walks-1 */
+    uint16_t step;     /* steps taken so far */
+    uint8_t src_type;  /* SP_PIN or SP_BOARD */
+    uint8_t pad[5];
+} sp_walker;
+
+/* A visit, reported to the source's owner (24 bytes). */
+typedef struct {
+    uint64_t key;      /* slot << 8 | visited node type: sorts visits by source, then type */
+    uint64_t ext;      /* visited node's external id */
+    sp_gref ref;       /* visited node's global reference */
+} sp_visit;
+
+/* The uniform draw of step `step` of walk `walk` of source (type, id). */
+static inline uint64_t sp_walk_draw(uint64_t seed, sp_type type, uint64_t src, uint32_t walk, uint32_t step) {
+    return sp_mix64(sp_mix64(seed ^ 0x5bd1e9955bd1e995ULL) ^ sp_mix64(src ^ sp_type_salt[type]) ^
+                    (((uint64_t)walk << 16 | step) * 0x9e3779b97f4a7c15ULL));
+}
+
+/* Output buffers of sp_walk_advance, growable, owned by the caller
+ * (sp_walk_out_free). */
+typedef struct {
+    sp_visit *visits;
+    size_t nvisits, capvisits;
+    sp_walker *away; /* walkers now on another rank's node */
+    size_t naway, capaway;
+    uint64_t steps;  /* transitions taken */
+} sp_walk_out;
+void sp_walk_out_free(sp_walk_out *o);
+
+/* Advances the n walkers in `w` (each on a node owned by g->rank) until each
+ * walk ends or steps onto another rank's node, using `nthreads` threads, each
+ * interleaving many walkers with software prefetch. A walker with step == 0
+ * sits on its source and starts there (no visit of the source); a walker with
+ * step > 0 has just arrived at its node and that node's visit is not yet
+ * recorded: the engine records it first (walkers in `out->away` are in that
+ * state, so the receiving rank records the visit; only it knows the node's
+ * external id). Appends every visit and every walker that left to `out` (in
+ * an order that may depend on thread timing; results built from them do
+ * not). A dangling node (no neighbours) ends the walk. Returns SP_OK,
+ * SP_ENOMEM, or SP_EINTERNAL for a walker whose node is not local or whose
+ * local index is out of range. */
+int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n, int nthreads,
+                    sp_walk_out *out);
+
+/* Neighbourhood selection for one source from its visits of one type,
+ * sorted by (key, ext): counts runs, orders by (count desc, ext asc), writes
+ * the top `t` (ext, ref, weight = count / sum of the kept counts) and returns
+ * how many; the source itself is excluded. `ranked` (may be NULL) receives
+ * all distinct visited nodes in that order (capacity >= n) for the
+ * hard-negative band. */
+typedef struct { uint64_t ext; sp_gref ref; float weight; uint32_t count; } sp_nbr;
+size_t sp_walk_topt(const sp_visit *v, size_t n, uint64_t self_ext, size_t t, sp_nbr *top, sp_nbr *ranked,
+                    size_t *nranked);
+
+#endif

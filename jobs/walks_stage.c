@@ -1,0 +1,475 @@
+/* walks stage: sources are started in windows of walks.window_sources per
+ * rank. Each round advances the walkers that are on this rank's nodes (all
+ * threads), then one shuffle moves the walkers that stepped onto other ranks'
+ * nodes to those ranks and the visits recorded away from home to the
+ * sources' owners; rounds repeat until no walker is in flight anywhere. The
+ * owner then sorts a window's visits and keeps, per source, the top pins and
+ * top boards and a band of lower-ranked pins as hard negatives.
+ * A walker's slot is (owner rank << 20 | index in the window): visits find
+ * their way home without carrying the source id, which limits a job to 4096
+ * ranks and a window to 2^20 sources (checked). */
+#include "walks_stage.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dist.h"
+#include "graph.h"
+#include "ingest.h"
+#include "json.h"
+#include "log.h"
+#include "pairs.h"
+#include "sfile.h"
+#include "sort.h"
+#include "sp_base.h"
+#include "walk.h"
+
+#define SLOT_BITS 20
+#define MAX_RANKS 4096
+
+typedef struct {
+    sp_walker *in;
+    size_t nin, capin;
+    sp_visit *mine;
+    size_t nmine, capmine;
+} round_bufs;
+
+static int sink(void *c, int src, const void *rec, size_t len) {
+    round_bufs *b = c;
+    (void)src;
+    if (len == sizeof(sp_walker)) {
+        if (sp_grow((void **)&b->in, &b->capin, b->nin + 1, sizeof *b->in)) return SP_ENOMEM;
+        memcpy(&b->in[b->nin++], rec, len);
+    } else if (len == sizeof(sp_visit)) {
+        if (sp_grow((void **)&b->mine, &b->capmine, b->nmine + 1, sizeof *b->mine)) return SP_ENOMEM;
+        memcpy(&b->mine[b->nmine++], rec, len);
+    } else return sp_err(SP_EINTERNAL, "walks: record of %zu bytes", len);
+    return SP_OK;
+}
+
+/* A growable table of per-source neighbour lists. */
+typedef struct {
+    uint64_t *off; /* (nsrc + 1) */
+    sp_nbr *v;
+    size_t n, cap;
+} nbr_table;
+
+static int table_add(nbr_table *t, uint64_t src_index, const sp_nbr *v, size_t n) {
+    if (sp_grow((void **)&t->v, &t->cap, t->n + n, sizeof *t->v)) return SP_ENOMEM;
+    memcpy(t->v + t->n, v, sizeof *v * n);
+    t->n += n;
+    t->off[src_index + 1] = t->n;
+    return SP_OK;
+}
+
+/* An external id that is not among the n sorted exts of v (so that
+ * sp_walk_topt excludes nothing when the source is of the other type). */
+static uint64_t absent_ext(const sp_visit *v, size_t n) {
+    if (n == 0 || v[0].ext > 0) return 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (v[i + 1].ext > v[i].ext + 1) return v[i].ext + 1;
+    return v[n - 1].ext + 1; /* n < 2^64 distinct values: no wrap to a present one */
+}
+
+typedef struct {
+    const sp_run_ctx *ctx;
+    sp_walk_graph g;
+    sp_walk_params p;
+    int threads;
+    size_t top_pins, top_boards, hard_max;
+    uint64_t hard_lo, hard_hi;
+    double hard_lo_frac, hard_hi_frac;
+    nbr_table pp, pb, bp, bb, hard;
+    sp_nbr *ranked, *top;
+    size_t capranked;
+    uint64_t steps, visits, moved, distinct_pins, band_total;
+} walks;
+
+/* Turns one source's sorted visits into its tables. j: local source index
+ * (pins first, then boards). */
+static int finish_source(walks *w, uint64_t j, const sp_visit *v, size_t n) {
+    int is_pin = j < w->g.npins;
+    uint64_t self = is_pin ? w->g.pin_ids[j] : w->g.board_ids[j - w->g.npins];
+    size_t np = 0;
+    while (np < n && (v[np].key & 0xff) == SP_PIN) np++;
+    const sp_visit *pv = v, *bv = v + np;
+    size_t nb = n - np;
+    if (np > w->capranked) {
+        free(w->ranked);
+        w->capranked = np;
+        if (!(w->ranked = malloc(sizeof *w->ranked * np))) {
+            w->capranked = 0;
+            return SP_ENOMEM;
+        }
+    }
+    size_t nranked = 0, k;
+    int rc;
+    if (is_pin) {
+        k = sp_walk_topt(pv, np, self, w->top_pins, w->top, w->ranked, &nranked);
+        if ((rc = table_add(&w->pp, j, w->top, k))) return rc;
+        k = sp_walk_topt(bv, nb, absent_ext(bv, nb), w->top_boards, w->top, NULL, NULL);
+        if ((rc = table_add(&w->pb, j, w->top, k))) return rc;
+        /* hard-negative band over the ranked distinct pins */
+        double V = (double)nranked;
+        uint64_t lo = (uint64_t)(w->hard_lo_frac * V), hi = (uint64_t)(w->hard_hi_frac * V);
+        if (lo > w->hard_lo) lo = w->hard_lo;
+        if (lo < w->top_pins) lo = w->top_pins;
+        if (hi > w->hard_hi) hi = w->hard_hi;
+        if (hi > nranked) hi = nranked;
+        size_t nh = 0;
+        if (hi > lo && w->hard_max) {
+            uint64_t band = hi - lo, take = band < w->hard_max ? band : w->hard_max;
+            for (uint64_t i = 0; i < take; i++) w->top[nh++] = w->ranked[lo + i * band / take];
+        }
+        w->band_total += nh;
+        w->distinct_pins += nranked;
+        if ((rc = table_add(&w->hard, j, w->top, nh))) return rc;
+    } else {
+        uint64_t b = j - w->g.npins;
+        k = sp_walk_topt(pv, np, absent_ext(pv, np), w->top_pins, w->top, NULL, NULL);
+        if ((rc = table_add(&w->bp, b, w->top, k))) return rc;
+        k = sp_walk_topt(bv, nb, self, w->top_boards, w->top, NULL, NULL);
+        if ((rc = table_add(&w->bb, b, w->top, k))) return rc;
+    }
+    return SP_OK;
+}
+
+/* Runs every window; collective. */
+static int run_windows(walks *w, size_t window, size_t buffer) {
+    const sp_run_ctx *ctx = w->ctx;
+    uint64_t nsrc = w->g.npins + w->g.nboards, nwin = (nsrc + window - 1) / window;
+    int rc = sp_dist_max_u64(&nwin, 1);
+    round_bufs cur = {0}, nxt = {0};
+    sp_walk_out out = {0};
+    sp_shuffle *s = NULL;
+    if (!rc) rc = sp_dist_agree(sp_shuffle_new(&s, buffer, sink, &nxt));
+    sp_progress prog = {.interval = sp_config_f64(ctx->cfg, "pipeline", "progress_seconds")};
+    sp_progress_begin(&prog, "walk_sources", nsrc);
+    for (uint64_t win = 0; win < nwin && !rc; win++) {
+        uint64_t first = win * window, cnt = first < nsrc ? (nsrc - first < window ? nsrc - first : window) : 0;
+        /* walkers of this window's sources */
+        cur.nin = 0;
+        rc = sp_grow((void **)&cur.in, &cur.capin, cnt * w->p.walks + 1, sizeof *cur.in);
+        for (uint64_t i = 0; !rc && i < cnt; i++) {
+            uint64_t j = first + i;
+            int is_pin = j < w->g.npins;
+            uint64_t local = is_pin ? j : j - w->g.npins;
+            sp_walker t = {.src = is_pin ? w->g.pin_ids[local] : w->g.board_ids[local],
+                           .node = sp_gref_make(ctx->rank, local),
+                           .slot = (uint32_t)ctx->rank << SLOT_BITS | (uint32_t)i,
+                           .src_type = (uint8_t)(is_pin ? SP_PIN : SP_BOARD)};
+            for (uint32_t k = 0; k < w->p.walks; k++) {
+                t.walk = k;
+                cur.in[cur.nin++] = t;
+            }
+        }
+        nxt.nmine = 0;
+        rc = sp_dist_agree(rc);
+        for (;;) {
+            if (rc) break;
+            out.nvisits = out.naway = 0;
+            out.steps = 0;
+            int lrc = sp_walk_advance(&w->g, &w->p, cur.in, cur.nin, w->threads, &out);
+            w->steps += out.steps;
+            w->visits += out.nvisits;
+            /* visits of my own sources stay; the rest go home; walkers move on */
+            size_t iv = 0, ia = 0;
+            int all_done = 0;
+            nxt.nin = 0;
+            while (!rc && !all_done) {
+                while (!lrc && !sp_shuffle_full(s) && (iv < out.nvisits || ia < out.naway)) {
+                    if (iv < out.nvisits) {
+                        const sp_visit *v = &out.visits[iv++];
+                        int home = (int)(v->key >> (8 + SLOT_BITS));
+                        if (home == ctx->rank) {
+                            if (sp_grow((void **)&nxt.mine, &nxt.capmine, nxt.nmine + 1, sizeof *nxt.mine)) lrc = SP_ENOMEM;
+                            else nxt.mine[nxt.nmine++] = *v;
+                        } else lrc = sp_shuffle_put(s, home, v, sizeof *v);
+                    } else {
+                        const sp_walker *a = &out.away[ia++];
+                        lrc = sp_shuffle_put(s, sp_gref_rank(a->node), a, sizeof *a);
+                        w->moved++;
+                    }
+                }
+                rc = sp_shuffle_exchange(s, lrc || (iv == out.nvisits && ia == out.naway), lrc, &all_done);
+            }
+            if (rc) break;
+            uint64_t inflight = nxt.nin;
+            if ((rc = sp_dist_sum_u64(&inflight, 1))) break;
+            round_bufs t = cur; /* the received walkers become the next round's input */
+            cur.in = nxt.in, cur.nin = nxt.nin, cur.capin = nxt.capin;
+            nxt.in = t.in, nxt.nin = 0, nxt.capin = t.capin;
+            if (inflight == 0) break;
+        }
+        if (rc) break;
+        /* the window's visits, by (slot, type, ext) */
+        rc = sp_radix_sort(nxt.mine, nxt.nmine, sizeof *nxt.mine, (size_t[]){0, 8}, 2);
+        size_t at = 0;
+        for (uint64_t i = 0; !rc && i < cnt; i++) {
+            uint64_t slot = (uint64_t)ctx->rank << SLOT_BITS | i;
+            size_t b = at;
+            while (at < nxt.nmine && (nxt.mine[at].key >> 8) == slot) at++;
+            rc = finish_source(w, first + i, nxt.mine + b, at - b);
+        }
+        if (!rc && at != nxt.nmine) rc = sp_err(SP_EINTERNAL, "walks: %zu visits of unknown sources", nxt.nmine - at);
+        rc = sp_dist_agree(rc);
+        sp_progress_add(&prog, cnt);
+    }
+    sp_progress_end(&prog);
+    sp_shuffle_free(s);
+    sp_walk_out_free(&out);
+    free(cur.in);
+    free(cur.mine);
+    free(nxt.in);
+    free(nxt.mine);
+    return rc;
+}
+
+static int threads_auto(const sp_config *cfg) {
+    int64_t t = sp_config_int(cfg, "walks", "threads");
+    if (t > 0) return (int)t;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    long local = ls ? strtol(ls, NULL, 10) : 1;
+    if (local < 1) local = 1;
+    long n = cpus / local;
+    return n < 1 ? 1 : (int)n;
+}
+
+/* Bit mask of the action indices named in walks.negative_actions. */
+static uint32_t negative_mask(const sp_config *cfg) {
+    char acts[1024], negs[1024];
+    snprintf(acts, sizeof acts, "%s", sp_config_str(cfg, "input", "actions"));
+    snprintf(negs, sizeof negs, "%s", sp_config_str(cfg, "walks", "negative_actions"));
+    uint32_t mask = 0;
+    int idx = 0;
+    for (char *sa, *a = strtok_r(acts, " \t", &sa); a; a = strtok_r(NULL, " \t", &sa), idx++) {
+        char tmp[1024], *sn;
+        memcpy(tmp, negs, sizeof tmp);
+        for (char *n = strtok_r(tmp, " \t", &sn); n; n = strtok_r(NULL, " \t", &sn))
+            if (!strcmp(a, n) && idx < 32) mask |= 1u << idx;
+    }
+    return mask;
+}
+
+static int put_table(sp_sfile_w *f, const char *name, const nbr_table *t, uint64_t n) {
+    char tag[16];
+    snprintf(tag, sizeof tag, "%s_off", name);
+    int rc = sp_sfile_put(f, tag, 8, t->off, n + 1);
+    snprintf(tag, sizeof tag, "%s", name);
+    if (!rc) rc = sp_sfile_put(f, tag, sizeof(sp_nbr), t->v, t->n);
+    return rc;
+}
+
+int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
+    const sp_config *cfg = ctx->cfg;
+    walks w = {.ctx = ctx};
+    char name[96], path[4096];
+    sp_sfile_r *gf = NULL, *inf = NULL;
+    uint64_t n, meta_n;
+    const uint64_t *meta;
+    const sp_event_rec *ev = NULL;
+    uint64_t nev = 0;
+    int rc = ctx->size > MAX_RANKS ? sp_err(SP_EUSAGE, "the walks stage supports at most %d ranks", MAX_RANKS) : SP_OK;
+    sp_part_name("part", ctx->rank, ctx->size, name, sizeof name);
+    if (!rc) {
+        sp_stage_path(ctx, "graph", name, path, sizeof path);
+        rc = sp_sfile_open(&gf, path, "graph");
+    }
+    if (!rc) rc = sp_sfile_get(gf, "meta", 8, (const void **)&meta, &meta_n);
+    if (!rc) rc = sp_sfile_get(gf, "pin_ids", 8, (const void **)&w.g.pin_ids, &w.g.npins);
+    if (!rc) rc = sp_sfile_get(gf, "board_ids", 8, (const void **)&w.g.board_ids, &w.g.nboards);
+    if (!rc) rc = sp_sfile_get(gf, "pin_off", 8, (const void **)&w.g.pin_off, &n);
+    if (!rc && n != w.g.npins + 1) rc = sp_err(SP_EFORMAT, "%s: pin_off has %" PRIu64 " entries", path, n);
+    if (!rc) rc = sp_sfile_get(gf, "pin_adj", 8, (const void **)&w.g.pin_adj, &n);
+    if (!rc) rc = sp_sfile_get(gf, "board_off", 8, (const void **)&w.g.board_off, &n);
+    if (!rc && n != w.g.nboards + 1) rc = sp_err(SP_EFORMAT, "%s: board_off has %" PRIu64 " entries", path, n);
+    if (!rc) rc = sp_sfile_get(gf, "board_adj", 8, (const void **)&w.g.board_adj, &n);
+    if (!rc) {
+        sp_stage_path(ctx, "ingest", name, path, sizeof path);
+        rc = sp_sfile_open(&inf, path, "ingest");
+    }
+    if (!rc) rc = sp_sfile_get(inf, "events", sizeof *ev, (const void **)&ev, &nev);
+    rc = sp_dist_agree(rc);
+    w.g.rank = ctx->rank;
+    w.p.walks = (uint32_t)sp_config_int(cfg, "walks", "walks_per_source");
+    w.p.traversals = (uint32_t)sp_config_int(cfg, "walks", "traversals");
+    w.p.stop = sp_config_f64(cfg, "walks", "stop_prob");
+    w.p.seed = (uint64_t)sp_config_int(cfg, "pipeline", "seed");
+    w.threads = threads_auto(cfg);
+    w.top_pins = (size_t)sp_config_int(cfg, "walks", "top_pins");
+    w.top_boards = (size_t)sp_config_int(cfg, "walks", "top_boards");
+    w.hard_max = (size_t)sp_config_int(cfg, "walks", "hard_max");
+    w.hard_lo = (uint64_t)sp_config_int(cfg, "walks", "hard_lo");
+    w.hard_hi = (uint64_t)sp_config_int(cfg, "walks", "hard_hi");
+    w.hard_lo_frac = sp_config_f64(cfg, "walks", "hard_lo_frac");
+    w.hard_hi_frac = sp_config_f64(cfg, "walks", "hard_hi_frac");
+    size_t window = (size_t)sp_config_int(cfg, "walks", "window_sources");
+    if (window > (1u << SLOT_BITS)) window = 1u << SLOT_BITS;
+    size_t buffer = (size_t)sp_config_int(cfg, "pipeline", "shuffle_buffer_mb") << 20;
+    size_t tmax = w.top_pins > w.top_boards ? w.top_pins : w.top_boards;
+    if (tmax < w.hard_max) tmax = w.hard_max;
+    if (!rc) {
+        w.top = malloc(sizeof *w.top * (tmax + 1));
+        w.pp.off = calloc(w.g.npins + 1, 8);
+        w.pb.off = calloc(w.g.npins + 1, 8);
+        w.hard.off = calloc(w.g.npins + 1, 8);
+        w.bp.off = calloc(w.g.nboards + 1, 8);
+        w.bb.off = calloc(w.g.nboards + 1, 8);
+        rc = sp_dist_agree(w.top && w.pp.off && w.pb.off && w.hard.off && w.bp.off && w.bb.off ? SP_OK : SP_ENOMEM);
+    }
+    if (!rc) {
+        SP_INFO("walks_start", "sources=%" PRIu64 " walks=%u traversals=%u stop=%g threads=%d window=%zu",
+                w.g.npins + w.g.nboards, w.p.walks, w.p.traversals, w.p.stop, w.threads, window);
+        rc = run_windows(&w, window, buffer);
+    }
+    /* training pairs: walk pairs from the pin tables, engagement pairs from events */
+    sp_pair_rec *wp = NULL, *ep = NULL;
+    uint64_t nwp = 0, nep = 0;
+    sp_pair_stats est = {0};
+    if (!rc) {
+        uint64_t *ext = malloc(8 * (w.pp.n + 1));
+        rc = ext ? SP_OK : SP_ENOMEM;
+        for (size_t i = 0; !rc && i < w.pp.n; i++) ext[i] = w.pp.v[i].ext;
+        if (!rc) rc = sp_pairs_walk(w.g.pin_ids, w.pp.off, ext, w.g.npins,
+                                    (uint32_t)sp_config_int(cfg, "walks", "walk_pairs"), &wp, &nwp);
+        free(ext);
+        rc = sp_dist_agree(rc);
+    }
+    if (!rc)
+        rc = sp_pairs_engagement(ev, nev, sp_config_int(cfg, "walks", "pair_max_gap_s") * 1000, negative_mask(cfg),
+                                 buffer, &ep, &nep, &est);
+    /* write this rank's tables */
+    if (!rc) {
+        sp_stage_path(ctx, "walks", name, path, sizeof path);
+        sp_sfile_w *f;
+        uint64_t m[6] = {(uint64_t)ctx->rank, (uint64_t)ctx->size, w.g.npins, w.g.nboards, w.top_pins, w.top_boards};
+        rc = sp_sfile_create(&f, path, "walks");
+        if (!rc) {
+            rc = sp_sfile_put(f, "meta", 8, m, 6);
+            if (!rc) rc = sp_sfile_put(f, "pin_ids", 8, w.g.pin_ids, w.g.npins);
+            if (!rc) rc = sp_sfile_put(f, "board_ids", 8, w.g.board_ids, w.g.nboards);
+            if (!rc) rc = put_table(f, "pin_pins", &w.pp, w.g.npins);
+            if (!rc) rc = put_table(f, "pin_boards", &w.pb, w.g.npins);
+            if (!rc) rc = put_table(f, "board_pins", &w.bp, w.g.nboards);
+            if (!rc) rc = put_table(f, "board_boards", &w.bb, w.g.nboards);
+            if (!rc) rc = put_table(f, "pin_hard", &w.hard, w.g.npins);
+            if (!rc) rc = sp_sfile_put(f, "walk_pairs", sizeof *wp, wp, nwp);
+            if (!rc) rc = sp_sfile_put(f, "engage_pairs", sizeof *ep, ep, nep);
+            uint64_t xxh;
+            if (rc) sp_sfile_discard(f);
+            else rc = sp_sfile_commit(f, &xxh);
+            struct stat sb;
+            if (!rc && stat(path, &sb)) rc = sp_err(SP_EIO, "%s: %s", path, strerror(errno));
+            if (!rc) sp_stage_output(res, name, (uint64_t)sb.st_size, xxh);
+        }
+        rc = sp_dist_agree(rc);
+    }
+    if (!rc) {
+        uint64_t engaged_mined = est.kept;
+        sp_stage_count(res, "sources", w.g.npins + w.g.nboards);
+        sp_stage_count(res, "steps", w.steps);
+        sp_stage_count(res, "visits", w.visits);
+        sp_stage_count(res, "walkers_moved", w.moved);
+        sp_stage_count(res, "pin_pin_entries", w.pp.n);
+        sp_stage_count(res, "pin_board_entries", w.pb.n);
+        sp_stage_count(res, "board_pin_entries", w.bp.n);
+        sp_stage_count(res, "board_board_entries", w.bb.n);
+        sp_stage_count(res, "hard_negatives", w.hard.n);
+        sp_stage_count(res, "distinct_pins_visited", w.distinct_pins);
+        sp_stage_count(res, "walk_pairs", nwp);
+        sp_stage_count(res, "engage_pairs", nep);
+        sp_stage_count(res, "engage_pairs_mined", engaged_mined);
+        sp_stage_count(res, "engage_too_far", est.too_far);
+        sp_stage_count(res, "engage_same_pin", est.same_pin);
+        sp_stage_count(res, "engage_negative_skipped", est.negative);
+    }
+    free(wp);
+    free(ep);
+    free(w.top);
+    free(w.ranked);
+    nbr_table *tabs[] = {&w.pp, &w.pb, &w.bp, &w.bb, &w.hard};
+    for (int i = 0; i < 5; i++) {
+        free(tabs[i]->off);
+        free(tabs[i]->v);
+    }
+    sp_sfile_close(gf);
+    sp_sfile_close(inf);
+    return rc;
+}
+
+/* ---- dump ---- */
+
+static int cmp_line(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int sp_walks_dump(const sp_run_ctx *ctx, FILE *out) {
+    int size = 0, rc = SP_OK;
+    char name[96], path[4096];
+    for (int n = 1; n <= MAX_RANKS && !size; n++) {
+        struct stat sb;
+        sp_part_name("part", 0, n, name, sizeof name);
+        sp_stage_path(ctx, "walks", name, path, sizeof path);
+        if (!stat(path, &sb)) size = n;
+    }
+    if (!size) return sp_err(SP_EUSAGE, "no walks tables under %s/walks", ctx->date_dir);
+    char **lines = NULL;
+    size_t nl = 0, cap = 0;
+    static const char *const TABS[] = {"pin_pins", "pin_boards", "board_pins", "board_boards", "pin_hard"};
+    for (int r = 0; r < size && !rc; r++) {
+        sp_sfile_r *f;
+        sp_part_name("part", r, size, name, sizeof name);
+        sp_stage_path(ctx, "walks", name, path, sizeof path);
+        if ((rc = sp_sfile_open(&f, path, "walks"))) break;
+        const uint64_t *pins, *boards;
+        uint64_t np, nb;
+        rc = sp_sfile_get(f, "pin_ids", 8, (const void **)&pins, &np);
+        if (!rc) rc = sp_sfile_get(f, "board_ids", 8, (const void **)&boards, &nb);
+        for (int t = 0; t < 5 && !rc; t++) {
+            char tag[16];
+            const uint64_t *off;
+            const sp_nbr *v;
+            uint64_t noff, nv;
+            snprintf(tag, sizeof tag, "%s_off", TABS[t]);
+            rc = sp_sfile_get(f, tag, 8, (const void **)&off, &noff);
+            if (!rc) rc = sp_sfile_get(f, TABS[t], sizeof *v, (const void **)&v, &nv);
+            int src_board = t == 2 || t == 3, nbr_board = t == 1 || t == 3;
+            uint64_t ns = src_board ? nb : np;
+            if (!rc && noff != ns + 1) rc = sp_err(SP_EFORMAT, "%s: %s has %" PRIu64 " offsets", path, tag, noff);
+            for (uint64_t i = 0; !rc && i < ns; i++)
+                for (uint64_t e = off[i]; !rc && e < off[i + 1] && e < nv; e++) {
+                    char buf[128];
+                    if (t == 4)
+                        snprintf(buf, sizeof buf, "H p%" PRIu64 " p%" PRIu64, pins[i], v[e].ext);
+                    else
+                        snprintf(buf, sizeof buf, "N %c%" PRIu64 " %c%" PRIu64 " %u %.6f", src_board ? 'b' : 'p',
+                                 src_board ? boards[i] : pins[i], nbr_board ? 'b' : 'p', v[e].ext, v[e].count,
+                                 (double)v[e].weight);
+                    if ((rc = sp_grow((void **)&lines, &cap, nl + 1, sizeof *lines))) break;
+                    if (!(lines[nl++] = strdup(buf))) rc = SP_ENOMEM;
+                }
+        }
+        for (int k = 0; k < 2 && !rc; k++) {
+            const sp_pair_rec *pr;
+            uint64_t npr;
+            rc = sp_sfile_get(f, k ? "engage_pairs" : "walk_pairs", sizeof *pr, (const void **)&pr, &npr);
+            for (uint64_t i = 0; !rc && i < npr; i++) {
+                char buf[128];
+                snprintf(buf, sizeof buf, "P p%" PRIu64 " p%" PRIu64 " %u %u", pr[i].q, pr[i].p, pr[i].kind, pr[i].count);
+                if ((rc = sp_grow((void **)&lines, &cap, nl + 1, sizeof *lines))) break;
+                if (!(lines[nl++] = strdup(buf))) rc = SP_ENOMEM;
+            }
+        }
+        sp_sfile_close(f);
+    }
+    if (!rc) {
+        qsort(lines, nl, sizeof *lines, cmp_line);
+        for (size_t i = 0; i < nl; i++) fprintf(out, "%s\n", lines[i]);
+    }
+    for (size_t i = 0; i < nl; i++) free(lines[i]);
+    free(lines);
+    return rc;
+}

@@ -236,43 +236,104 @@ int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_wa
     return rc;
 }
 
-static int cmp_nbr(const void *x, const void *y) {
-    const sp_nbr *a = x, *b = y;
-    if (a->count != b->count) return a->count > b->count ? -1 : 1;
-    return a->ext < b->ext ? -1 : a->ext > b->ext;
+/* a before b: more visits first, then the smaller external id */
+static inline int nbr_before(const sp_nbr *a, const sp_nbr *b) {
+    return a->count != b->count ? a->count > b->count : a->ext < b->ext;
 }
 
-size_t sp_walk_topt(const sp_visit *v, size_t n, uint64_t self_ext, size_t t, sp_nbr *top, sp_nbr *ranked,
-                    size_t *nranked) {
-    /* distinct nodes with counts, into `ranked` if given, else into top (bounded by t) */
-    sp_nbr local[256];
-    sp_nbr *all = ranked;
-    size_t cap = ranked ? n : 0, m = 0;
-    if (!all) {
-        all = local;
-        cap = sizeof local / sizeof *local;
-    }
-    /* When no `ranked` buffer is given and there are more distinct nodes than
-     * fit in `local`, keep the best ones seen with a simple replace-min. */
-    for (size_t i = 0, j; i < n; i = j) {
-        for (j = i + 1; j < n && v[j].ext == v[i].ext && v[j].key == v[i].key; j++) {}
-        if (v[i].ext == self_ext) continue;
-        sp_nbr e = {v[i].ext, v[i].ref, 0, (uint32_t)(j - i)};
-        if (m < cap) all[m++] = e;
-        else {
-            size_t worst = 0;
-            for (size_t q = 1; q < m; q++)
-                if (cmp_nbr(&all[q], &all[worst]) > 0) worst = q;
-            if (cmp_nbr(&e, &all[worst]) < 0) all[worst] = e;
+/* Quicksort specialised to sp_nbr (glibc's qsort, an indirect-call merge
+ * sort, was a fifth of the walks stage). Keys are unique (ext), so the order
+ * is total and the result does not depend on the algorithm. */
+static void sort_nbr(sp_nbr *a, size_t n) {
+    while (n > 16) {
+        size_t mid = n / 2;
+        /* median of three to a[0] */
+        if (nbr_before(&a[mid], &a[0])) { sp_nbr t = a[mid]; a[mid] = a[0]; a[0] = t; }
+        if (nbr_before(&a[n - 1], &a[0])) { sp_nbr t = a[n - 1]; a[n - 1] = a[0]; a[0] = t; }
+        if (nbr_before(&a[n - 1], &a[mid])) { sp_nbr t = a[n - 1]; a[n - 1] = a[mid]; a[mid] = t; }
+        sp_nbr pivot = a[mid];
+        size_t i = 0, j = n - 1;
+        for (;;) {
+            while (nbr_before(&a[i], &pivot)) i++;
+            while (nbr_before(&pivot, &a[j])) j--;
+            if (i >= j) break;
+            sp_nbr t = a[i]; a[i] = a[j]; a[j] = t;
+            i++;
+            j--;
+        }
+        /* recurse into the smaller side, loop on the larger */
+        if (j + 1 < n - j - 1) {
+            sort_nbr(a, j + 1);
+            a += j + 1;
+            n -= j + 1;
+        } else {
+            sort_nbr(a + j + 1, n - j - 1);
+            n = j + 1;
         }
     }
-    qsort(all, m, sizeof *all, cmp_nbr);
+    for (size_t i = 1; i < n; i++) {
+        sp_nbr t = a[i];
+        size_t k = i;
+        while (k > 0 && nbr_before(&t, &a[k - 1])) {
+            a[k] = a[k - 1];
+            k--;
+        }
+        a[k] = t;
+    }
+}
+
+/* Scratch of sp_walk_topt, per thread: an open-addressing count table and a
+ * list of distinct nodes, grown as needed. */
+static _Thread_local struct {
+    sp_nbr *slot;
+    size_t cap; /* power of two */
+    sp_nbr *list;
+    size_t listcap;
+} topt_tls;
+
+size_t sp_walk_topt(const sp_visit *v, size_t n, const uint64_t *self, size_t t, sp_nbr *top, sp_nbr *ranked,
+                    size_t *nranked) {
+    if (nranked) *nranked = 0;
+    size_t want = 16;
+    while (want < 2 * n) want *= 2;
+    if (want > topt_tls.cap) {
+        sp_nbr *ns = malloc(sizeof *ns * want);
+        if (!ns) return 0; /* out of memory: no neighbours rather than a crash */
+        free(topt_tls.slot);
+        topt_tls.slot = ns;
+        topt_tls.cap = want;
+    }
+    sp_nbr *list = ranked;
+    if (!list) {
+        if (n > topt_tls.listcap) {
+            sp_nbr *nl = malloc(sizeof *nl * n);
+            if (!nl) return 0;
+            free(topt_tls.list);
+            topt_tls.list = nl;
+            topt_tls.listcap = n;
+        }
+        list = topt_tls.list;
+    }
+    /* count by external id (the caller passes visits of one type) */
+    size_t mask = want - 1, m = 0;
+    sp_nbr *tab = topt_tls.slot;
+    for (size_t i = 0; i < want; i++) tab[i].count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (self && v[i].ext == *self) continue;
+        size_t h = (size_t)sp_mix64(v[i].ext) & mask;
+        while (tab[h].count && tab[h].ext != v[i].ext) h = (h + 1) & mask;
+        if (!tab[h].count) tab[h] = (sp_nbr){v[i].ext, v[i].ref, 0, 0};
+        tab[h].count++;
+    }
+    for (size_t i = 0; i < want; i++)
+        if (tab[i].count) list[m++] = tab[i];
+    sort_nbr(list, m);
     size_t k = m < t ? m : t;
     double sum = 0;
-    for (size_t i = 0; i < k; i++) sum += all[i].count;
+    for (size_t i = 0; i < k; i++) sum += list[i].count;
     for (size_t i = 0; i < k; i++) {
-        top[i] = all[i];
-        top[i].weight = (float)(all[i].count / sum);
+        top[i] = list[i];
+        top[i].weight = (float)(list[i].count / sum);
     }
     if (nranked) *nranked = ranked ? m : 0;
     return k;

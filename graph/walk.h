@@ -92,14 +92,15 @@ void sp_walk_out_free(sp_walk_out *o);
 int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n, int nthreads,
                     sp_walk_out *out);
 
-/* Neighbourhood selection for one source from its visits of one type,
- * sorted by (key, ext): counts runs, orders by (count desc, ext asc), writes
+/* Neighbourhood selection for one source from its visits of one type (in
+ * any order): counts visits per node, orders by (count desc, ext asc), writes
  * the top `t` (ext, ref, weight = count / sum of the kept counts) and returns
- * how many; the source itself is excluded. `ranked` (may be NULL) receives
+ * how many; the node *self (the source, when it is of this type) is
+ * excluded; self NULL excludes nothing. `ranked` (may be NULL) receives
  * all distinct visited nodes in that order (capacity >= n) for the
  * hard-negative band. */
 typedef struct { uint64_t ext; sp_gref ref; float weight; uint32_t count; } sp_nbr;
-size_t sp_walk_topt(const sp_visit *v, size_t n, uint64_t self_ext, size_t t, sp_nbr *top, sp_nbr *ranked,
+size_t sp_walk_topt(const sp_visit *v, size_t n, const uint64_t *self, size_t t, sp_nbr *top, sp_nbr *ranked,
                     size_t *nranked);
 
 #endif

@@ -66,14 +66,6 @@ static int table_add(nbr_table *t, uint64_t src_index, const sp_nbr *v, size_t n
     return SP_OK;
 }
 
-/* An external id that is not among the n sorted exts of v (so that
- * sp_walk_topt excludes nothing when the source is of the other type). */
-static uint64_t absent_ext(const sp_visit *v, size_t n) {
-    if (n == 0 || v[0].ext > 0) return 0;
-    for (size_t i = 0; i + 1 < n; i++)
-        if (v[i + 1].ext > v[i].ext + 1) return v[i].ext + 1;
-    return v[n - 1].ext + 1; /* n < 2^64 distinct values: no wrap to a present one */
-}
 
 typedef struct {
     const sp_run_ctx *ctx;
@@ -109,9 +101,9 @@ static int finish_source(walks *w, uint64_t j, const sp_visit *v, size_t n) {
     size_t nranked = 0, k;
     int rc;
     if (is_pin) {
-        k = sp_walk_topt(pv, np, self, w->top_pins, w->top, w->ranked, &nranked);
+        k = sp_walk_topt(pv, np, &self, w->top_pins, w->top, w->ranked, &nranked);
         if ((rc = table_add(&w->pp, j, w->top, k))) return rc;
-        k = sp_walk_topt(bv, nb, absent_ext(bv, nb), w->top_boards, w->top, NULL, NULL);
+        k = sp_walk_topt(bv, nb, NULL, w->top_boards, w->top, NULL, NULL);
         if ((rc = table_add(&w->pb, j, w->top, k))) return rc;
         /* hard-negative band over the ranked distinct pins */
         double V = (double)nranked;
@@ -130,9 +122,9 @@ static int finish_source(walks *w, uint64_t j, const sp_visit *v, size_t n) {
         if ((rc = table_add(&w->hard, j, w->top, nh))) return rc;
     } else {
         uint64_t b = j - w->g.npins;
-        k = sp_walk_topt(pv, np, absent_ext(pv, np), w->top_pins, w->top, NULL, NULL);
+        k = sp_walk_topt(pv, np, NULL, w->top_pins, w->top, NULL, NULL);
         if ((rc = table_add(&w->bp, b, w->top, k))) return rc;
-        k = sp_walk_topt(bv, nb, self, w->top_boards, w->top, NULL, NULL);
+        k = sp_walk_topt(bv, nb, &self, w->top_boards, w->top, NULL, NULL);
         if ((rc = table_add(&w->bb, b, w->top, k))) return rc;
     }
     return SP_OK;
@@ -180,15 +172,15 @@ static int run_windows(walks *w, size_t window, size_t buffer) {
             size_t iv = 0, ia = 0;
             int all_done = 0;
             nxt.nin = 0;
+            if (!lrc && sp_grow((void **)&nxt.mine, &nxt.capmine, nxt.nmine + out.nvisits, sizeof *nxt.mine))
+                lrc = SP_ENOMEM;
             while (!rc && !all_done) {
                 while (!lrc && !sp_shuffle_full(s) && (iv < out.nvisits || ia < out.naway)) {
                     if (iv < out.nvisits) {
                         const sp_visit *v = &out.visits[iv++];
                         int home = (int)(v->key >> (8 + SLOT_BITS));
-                        if (home == ctx->rank) {
-                            if (sp_grow((void **)&nxt.mine, &nxt.capmine, nxt.nmine + 1, sizeof *nxt.mine)) lrc = SP_ENOMEM;
-                            else nxt.mine[nxt.nmine++] = *v;
-                        } else lrc = sp_shuffle_put(s, home, v, sizeof *v);
+                        if (home == ctx->rank) nxt.mine[nxt.nmine++] = *v; /* room made above */
+                        else lrc = sp_shuffle_put(s, home, v, sizeof *v);
                     } else {
                         const sp_walker *a = &out.away[ia++];
                         lrc = sp_shuffle_put(s, sp_gref_rank(a->node), a, sizeof *a);
@@ -206,16 +198,29 @@ static int run_windows(walks *w, size_t window, size_t buffer) {
             if (inflight == 0) break;
         }
         if (rc) break;
-        /* the window's visits, by (slot, type, ext) */
-        rc = sp_radix_sort(nxt.mine, nxt.nmine, sizeof *nxt.mine, (size_t[]){0, 8}, 2);
-        size_t at = 0;
-        for (uint64_t i = 0; !rc && i < cnt; i++) {
-            uint64_t slot = (uint64_t)ctx->rank << SLOT_BITS | i;
-            size_t b = at;
-            while (at < nxt.nmine && (nxt.mine[at].key >> 8) == slot) at++;
-            rc = finish_source(w, first + i, nxt.mine + b, at - b);
+        /* the window's visits, grouped by (source, type) with one counting pass */
+        size_t nb = 2 * (size_t)cnt + 1;
+        size_t *start = calloc(nb + 1, sizeof *start);
+        sp_visit *grouped = malloc(sizeof *grouped * (nxt.nmine ? nxt.nmine : 1));
+        if (!start || !grouped) rc = SP_ENOMEM;
+        for (size_t i = 0; !rc && i < nxt.nmine; i++) {
+            uint64_t idx = (nxt.mine[i].key >> 8) & ((1u << SLOT_BITS) - 1), type = nxt.mine[i].key & 0xff;
+            if (idx >= cnt || type > 1) rc = sp_err(SP_EINTERNAL, "walks: visit of unknown source slot %llu",
+                                                    (unsigned long long)idx);
+            else start[2 * idx + type + 1]++;
         }
-        if (!rc && at != nxt.nmine) rc = sp_err(SP_EINTERNAL, "walks: %zu visits of unknown sources", nxt.nmine - at);
+        for (size_t b = 0; !rc && b < nb; b++) start[b + 1] += start[b];
+        for (size_t i = 0; !rc && i < nxt.nmine; i++) {
+            uint64_t idx = (nxt.mine[i].key >> 8) & ((1u << SLOT_BITS) - 1), type = nxt.mine[i].key & 0xff;
+            grouped[start[2 * idx + type]++] = nxt.mine[i];
+        }
+        /* start[b] is now the end of bucket b: bucket b spans [start[b-1], start[b]) */
+        for (uint64_t i = 0; !rc && i < cnt; i++) {
+            size_t b = i ? start[2 * i - 1] : 0, e = start[2 * i + 1];
+            rc = finish_source(w, first + i, grouped + b, e - b);
+        }
+        free(start);
+        free(grouped);
         rc = sp_dist_agree(rc);
         sp_progress_add(&prog, cnt);
     }

@@ -9,6 +9,7 @@ D=2026-11-21
 IN=$E2E_TMP/in
 sp gen --pins 1500 --boards 250 --edges 15000 --users 200 --events 3000 --seed 21 "$IN" 2>/dev/null || fail "gen"
 printf '999001\t777001\n' >> "$IN/pin_board.tsv"   # a pin and a board that only know each other
+printf '0\t1\n0\t0\n5\t0\n7\t0\n' >> "$IN/pin_board.tsv"  # id 0 is a valid pin and board id
 write_config "$E2E_TMP/c.ini" "$IN" "$E2E_TMP/w1"
 C=$E2E_TMP/c.ini
 
@@ -24,6 +25,8 @@ t_single() {
     # pin 999001 only reaches board 777001 and itself: no pin neighbours, one board
     ! grep -q '^N p999001 p' "$E2E_TMP/d1" || fail "isolated pair has pin neighbours"
     grep -q '^N p999001 b777001 ' "$E2E_TMP/d1" || fail "isolated pin misses its board"
+    grep -q '^N p5 b0 ' "$E2E_TMP/d1" || fail "board 0 missing from pin 5's boards"
+    grep -q '^N b0 p' "$E2E_TMP/d1" || fail "board 0 has no pin neighbourhood"
     # weights of each source's list sum to 1
     python3 - "$E2E_TMP/d1" <<'PY' || fail "weights are not L1-normalised"
 import sys, collections

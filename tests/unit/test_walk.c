@@ -563,7 +563,7 @@ static void test_topt(void) {
     const uint32_t wantc[] = {3, 3, 2, 2, 1};
     sp_nbr top[16], ranked[N];
     size_t nr = 999;
-    size_t k = sp_walk_topt(v, N, 20, 3, top, ranked, &nr);
+    size_t k = sp_walk_topt(v, N, &(uint64_t){20}, 3, top, ranked, &nr);
     CHECK_EQ_U64(k, 3);
     float sum = 0;
     for (size_t i = 0; i < k && i < 3; i++) {
@@ -581,7 +581,7 @@ static void test_topt(void) {
         CHECK_EQ_U64(ranked[i].ref, sp_gref_make(0, want[i] * 2));
     }
     /* t larger than the distinct count: all 5, weights over all 11 visits */
-    k = sp_walk_topt(v, N, 20, 10, top, NULL, NULL);
+    k = sp_walk_topt(v, N, &(uint64_t){20}, 10, top, NULL, NULL);
     CHECK_EQ_U64(k, 5);
     sum = 0;
     for (size_t i = 0; i < k && i < 5; i++) {
@@ -591,7 +591,7 @@ static void test_topt(void) {
     }
     CHECK_NEAR(sum, 1.0, 1e-6);
     /* self absent from the visits: it is just not there */
-    k = sp_walk_topt(v, N, 4, 2, top, ranked, &nr);
+    k = sp_walk_topt(v, N, &(uint64_t){4}, 2, top, ranked, &nr);
     CHECK_EQ_U64(k, 2);
     CHECK_EQ_U64(top[0].ext, 20);
     CHECK_EQ_U64(top[0].count, 4);
@@ -600,15 +600,15 @@ static void test_topt(void) {
     CHECK_NEAR(top[1].weight, 3 / 7.0, 1e-6);
     CHECK_EQ_U64(nr, 6);
     /* only the source visited, and no visits at all */
-    k = sp_walk_topt(v + 11, 4, 20, 5, top, ranked, &nr);
+    k = sp_walk_topt(v + 11, 4, &(uint64_t){20}, 5, top, ranked, &nr);
     CHECK_EQ_U64(k, 0);
     CHECK_EQ_U64(nr, 0);
     nr = 999;
-    k = sp_walk_topt(v, 0, 20, 5, top, ranked, &nr);
+    k = sp_walk_topt(v, 0, &(uint64_t){20}, 5, top, ranked, &nr);
     CHECK_EQ_U64(k, 0);
     CHECK_EQ_U64(nr, 0);
     /* one node */
-    k = sp_walk_topt(v, 1, 20, 5, top, ranked, &nr);
+    k = sp_walk_topt(v, 1, &(uint64_t){20}, 5, top, ranked, &nr);
     CHECK_EQ_U64(k, 1);
     CHECK_EQ_U64(top[0].ext, 3);
     CHECK_NEAR(top[0].weight, 1.0, 1e-6);
@@ -617,7 +617,20 @@ static void test_topt(void) {
     sp_visit u[64];
     for (int i = 0; i < 64; i++)
         u[i] = (sp_visit){.key = (uint64_t)1 << 8 | SP_BOARD, .ext = 1000 + (uint64_t)(i / 2), .ref = (uint64_t)i / 2};
-    k = sp_walk_topt(u, 64, 0, 10, top, NULL, NULL);
+    { /* self NULL excludes nothing (id 0 included); unsorted input gives the same result */
+        sp_visit z[6] = {{0, 5, 5}, {0, 0, 0}, {0, 9, 9}, {0, 0, 0}, {0, 5, 5}, {0, 0, 0}};
+        sp_nbr zt[4];
+        size_t zk = sp_walk_topt(z, 6, NULL, 4, zt, NULL, NULL);
+        CHECK_EQ_U64(zk, 3);
+        CHECK_EQ_U64(zt[0].ext, 0);
+        CHECK_EQ_U64(zt[0].count, 3);
+        CHECK_EQ_U64(zt[1].ext, 5);
+        CHECK_EQ_U64(zt[2].ext, 9);
+        zk = sp_walk_topt(z, 6, &(uint64_t){0}, 4, zt, NULL, NULL);
+        CHECK_EQ_U64(zk, 2);
+        CHECK_EQ_U64(zt[0].ext, 5);
+    }
+    k = sp_walk_topt(u, 64, &(uint64_t){0}, 10, top, NULL, NULL);
     CHECK_EQ_U64(k, 10);
     sum = 0;
     for (size_t i = 0; i < k && i < 10; i++) {
@@ -652,7 +665,7 @@ static void test_topt(void) {
     }
     sp_nbr *rk = malloc(sizeof *rk * nm), top2[10];
     for (int pass = 0; pass < 2; pass++) {
-        k = sp_walk_topt(many, nm, 13, 10, top2, pass ? rk : NULL, pass ? &nr : NULL);
+        k = sp_walk_topt(many, nm, &(uint64_t){13}, 10, top2, pass ? rk : NULL, pass ? &nr : NULL);
         CHECK_EQ_U64(k, 10);
         for (size_t i = 0; i < k && i < 10; i++) CHECK_EQ_U64(top2[i].ext, best[i]);
     }

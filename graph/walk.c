@@ -13,26 +13,59 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH 64
+#define BATCH 128
+
+int sp_walk_prepare(sp_walk_graph *g) {
+    sp_walk_release(g);
+    g->pin_node = malloc(sizeof *g->pin_node * (g->npins + 1));
+    g->board_node = malloc(sizeof *g->board_node * (g->nboards + 1));
+    if (!g->pin_node || !g->board_node) {
+        sp_walk_release(g);
+        return sp_err(SP_ENOMEM, "walk: cannot allocate node records for %llu nodes",
+                      (unsigned long long)(g->npins + g->nboards));
+    }
+    for (uint64_t i = 0; i <= g->npins; i++)
+        g->pin_node[i] = (sp_walk_node){g->pin_off[i], i < g->npins ? g->pin_ids[i] : 0};
+    for (uint64_t i = 0; i <= g->nboards; i++)
+        g->board_node[i] = (sp_walk_node){g->board_off[i], i < g->nboards ? g->board_ids[i] : 0};
+    return SP_OK;
+}
+
+void sp_walk_release(sp_walk_graph *g) {
+    free(g->pin_node);
+    free(g->board_node);
+    g->pin_node = g->board_node = NULL;
+}
+
+typedef struct {
+    int n;
+    sp_walk_out *t;
+} thread_bufs;
 
 void sp_walk_out_free(sp_walk_out *o) {
     free(o->visits);
     free(o->away);
+    thread_bufs *tb = o->threads;
+    if (tb) {
+        for (int i = 0; i < tb->n; i++) sp_walk_out_free(&tb->t[i]);
+        free(tb->t);
+        free(tb);
+    }
     memset(o, 0, sizeof *o);
 }
 
 typedef struct {
-    /* walker identity */
+    uint64_t base;    /* mix(seed) ^ mix(src ^ salt): the walker's part of every draw */
     uint64_t src;
+    uint64_t local;   /* current node's local index */
+    uint64_t pos;     /* adjacency position chosen in stage A */
     uint32_t slot, walk;
     uint32_t step;
     uint8_t src_type;
-    /* position */
     uint8_t on_board; /* current node type */
-    uint8_t stage;    /* 0: read offsets; 1: read neighbour */
+    uint8_t stage;    /* 0: at a node (offsets/id prefetched); 1: adjacency entry prefetched */
+    uint8_t pending;  /* the current node's visit is not recorded yet */
     uint8_t live;
-    uint64_t local;   /* current node's local index */
-    uint64_t pos;     /* adjacency position chosen in stage A */
 } slot_t;
 
 typedef struct {
@@ -40,20 +73,15 @@ typedef struct {
     const sp_walk_params *p;
     const sp_walker *in;
     size_t n;
-    sp_walk_out out;
+    sp_walk_out *out;
     int rc;
 } job_t;
 
 static inline double unif(uint64_t u) { return (double)(u >> 11) * 0x1.0p-53; }
 
-static int push_visit(sp_walk_out *o, const slot_t *s, uint64_t ext, sp_gref ref) {
-    if (o->nvisits == o->capvisits && sp_grow((void **)&o->visits, &o->capvisits, o->nvisits + 1, sizeof *o->visits))
-        return SP_ENOMEM;
-    sp_visit *v = &o->visits[o->nvisits++];
-    v->key = (uint64_t)s->slot << 8 | (s->on_board ? SP_BOARD : SP_PIN);
-    v->ext = ext;
-    v->ref = ref;
-    return SP_OK;
+/* Same value as sp_walk_draw(seed, type, src, walk, step) given the base. */
+static inline uint64_t draw(uint64_t base, uint32_t walk, uint32_t step) {
+    return sp_mix64(base ^ (((uint64_t)walk << 16 | step) * 0x9e3779b97f4a7c15ULL));
 }
 
 static int push_away(sp_walk_out *o, const slot_t *s, sp_gref node) {
@@ -70,22 +98,8 @@ static int push_away(sp_walk_out *o, const slot_t *s, sp_gref node) {
     return SP_OK;
 }
 
-/* Records the pending visit of a walker that just arrived at its (local)
- * node, then decides whether the walk goes on. Returns 1 to continue. */
-static int arrive(const sp_walk_graph *g, const sp_walk_params *p, sp_walk_out *o, slot_t *s, int *rc) {
-    uint64_t ext = s->on_board ? g->board_ids[s->local] : g->pin_ids[s->local];
-    if ((*rc = push_visit(o, s, ext, sp_gref_make(g->rank, s->local)))) return 0;
-    uint32_t max = 2 * p->traversals;
-    if (s->step >= max) return 0;
-    if ((s->step & 1) == 0 &&
-        unif(sp_walk_draw(p->seed, (sp_type)s->src_type, s->src, s->walk, 0x8000u | s->step)) < p->stop)
-        return 0;
-    return 1;
-}
-
-/* Loads walker i of the input into a slot; returns 1 if it has steps to take. */
-static int load(const sp_walk_graph *g, const sp_walk_params *p, sp_walk_out *o, const sp_walker *w, slot_t *s,
-                int *rc) {
+/* Loads a walker into a slot; 1 if it is valid (it may still end at once). */
+static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, slot_t *s, int *rc) {
     if (sp_gref_rank(w->node) != g->rank) {
         *rc = sp_err(SP_EINTERNAL, "walk: walker of source %llu is on rank %d's node, not on rank %d",
                      (unsigned long long)w->src, sp_gref_rank(w->node), g->rank);
@@ -96,89 +110,89 @@ static int load(const sp_walk_graph *g, const sp_walk_params *p, sp_walk_out *o,
     s->walk = w->walk;
     s->step = w->step;
     s->src_type = w->src_type;
+    s->base = sp_mix64(p->seed ^ 0x5bd1e9955bd1e995ULL) ^ sp_mix64(w->src ^ sp_type_salt[w->src_type]);
     /* pin source: pins at even steps; board source: boards at even steps */
     s->on_board = (uint8_t)((w->src_type == SP_BOARD) ^ (w->step & 1));
     s->local = sp_gref_local(w->node);
-    uint64_t nloc = s->on_board ? g->nboards : g->npins;
-    if (s->local >= nloc) {
+    if (s->local >= (s->on_board ? g->nboards : g->npins)) {
         *rc = sp_err(SP_EINTERNAL, "walk: node %llu out of range on rank %d", (unsigned long long)s->local, g->rank);
         return 0;
     }
+    s->pending = w->step > 0;
     s->stage = 0;
-    if (w->step > 0) return arrive(g, p, o, s, rc);
-    return 2 * p->traversals > 0;
+    const sp_walk_node *nodes = s->on_board ? g->board_node : g->pin_node;
+    __builtin_prefetch(&nodes[s->local]);
+    return 1;
 }
 
 static void *run_job(void *arg) {
     job_t *j = arg;
     const sp_walk_graph *g = j->g;
     const sp_walk_params *p = j->p;
+    sp_walk_out *o = j->out;
+    const uint32_t max = 2 * p->traversals;
+    const double stop = p->stop;
     slot_t sl[BATCH];
     size_t next = 0;
     int nlive = 0, rc = SP_OK;
     uint64_t steps = 0;
     for (int b = 0; b < BATCH; b++) sl[b].live = 0;
     for (;;) {
-        /* refill empty slots */
-        for (int b = 0; b < BATCH && !rc; b++) {
-            while (!sl[b].live && next < j->n && !rc)
-                if (load(g, p, &j->out, &j->in[next++], &sl[b], &rc)) {
-                    sl[b].live = 1;
-                    nlive++;
-                }
-        }
+        for (int b = 0; b < BATCH && next < j->n && !rc; b++)
+            if (!sl[b].live && load(g, p, &j->in[next++], &sl[b], &rc)) {
+                sl[b].live = 1;
+                nlive++;
+            }
         if (rc || nlive == 0) break;
+        /* room for one visit per live walker this turn */
+        if (o->capvisits - o->nvisits < BATCH &&
+            (rc = sp_grow((void **)&o->visits, &o->capvisits, o->nvisits + BATCH, sizeof *o->visits)))
+            break;
         for (int b = 0; b < BATCH; b++) {
             slot_t *s = &sl[b];
             if (!s->live) continue;
-            const uint64_t *off = s->on_board ? g->board_off : g->pin_off;
-            const uint64_t *adj = s->on_board ? g->board_adj : g->pin_adj;
             if (s->stage == 0) {
-                uint64_t lo = off[s->local], deg = off[s->local + 1] - lo;
-                if (deg == 0) { /* dangling node: the walk ends */
+                const sp_walk_node *nd = (s->on_board ? g->board_node : g->pin_node) + s->local;
+                if (s->pending) { /* record the visit of the node just reached */
+                    sp_visit *v = &o->visits[o->nvisits++];
+                    v->key = (uint64_t)s->slot << 8 | (s->on_board ? SP_BOARD : SP_PIN);
+                    v->ext = nd->ext;
+                    v->ref = sp_gref_make(g->rank, s->local);
+                    s->pending = 0;
+                    if ((s->step & 1) == 0 && s->step < max && unif(draw(s->base, s->walk, 0x8000u | s->step)) < stop)
+                        s->step = max; /* stopped after this traversal */
+                }
+                uint64_t lo = nd[0].off, deg = nd[1].off - lo;
+                if (s->step >= max || deg == 0) { /* walk over, or a dangling node */
                     s->live = 0;
                     nlive--;
                     continue;
                 }
-                uint64_t u = sp_walk_draw(p->seed, (sp_type)s->src_type, s->src, s->walk, s->step);
-                s->pos = lo + (uint64_t)(((unsigned __int128)u * deg) >> 64);
-                __builtin_prefetch(&adj[s->pos]);
+                s->pos = lo + (uint64_t)(((unsigned __int128)draw(s->base, s->walk, s->step) * deg) >> 64);
+                __builtin_prefetch((s->on_board ? g->board_adj : g->pin_adj) + s->pos);
                 s->stage = 1;
             } else {
-                sp_gref nb = adj[s->pos];
+                sp_gref nb = (s->on_board ? g->board_adj : g->pin_adj)[s->pos];
                 s->step++;
                 steps++;
                 s->on_board ^= 1;
                 s->stage = 0;
+                s->pending = 1;
                 if (sp_gref_rank(nb) != g->rank) {
-                    if ((rc = push_away(&j->out, s, nb))) break;
+                    if ((rc = push_away(o, s, nb))) break;
                     s->live = 0;
                     nlive--;
                     continue;
                 }
                 s->local = sp_gref_local(nb);
-                const uint64_t *noff = s->on_board ? g->board_off : g->pin_off;
-                const uint64_t *nids = s->on_board ? g->board_ids : g->pin_ids;
-                __builtin_prefetch(&noff[s->local]);
-                __builtin_prefetch(&nids[s->local]);
-                /* The visit needs the id just prefetched: record it on the next turn. */
-                s->stage = 2;
-                continue;
-            }
-        }
-        /* stage 2 walkers: record the visit (their id line has arrived by now) */
-        for (int b = 0; b < BATCH && !rc; b++) {
-            slot_t *s = &sl[b];
-            if (!s->live || s->stage != 2) continue;
-            s->stage = 0;
-            if (!arrive(g, p, &j->out, s, &rc)) {
-                s->live = 0;
-                nlive--;
+                const sp_walk_node *nn = (s->on_board ? g->board_node : g->pin_node) + s->local;
+                __builtin_prefetch(nn);
+                __builtin_prefetch(nn + 1);
             }
         }
         if (rc) break;
     }
-    j->out.steps = steps;
+    o->steps += steps;
     j->rc = rc;
     return NULL;
 }
@@ -197,28 +211,38 @@ static int append(sp_walk_out *to, const sp_walk_out *from) {
 
 int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n, int nthreads,
                     sp_walk_out *out) {
+    if (!g->pin_node || !g->board_node) return sp_err(SP_EINTERNAL, "walk: graph not prepared (sp_walk_prepare)");
     if (nthreads < 1) nthreads = 1;
     if ((size_t)nthreads > n / BATCH + 1) nthreads = (int)(n / BATCH + 1);
     if (nthreads == 1) {
-        job_t j = {.g = g, .p = p, .in = w, .n = n, .out = *out};
-        j.out.steps = 0;
-        uint64_t before = out->steps;
+        job_t j = {.g = g, .p = p, .in = w, .n = n, .out = out};
         run_job(&j);
-        *out = j.out;
-        out->steps += before;
         return j.rc;
     }
-    job_t *jobs = calloc((size_t)nthreads, sizeof *jobs);
-    pthread_t *th = calloc((size_t)nthreads, sizeof *th);
-    if (!jobs || !th) {
-        free(jobs);
-        free(th);
-        return SP_ENOMEM;
+    /* per-thread buffers live in out->threads between calls */
+    thread_bufs *tb = out->threads;
+    if (!tb || tb->n < nthreads) {
+        sp_walk_out *t = realloc(tb ? tb->t : NULL, sizeof *t * (size_t)nthreads);
+        if (!t) return SP_ENOMEM;
+        if (!tb && !(tb = calloc(1, sizeof *tb))) {
+            free(t);
+            return SP_ENOMEM;
+        }
+        memset(t + tb->n, 0, sizeof *t * (size_t)(nthreads - tb->n));
+        tb->t = t;
+        tb->n = nthreads;
+        out->threads = tb;
     }
+    job_t jobs[64];
+    pthread_t th[64];
+    if (nthreads > 64) nthreads = 64;
     int rc = SP_OK, started = 0;
     for (int t = 0; t < nthreads; t++) {
         size_t lo = n * (size_t)t / (size_t)nthreads, hi = n * (size_t)(t + 1) / (size_t)nthreads;
-        jobs[t] = (job_t){.g = g, .p = p, .in = w + lo, .n = hi - lo};
+        sp_walk_out *o = &tb->t[t];
+        o->nvisits = o->naway = 0;
+        o->steps = 0;
+        jobs[t] = (job_t){.g = g, .p = p, .in = w + lo, .n = hi - lo, .out = o};
         if (pthread_create(&th[t], NULL, run_job, &jobs[t])) {
             rc = sp_err(SP_EINTERNAL, "walk: cannot start thread %d", t);
             break;
@@ -228,11 +252,8 @@ int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_wa
     for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
     for (int t = 0; t < started; t++) {
         if (!rc) rc = jobs[t].rc;
-        if (!rc) rc = append(out, &jobs[t].out);
-        sp_walk_out_free(&jobs[t].out);
+        if (!rc) rc = append(out, &tb->t[t]);
     }
-    free(jobs);
-    free(th);
     return rc;
 }
 

@@ -26,14 +26,26 @@
 #include "graph.h"
 #include "sp_base.h"
 
-/* This rank's part of the graph (views into a graph partition). */
+/* A node as the engine reads it: its adjacency offset and external id in one
+ * 16-byte record, so the degree (this record's and the next one's offset)
+ * and the id of a visit come with one cache miss. */
+typedef struct { uint64_t off, ext; } sp_walk_node;
+
+/* This rank's part of the graph (views into a graph partition), plus the
+ * node records sp_walk_prepare builds from them (owned, sp_walk_release). */
 typedef struct {
     int rank;
     uint64_t npins, nboards;
     const uint64_t *pin_ids, *board_ids; /* sorted external ids of owned nodes */
     const uint64_t *pin_off, *pin_adj;   /* pin -> boards, grefs, (npins+1) / (pin_off[npins]) */
     const uint64_t *board_off, *board_adj; /* board -> pins, grefs */
+    sp_walk_node *pin_node, *board_node; /* (npins+1), (nboards+1): built by sp_walk_prepare */
 } sp_walk_graph;
+
+/* Builds the node records (16 bytes per node); required before
+ * sp_walk_advance. SP_ENOMEM on failure. */
+int sp_walk_prepare(sp_walk_graph *g);
+void sp_walk_release(sp_walk_graph *g);
 
 typedef struct {
     uint32_t walks;      /* walks per source (DGL default 200) */
@@ -74,6 +86,7 @@ typedef struct {
     sp_walker *away; /* walkers now on another rank's node */
     size_t naway, capaway;
     uint64_t steps;  /* transitions taken */
+    void *threads;   /* per-thread buffers kept between calls (engine-owned) */
 } sp_walk_out;
 void sp_walk_out_free(sp_walk_out *o);
 
@@ -88,7 +101,7 @@ void sp_walk_out_free(sp_walk_out *o);
  * an order that may depend on thread timing; results built from them do
  * not). A dangling node (no neighbours) ends the walk. Returns SP_OK,
  * SP_ENOMEM, or SP_EINTERNAL for a walker whose node is not local or whose
- * local index is out of range. */
+ * local index is out of range, or for a graph not prepared (sp_walk_prepare). */
 int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n, int nthreads,
                     sp_walk_out *out);
 

@@ -299,8 +299,9 @@ int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         rc = sp_sfile_open(&inf, path, "ingest");
     }
     if (!rc) rc = sp_sfile_get(inf, "events", sizeof *ev, (const void **)&ev, &nev);
-    rc = sp_dist_agree(rc);
     w.g.rank = ctx->rank;
+    if (!rc) rc = sp_walk_prepare(&w.g);
+    rc = sp_dist_agree(rc);
     w.p.walks = (uint32_t)sp_config_int(cfg, "walks", "walks_per_source");
     w.p.traversals = (uint32_t)sp_config_int(cfg, "walks", "traversals");
     w.p.stop = sp_config_f64(cfg, "walks", "stop_prob");
@@ -402,6 +403,7 @@ int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         free(tabs[i]->off);
         free(tabs[i]->v);
     }
+    sp_walk_release(&w.g);
     sp_sfile_close(gf);
     sp_sfile_close(inf);
     return rc;

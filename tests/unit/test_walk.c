@@ -68,9 +68,11 @@ static void tg_build(tgraph *G, uint64_t np, uint64_t nb, const unsigned char *i
     G->g = (sp_walk_graph){.rank = 0, .npins = np, .nboards = nb, .pin_ids = G->pin_ids, .board_ids = G->board_ids,
                            .pin_off = G->pin_off, .pin_adj = G->pin_adj, .board_off = G->board_off,
                            .board_adj = G->board_adj};
+    if (sp_walk_prepare(&G->g)) abort();
 }
 
 static void tg_free(tgraph *G) {
+    sp_walk_release(&G->g);
     free(G->pin_ids);
     free(G->board_ids);
     free(G->pin_off);

@@ -328,7 +328,15 @@ static void board_sizes(const sp_gen_opts *o, const gen_ctx *g, board_slot *s, u
     }
 }
 
-static int write_pin_board(const sp_gen_opts *o, const gen_ctx *g, const char *dir) {
+/* The edge generator shared by pin_board.tsv and sp_gen_edges: calls edge()
+ * for every (pin, board, ts) in file order (board by board) and board_end()
+ * (may be NULL) after each non-empty board with the running edge count.
+ * Stops at, and returns, the first non-zero edge() result. */
+typedef int (*gen_edge_fn)(void *ctx, uint64_t pin, uint64_t board, int64_t ts);
+typedef void (*gen_board_fn)(void *ctx, uint64_t board, uint64_t done);
+
+static int gen_pin_board(const sp_gen_opts *o, const gen_ctx *g, gen_edge_fn edge, gen_board_fn board_end,
+                         void *ctx) {
     uint64_t P = o->pins, B = o->boards, E = o->edges;
     uint64_t csize = P / g->C ? P / g->C : 1;
     uint64_t cap = csize > (4 * E + B - 1) / (B ? B : 1) ? csize : (4 * E + B - 1) / (B ? B : 1);
@@ -336,9 +344,7 @@ static int write_pin_board(const sp_gen_opts *o, const gen_ctx *g, const char *d
     if (cap > UINT32_MAX) cap = UINT32_MAX;
     board_slot *sizes = NULL;
     uint64_t *set = NULL;
-    out_file f;
-    int rc = out_open(&f, o, dir, "pin_board.tsv", 1);
-    if (rc) return rc;
+    int rc = SP_OK;
     if (B) {
         sizes = malloc(B * sizeof *sizes);
         if (!sizes) { rc = sp_err(SP_ENOMEM, "gen: board sizes (%llu boards)", (unsigned long long)B); goto done; }
@@ -353,11 +359,9 @@ static int write_pin_board(const sp_gen_opts *o, const gen_ctx *g, const char *d
     uint64_t done = 0;
     const int64_t ts0 = o->day_ms - EDGE_HISTORY_DAYS * SP_DAY_MS;
     const uint64_t ts_span = (EDGE_HISTORY_DAYS + 1) * (uint64_t)SP_DAY_MS;
-    char bstr[24];
     for (uint64_t b = 1; b <= B; b++) {
         uint64_t n = sizes[b - 1].n;
         if (!n) continue;
-        size_t blen = (size_t)(put_u64(bstr, b) - bstr);
         sp_rng r;
         sp_rng_init(&r, o->seed, SP_RNG_GEN, STREAM(ST_BOARD, b));
         if (n > P / 2) {
@@ -366,12 +370,7 @@ static int write_pin_board(const sp_gen_opts *o, const gen_ctx *g, const char *d
             for (uint64_t pin = 1; pin <= P && need; pin++) {
                 if (sp_rng_below(&r, P - pin + 1) >= need) continue;
                 need--;
-                if ((rc = out_room(&f, 80))) goto done;
-                char *p = f.buf + f.n;
-                p = put_u64(p, pin); *p++ = '\t';
-                p = put_str(p, bstr, blen); *p++ = '\t';
-                p = put_i64(p, ts0 + (int64_t)sp_rng_below(&r, ts_span)); *p++ = '\n';
-                f.n = (size_t)(p - f.buf);
+                if ((rc = edge(ctx, pin, b, ts0 + (int64_t)sp_rng_below(&r, ts_span)))) goto done;
             }
         } else {
             uint64_t c = board_comm(g, b);
@@ -395,24 +394,72 @@ static int write_pin_board(const sp_gen_opts *o, const gen_ctx *g, const char *d
                     comm_used += in_comm;
                     break;
                 }
-                if ((rc = out_room(&f, 80))) goto done;
-                char *p = f.buf + f.n;
-                p = put_u64(p, pin); *p++ = '\t';
-                p = put_str(p, bstr, blen); *p++ = '\t';
-                p = put_i64(p, ts0 + (int64_t)(((x & 0xfffffffffULL) * ts_span) >> 36)); *p++ = '\n';
-                f.n = (size_t)(p - f.buf);
+                if ((rc = edge(ctx, pin, b, ts0 + (int64_t)(((x & 0xfffffffffULL) * ts_span) >> 36)))) goto done;
             }
         }
         done += n;
-        if ((b & 255) == 0) report(&f, done, E, 0);
+        if (board_end) board_end(ctx, b, done);
     }
-    rc = out_commit(&f);
-    if (rc == SP_OK) report(&f, done, E, 1);
 done:
-    if (rc && f.f) out_abort(&f);
     free(sizes);
     free(set);
     return rc;
+}
+
+/* pin_board.tsv rows from the generator. */
+typedef struct {
+    out_file f;
+    uint64_t board, done; /* board whose id is in bstr; edges so far */
+    size_t blen;
+    char bstr[24];
+} pb_writer;
+
+static int pb_edge(void *ctx, uint64_t pin, uint64_t board, int64_t ts) {
+    pb_writer *w = ctx;
+    if (board != w->board) {
+        w->board = board;
+        w->blen = (size_t)(put_u64(w->bstr, board) - w->bstr);
+    }
+    int rc = out_room(&w->f, 80);
+    if (rc) return rc;
+    char *p = w->f.buf + w->f.n;
+    p = put_u64(p, pin); *p++ = '\t';
+    p = put_str(p, w->bstr, w->blen); *p++ = '\t';
+    p = put_i64(p, ts); *p++ = '\n';
+    w->f.n = (size_t)(p - w->f.buf);
+    return SP_OK;
+}
+
+static void pb_board_end(void *ctx, uint64_t board, uint64_t done) {
+    pb_writer *w = ctx;
+    w->done = done;
+    if ((board & 255) == 0) report(&w->f, done, w->f.o->edges, 0);
+}
+
+static int write_pin_board(const sp_gen_opts *o, const gen_ctx *g, const char *dir) {
+    pb_writer w;
+    memset(&w, 0, sizeof w);
+    int rc = out_open(&w.f, o, dir, "pin_board.tsv", 1);
+    if (rc) return rc;
+    rc = gen_pin_board(o, g, pb_edge, pb_board_end, &w);
+    if (rc == SP_OK) {
+        rc = out_commit(&w.f);
+        if (rc == SP_OK) report(&w.f, w.done, o->edges, 1);
+    }
+    if (rc && w.f.f) out_abort(&w.f);
+    return rc;
+}
+
+/* In-memory edge stream (sp_gen_edges). */
+typedef struct {
+    int (*emit)(void *ctx, uint64_t pin, uint64_t board);
+    void *ctx;
+} edge_sink;
+
+static int sink_edge(void *ctx, uint64_t pin, uint64_t board, int64_t ts) {
+    const edge_sink *s = ctx;
+    (void)ts;
+    return s->emit(s->ctx, pin, board);
 }
 
 /* ---- pin_dense.sfv ---- */
@@ -576,27 +623,47 @@ done:
     return rc;
 }
 
-int sp_gen_run(const sp_gen_opts *o, const char *out_dir) {
-    if (!o || !out_dir) return sp_err(SP_EUSAGE, "gen: no options or output directory");
+static int check_edge_count(const sp_gen_opts *o) {
     if ((unsigned __int128)o->edges > (unsigned __int128)o->pins * o->boards)
         return sp_err(SP_EUSAGE, "gen: %llu edges cannot fit without duplicates in %llu pins x %llu boards",
                       (unsigned long long)o->edges, (unsigned long long)o->pins, (unsigned long long)o->boards);
+    return SP_OK;
+}
+
+static int check_id_range(const sp_gen_opts *o) {
+    if (o->pins > 0xffffffffffffULL || o->boards > UINT32_MAX)
+        return sp_err(SP_EUSAGE, "gen: at most 2^48 pins and 2^32-1 boards");
+    return SP_OK;
+}
+
+int sp_gen_run(const sp_gen_opts *o, const char *out_dir) {
+    if (!o || !out_dir) return sp_err(SP_EUSAGE, "gen: no options or output directory");
+    int rc = check_edge_count(o);
+    if (rc) return rc;
     if (o->events && (!o->users || !o->pins))
         return sp_err(SP_EUSAGE, "gen: %llu events need at least one user and one pin", (unsigned long long)o->events);
     if (o->events / (o->users ? o->users : 1) > 1000000)
         return sp_err(SP_EUSAGE, "gen: %llu events for %llu users is more than 10^6 per user per day",
                       (unsigned long long)o->events, (unsigned long long)o->users);
     if (o->dim > SP_SFV_MAX_DIM) return sp_err(SP_EUSAGE, "gen: dim %u > %u", o->dim, SP_SFV_MAX_DIM);
-    if (o->pins > 0xffffffffffffULL || o->boards > UINT32_MAX)
-        return sp_err(SP_EUSAGE, "gen: at most 2^48 pins and 2^32-1 boards");
+    if ((rc = check_id_range(o))) return rc;
     gen_ctx g;
     ctx_init(&g, o);
     if ((uint64_t)g.C * (o->dim ? o->dim : 1) > (1ULL << 32))
         return sp_err(SP_EUSAGE, "gen: communities x dim too large (%llu x %u)", (unsigned long long)g.C, o->dim);
-    int rc = sp_mkdir_p(out_dir);
-    if (rc) return rc;
+    if ((rc = sp_mkdir_p(out_dir))) return rc;
     if ((rc = write_pin_board(o, &g, out_dir))) return rc;
     if (o->dim && (rc = write_dense(o, &g, out_dir))) return rc;
     if (o->tokens && (rc = write_tokens(o, &g, out_dir))) return rc;
     return write_events(o, &g, out_dir);
+}
+
+int sp_gen_edges(const sp_gen_opts *o, int (*emit)(void *ctx, uint64_t pin, uint64_t board), void *ctx) {
+    if (!o || !emit) return sp_err(SP_EUSAGE, "gen: no options or edge callback");
+    int rc = check_edge_count(o);
+    if (rc || (rc = check_id_range(o))) return rc;
+    gen_ctx g;
+    ctx_init(&g, o);
+    edge_sink s = {emit, ctx};
+    return gen_pin_board(o, &g, sink_edge, NULL, &s);
 }

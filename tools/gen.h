@@ -30,6 +30,15 @@ void sp_gen_defaults(sp_gen_opts *o);
  * the day can hold), SP_EIO (with the path) on write errors, SP_ENOMEM. */
 int sp_gen_run(const sp_gen_opts *o, const char *out_dir);
 
+/* The edges of pin_board.tsv without writing files: calls emit(ctx, pin,
+ * board) for each row of the pin_board.tsv that sp_gen_run would write with
+ * the same options, in the same order (board by board). Only pins, boards,
+ * edges, seed and communities matter; progress is not called. Memory is
+ * O(boards + max board size). Stops at the first non-zero emit() result and
+ * returns it; else SP_OK, SP_EUSAGE (edges > pins*boards, too many ids) or
+ * SP_ENOMEM. */
+int sp_gen_edges(const sp_gen_opts *o, int (*emit)(void *ctx, uint64_t pin, uint64_t board), void *ctx);
+
 /* Community of pin (1..pins) under opts o (exposed for tests and eval). */
 uint32_t sp_gen_pin_community(const sp_gen_opts *o, uint64_t pin);
 

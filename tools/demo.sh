@@ -20,7 +20,11 @@ echo "demo: stages built so far: $built"
 if [ -f out/demo/embeddings/$DATE/MANIFEST.json ]; then
   echo "demo: shards in out/demo/embeddings/$DATE/ (MANIFEST.json)"
 else
-  echo "demo: no shards yet: the walks, train, infer, users, export, eval and publish stages are not built yet"
+  missing=""
+  for st in ingest graph walks train infer users export eval publish; do
+    case " $built " in *" $st "*) ;; *) missing="$missing $st" ;; esac
+  done
+  echo "demo: no shards yet: these stages are not built yet:$missing"
   echo "demo: (a full 'sagepipe run' stops at the first of them with exit 2); shards will land in out/demo/embeddings/$DATE/"
 fi
 exit $rc

@@ -319,7 +319,10 @@ size_t sp_walk_topt(const sp_visit *v, size_t n, const uint64_t *self, size_t t,
     while (want < 2 * n) want *= 2;
     if (want > topt_tls.cap) {
         sp_nbr *ns = malloc(sizeof *ns * want);
-        if (!ns) return 0; /* out of memory: no neighbours rather than a crash */
+        if (!ns) {
+            sp_err(SP_ENOMEM, "walk: cannot allocate a count table of %zu entries", want);
+            return SP_WALK_TOPT_ENOMEM;
+        }
         free(topt_tls.slot);
         topt_tls.slot = ns;
         topt_tls.cap = want;
@@ -328,7 +331,10 @@ size_t sp_walk_topt(const sp_visit *v, size_t n, const uint64_t *self, size_t t,
     if (!list) {
         if (n > topt_tls.listcap) {
             sp_nbr *nl = malloc(sizeof *nl * n);
-            if (!nl) return 0;
+            if (!nl) {
+                sp_err(SP_ENOMEM, "walk: cannot allocate a list of %zu neighbours", n);
+                return SP_WALK_TOPT_ENOMEM;
+            }
             free(topt_tls.list);
             topt_tls.list = nl;
             topt_tls.listcap = n;

@@ -108,11 +108,13 @@ int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_wa
 /* Neighbourhood selection for one source from its visits of one type (in
  * any order): counts visits per node, orders by (count desc, ext asc), writes
  * the top `t` (ext, ref, weight = count / sum of the kept counts) and returns
- * how many; the node *self (the source, when it is of this type) is
+ * how many (SP_WALK_TOPT_ENOMEM, with sp_errmsg set, if scratch memory fails); the node *self (the source, when it is of this type) is
  * excluded; self NULL excludes nothing. `ranked` (may be NULL) receives
  * all distinct visited nodes in that order (capacity >= n) for the
  * hard-negative band. */
 typedef struct { uint64_t ext; sp_gref ref; float weight; uint32_t count; } sp_nbr;
+/* sp_walk_topt's result when its scratch memory cannot be allocated. */
+#define SP_WALK_TOPT_ENOMEM ((size_t)-1)
 size_t sp_walk_topt(const sp_visit *v, size_t n, const uint64_t *self, size_t t, sp_nbr *top, sp_nbr *ranked,
                     size_t *nranked);
 

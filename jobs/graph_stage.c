@@ -16,6 +16,7 @@
 #include "graph.h"
 #include "ingest.h"
 #include "json.h"
+#include "lines.h"
 #include "log.h"
 #include "sfile.h"
 #include "sort.h"
@@ -234,8 +235,7 @@ static int degstats_reduce(sp_degstats *s) {
 int sp_graph_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     const sp_config *cfg = ctx->cfg;
     char name[96], path[4096];
-    sp_part_name("part", ctx->rank, ctx->size, name, sizeof name);
-    sp_stage_path(ctx, "ingest", name, path, sizeof path);
+    sp_stage_part(ctx, "ingest", ctx->rank, ctx->size, NULL, 0, path, sizeof path);
     sp_sfile_r *in = NULL;
     const sp_edge_rec *edges = NULL;
     const sp_pinpin_rec *ppin = NULL;
@@ -265,7 +265,7 @@ int sp_graph_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     for (uint64_t i = 0; !rc && i < nedges; i++) pb[i] = (pair){edges[i].pin, edges[i].board};
     rc = sp_dist_agree(rc);
     /* Board side: (board, pin) at the board's owner. */
-    if (!rc) rc = shuffle_pairs(ctx, pb, rc ? 0 : nedges, SP_BOARD, 1, &bp);
+    if (!rc) rc = shuffle_pairs(ctx, pb, nedges, SP_BOARD, 1, &bp);
     /* Pin-pin: symmetric; both directions at the first pin's owner. */
     pair *ppl = NULL;
     if (!rc) {
@@ -343,8 +343,7 @@ int sp_graph_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     /* Write the partition. */
     uint64_t bytes_mem = 0;
     if (!rc) {
-        sp_part_name("part", ctx->rank, ctx->size, name, sizeof name);
-        sp_stage_path(ctx, "graph", name, path, sizeof path);
+        sp_stage_part(ctx, "graph", ctx->rank, ctx->size, name, sizeof name, path, sizeof path);
         sp_sfile_w *w;
         uint64_t meta[4] = {(uint64_t)ctx->rank, (uint64_t)ctx->size, npins, nboards};
         rc = sp_sfile_create(&w, path, "graph");
@@ -360,12 +359,7 @@ int sp_graph_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             if (!rc) rc = sp_sfile_put(w, "board_deg", 4, bdeg, nboards);
             if (!rc) rc = sp_sfile_put(w, "pp_off", 8, gpp.off, npins + 1);
             if (!rc) rc = sp_sfile_put(w, "pp_adj", 8, gpp.adj, gpp.off[npins]);
-            uint64_t xxh;
-            if (rc) sp_sfile_discard(w);
-            else rc = sp_sfile_commit(w, &xxh);
-            struct stat sb;
-            if (!rc && stat(path, &sb)) rc = sp_err(SP_EIO, "%s: %s", path, strerror(errno));
-            if (!rc) sp_stage_output(res, name, (uint64_t)sb.st_size, xxh);
+            rc = sp_stage_commit_part(res, w, rc, name, path);
         }
         /* The in-memory graph a later stage loads: ids, offsets, adjacency, degrees. */
         bytes_mem = 8 * (npins + nboards) + 8 * (2 * npins + nboards + 3) +
@@ -432,26 +426,17 @@ typedef struct {
     uint64_t npins, nboards;
 } part_view;
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int sp_graph_dump(const sp_run_ctx *ctx, FILE *out) {
-    /* The rank count is in the marker; find it from the part files. */
-    int size = 0, rc = SP_OK;
-    char name[96], path[4096];
-    for (int n = 1; n <= 65536 && !size; n++) {
-        struct stat sb;
-        sp_part_name("part", 0, n, name, sizeof name);
-        sp_stage_path(ctx, "graph", name, path, sizeof path);
-        if (!stat(path, &sb)) size = n;
-    }
-    if (!size) return sp_err(SP_EUSAGE, "no graph partitions under %s/graph", ctx->date_dir);
+    int size, rc = sp_stage_ranks(ctx, "graph", &size);
+    if (rc) return rc;
+    char path[4096];
     part_view *pv = calloc((size_t)size, sizeof *pv);
     if (!pv) return SP_ENOMEM;
     uint64_t n;
     for (int r = 0; r < size && !rc; r++) {
         part_view *v = &pv[r];
-        sp_part_name("part", r, size, name, sizeof name);
-        sp_stage_path(ctx, "graph", name, path, sizeof path);
+        sp_stage_part(ctx, "graph", r, size, NULL, 0, path, sizeof path);
         rc = sp_sfile_open(&v->f, path, "graph");
         if (!rc) rc = sp_sfile_get(v->f, "pin_ids", 8, (const void **)&v->pin_ids, &v->npins);
         if (!rc) rc = sp_sfile_get(v->f, "board_ids", 8, (const void **)&v->board_ids, &v->nboards);
@@ -462,8 +447,7 @@ int sp_graph_dump(const sp_run_ctx *ctx, FILE *out) {
         if (!rc) rc = sp_sfile_get(v->f, "pp_off", 8, (const void **)&v->pp_off, &n);
         if (!rc) rc = sp_sfile_get(v->f, "pp_adj", 8, (const void **)&v->pp_adj, &n);
     }
-    char **lines = NULL;
-    size_t nl = 0, cap = 0;
+    sp_lines lines = {0};
     for (int r = 0; r < size && !rc; r++) {
         part_view *v = &pv[r];
         for (int rel = 0; rel < 3 && !rc; rel++) {
@@ -482,20 +466,13 @@ int sp_graph_dump(const sp_run_ctx *ctx, FILE *out) {
                         break;
                     }
                     uint64_t nid = nb_board ? pv[o].board_ids[l] : pv[o].pin_ids[l];
-                    char buf[64];
-                    snprintf(buf, sizeof buf, "%c%" PRIu64 "\t%c%" PRIu64, rel == 1 ? 'b' : 'p', ids[i],
-                             nb_board ? 'b' : 'p', nid);
-                    if ((rc = sp_grow((void **)&lines, &cap, nl + 1, sizeof *lines))) break;
-                    if (!(lines[nl++] = strdup(buf))) rc = SP_ENOMEM;
+                    rc = sp_lines_addf(&lines, "%c%" PRIu64 "\t%c%" PRIu64, rel == 1 ? 'b' : 'p', ids[i],
+                                       nb_board ? 'b' : 'p', nid);
                 }
         }
     }
-    if (!rc) {
-        qsort(lines, nl, sizeof *lines, cmp_str);
-        for (size_t i = 0; i < nl; i++) fprintf(out, "%s\n", lines[i]);
-    }
-    for (size_t i = 0; i < nl; i++) free(lines[i]);
-    free(lines);
+    if (!rc) sp_lines_sort_write(&lines, out);
+    sp_lines_free(&lines);
     for (int r = 0; r < size; r++) sp_sfile_close(pv[r].f);
     free(pv);
     return rc;

@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "dist.h"
+#include "lines.h"
 #include "log.h"
 #include "sfile.h"
 #include "sfv.h"
@@ -418,8 +419,7 @@ static void dup_reject(ingest *g, int file, uint64_t tag, int known, const char 
 
 static int write_part(ingest *g, sp_stage_result *res) {
     char name[96], path[4096];
-    sp_part_name("part", g->rank, g->size, name, sizeof name);
-    sp_stage_path(g->ctx, "ingest", name, path, sizeof path);
+    sp_stage_part(g->ctx, "ingest", g->rank, g->size, name, sizeof name, path, sizeof path);
     sp_sfile_w *w;
     int rc = sp_sfile_create(&w, path, "ingest");
     if (rc) return rc;
@@ -472,17 +472,7 @@ static int write_part(ingest *g, sp_stage_result *res) {
         p += 8 * (3 + r[2]);
     }
     if (!rc) rc = sp_sfile_end(w);
-    if (rc) {
-        sp_sfile_discard(w);
-        return rc;
-    }
-    uint64_t xxh;
-    rc = sp_sfile_commit(w, &xxh);
-    if (rc) return rc;
-    struct stat sb;
-    if (stat(path, &sb)) return sp_err(SP_EIO, "%s: %s", path, strerror(errno));
-    sp_stage_output(res, name, (uint64_t)sb.st_size, xxh);
-    return SP_OK;
+    return sp_stage_commit_part(res, w, rc, name, path);
 }
 
 /* Token rows arrive as variable records; sort them by (pin, tag) through an index. */
@@ -614,8 +604,6 @@ static int dedupe_all(ingest *g) {
     return rc;
 }
 
-static int cmp_line(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 /* Every rank fixes the line numbers of its reject rows, then rank 0 gathers,
  * sorts and writes the first rows of each reason to rejects.tsv. */
 static int write_rejects(ingest *g, uint64_t total_rejects) {
@@ -646,7 +634,7 @@ static int write_rejects(ingest *g, uint64_t total_rejects) {
             if (sp_grow((void **)&lines, &cap, n + 1, sizeof *lines)) break;
             lines[n++] = l;
         }
-        qsort(lines, n, sizeof *lines, cmp_line);
+        qsort(lines, n, sizeof *lines, sp_strcmp_ptr);
         char path[4096], tmp[4200];
         sp_stage_path(g->ctx, "ingest", "rejects.tsv", path, sizeof path);
         snprintf(tmp, sizeof tmp, "%s.tmp", path);

@@ -21,6 +21,7 @@
 #include "graph.h"
 #include "ingest.h"
 #include "json.h"
+#include "lines.h"
 #include "log.h"
 #include "pairs.h"
 #include "sfile.h"
@@ -79,7 +80,7 @@ typedef struct {
     nbr_table pp, pb, bp, bb, hard;
     sp_nbr *ranked, *top;
     size_t capranked;
-    uint64_t steps, visits, moved, distinct_pins, band_total;
+    uint64_t steps, visits, moved, distinct_pins;
 } walks;
 
 /* Turns one source's sorted visits into its tables. j: local source index
@@ -118,7 +119,6 @@ static int finish_source(walks *w, uint64_t j, const sp_visit *v, size_t n) {
             uint64_t band = hi - lo, take = band < w->hard_max ? band : w->hard_max;
             for (uint64_t i = 0; i < take; i++) w->top[nh++] = w->ranked[lo + i * band / take];
         }
-        w->band_total += nh;
         w->distinct_pins += nranked;
         if ((rc = table_add(&w->hard, j, w->top, nh))) return rc;
     } else {
@@ -276,17 +276,14 @@ int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     walks w = {.ctx = ctx};
     char name[96], path[4096];
     sp_sfile_r *gf = NULL, *inf = NULL;
-    uint64_t n, meta_n;
-    const uint64_t *meta;
+    uint64_t n;
     const sp_event_rec *ev = NULL;
     uint64_t nev = 0;
     int rc = ctx->size > MAX_RANKS ? sp_err(SP_EUSAGE, "the walks stage supports at most %d ranks", MAX_RANKS) : SP_OK;
-    sp_part_name("part", ctx->rank, ctx->size, name, sizeof name);
     if (!rc) {
-        sp_stage_path(ctx, "graph", name, path, sizeof path);
+        sp_stage_part(ctx, "graph", ctx->rank, ctx->size, NULL, 0, path, sizeof path);
         rc = sp_sfile_open(&gf, path, "graph");
     }
-    if (!rc) rc = sp_sfile_get(gf, "meta", 8, (const void **)&meta, &meta_n);
     if (!rc) rc = sp_sfile_get(gf, "pin_ids", 8, (const void **)&w.g.pin_ids, &w.g.npins);
     if (!rc) rc = sp_sfile_get(gf, "board_ids", 8, (const void **)&w.g.board_ids, &w.g.nboards);
     if (!rc) rc = sp_sfile_get(gf, "pin_off", 8, (const void **)&w.g.pin_off, &n);
@@ -296,7 +293,7 @@ int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc && n != w.g.nboards + 1) rc = sp_err(SP_EFORMAT, "%s: board_off has %" PRIu64 " entries", path, n);
     if (!rc) rc = sp_sfile_get(gf, "board_adj", 8, (const void **)&w.g.board_adj, &n);
     if (!rc) {
-        sp_stage_path(ctx, "ingest", name, path, sizeof path);
+        sp_stage_part(ctx, "ingest", ctx->rank, ctx->size, NULL, 0, path, sizeof path);
         rc = sp_sfile_open(&inf, path, "ingest");
     }
     if (!rc) rc = sp_sfile_get(inf, "events", sizeof *ev, (const void **)&ev, &nev);
@@ -352,7 +349,7 @@ int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                                  buffer, &ep, &nep, &est);
     /* write this rank's tables */
     if (!rc) {
-        sp_stage_path(ctx, "walks", name, path, sizeof path);
+        sp_stage_part(ctx, "walks", ctx->rank, ctx->size, name, sizeof name, path, sizeof path);
         sp_sfile_w *f;
         uint64_t m[6] = {(uint64_t)ctx->rank, (uint64_t)ctx->size, w.g.npins, w.g.nboards, w.top_pins, w.top_boards};
         rc = sp_sfile_create(&f, path, "walks");
@@ -367,12 +364,7 @@ int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             if (!rc) rc = put_table(f, "pin_hard", &w.hard, w.g.npins);
             if (!rc) rc = sp_sfile_put(f, "walk_pairs", sizeof *wp, wp, nwp);
             if (!rc) rc = sp_sfile_put(f, "engage_pairs", sizeof *ep, ep, nep);
-            uint64_t xxh;
-            if (rc) sp_sfile_discard(f);
-            else rc = sp_sfile_commit(f, &xxh);
-            struct stat sb;
-            if (!rc && stat(path, &sb)) rc = sp_err(SP_EIO, "%s: %s", path, strerror(errno));
-            if (!rc) sp_stage_output(res, name, (uint64_t)sb.st_size, xxh);
+            rc = sp_stage_commit_part(res, f, rc, name, path);
         }
         rc = sp_dist_agree(rc);
     }
@@ -412,25 +404,15 @@ int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
 
 /* ---- dump ---- */
 
-static int cmp_line(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 int sp_walks_dump(const sp_run_ctx *ctx, FILE *out) {
-    int size = 0, rc = SP_OK;
-    char name[96], path[4096];
-    for (int n = 1; n <= MAX_RANKS && !size; n++) {
-        struct stat sb;
-        sp_part_name("part", 0, n, name, sizeof name);
-        sp_stage_path(ctx, "walks", name, path, sizeof path);
-        if (!stat(path, &sb)) size = n;
-    }
-    if (!size) return sp_err(SP_EUSAGE, "no walks tables under %s/walks", ctx->date_dir);
-    char **lines = NULL;
-    size_t nl = 0, cap = 0;
+    int size, rc = sp_stage_ranks(ctx, "walks", &size);
+    if (rc) return rc;
+    char path[4096];
+    sp_lines lines = {0};
     static const char *const TABS[] = {"pin_pins", "pin_boards", "board_pins", "board_boards", "pin_hard"};
     for (int r = 0; r < size && !rc; r++) {
         sp_sfile_r *f;
-        sp_part_name("part", r, size, name, sizeof name);
-        sp_stage_path(ctx, "walks", name, path, sizeof path);
+        sp_stage_part(ctx, "walks", r, size, NULL, 0, path, sizeof path);
         if ((rc = sp_sfile_open(&f, path, "walks"))) break;
         const uint64_t *pins, *boards;
         uint64_t np, nb;
@@ -449,35 +431,25 @@ int sp_walks_dump(const sp_run_ctx *ctx, FILE *out) {
             if (!rc && noff != ns + 1) rc = sp_err(SP_EFORMAT, "%s: %s has %" PRIu64 " offsets", path, tag, noff);
             for (uint64_t i = 0; !rc && i < ns; i++)
                 for (uint64_t e = off[i]; !rc && e < off[i + 1] && e < nv; e++) {
-                    char buf[128];
                     if (t == 4)
-                        snprintf(buf, sizeof buf, "H p%" PRIu64 " p%" PRIu64, pins[i], v[e].ext);
+                        rc = sp_lines_addf(&lines, "H p%" PRIu64 " p%" PRIu64, pins[i], v[e].ext);
                     else
-                        snprintf(buf, sizeof buf, "N %c%" PRIu64 " %c%" PRIu64 " %u %.6f", src_board ? 'b' : 'p',
-                                 src_board ? boards[i] : pins[i], nbr_board ? 'b' : 'p', v[e].ext, v[e].count,
-                                 (double)v[e].weight);
-                    if ((rc = sp_grow((void **)&lines, &cap, nl + 1, sizeof *lines))) break;
-                    if (!(lines[nl++] = strdup(buf))) rc = SP_ENOMEM;
+                        rc = sp_lines_addf(&lines, "N %c%" PRIu64 " %c%" PRIu64 " %u %.6f", src_board ? 'b' : 'p',
+                                           src_board ? boards[i] : pins[i], nbr_board ? 'b' : 'p', v[e].ext,
+                                           v[e].count, (double)v[e].weight);
                 }
         }
         for (int k = 0; k < 2 && !rc; k++) {
             const sp_pair_rec *pr;
             uint64_t npr;
             rc = sp_sfile_get(f, k ? "engage_pairs" : "walk_pairs", sizeof *pr, (const void **)&pr, &npr);
-            for (uint64_t i = 0; !rc && i < npr; i++) {
-                char buf[128];
-                snprintf(buf, sizeof buf, "P p%" PRIu64 " p%" PRIu64 " %u %u", pr[i].q, pr[i].p, pr[i].kind, pr[i].count);
-                if ((rc = sp_grow((void **)&lines, &cap, nl + 1, sizeof *lines))) break;
-                if (!(lines[nl++] = strdup(buf))) rc = SP_ENOMEM;
-            }
+            for (uint64_t i = 0; !rc && i < npr; i++)
+                rc = sp_lines_addf(&lines, "P p%" PRIu64 " p%" PRIu64 " %u %u", pr[i].q, pr[i].p, pr[i].kind,
+                                   pr[i].count);
         }
         sp_sfile_close(f);
     }
-    if (!rc) {
-        qsort(lines, nl, sizeof *lines, cmp_line);
-        for (size_t i = 0; i < nl; i++) fprintf(out, "%s\n", lines[i]);
-    }
-    for (size_t i = 0; i < nl; i++) free(lines[i]);
-    free(lines);
+    if (!rc) sp_lines_sort_write(&lines, out);
+    sp_lines_free(&lines);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include "fsutil.h"
 #include "json.h"
 #include "log.h"
+#include "sfile.h"
 #include "sp_base.h"
 
 #define MARKER "_SUCCESS.json"
@@ -55,6 +56,27 @@ void sp_part_name(const char *prefix, int rank, int size, char *out, size_t cap)
 }
 
 
+void sp_stage_part(const sp_run_ctx *ctx, const char *stage, int rank, int size, char *name, size_t ncap, char *path,
+                   size_t pcap) {
+    char n[96];
+    sp_part_name("part", rank, size, n, sizeof n);
+    if (name) snprintf(name, ncap, "%s", n);
+    sp_stage_path(ctx, stage, n, path, pcap);
+}
+
+int sp_stage_commit_part(sp_stage_result *res, sp_sfile_w *w, int rc, const char *name, const char *path) {
+    if (rc) {
+        sp_sfile_discard(w);
+        return rc;
+    }
+    uint64_t xxh;
+    if ((rc = sp_sfile_commit(w, &xxh))) return rc;
+    struct stat sb;
+    if (stat(path, &sb)) return sp_err(SP_EIO, "%s: %s", path, strerror(errno));
+    sp_stage_output(res, name, (uint64_t)sb.st_size, xxh);
+    return SP_OK;
+}
+
 static int read_file(const char *path, char **out, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return errno == ENOENT ? SP_EUSAGE : sp_err(SP_EIO, "%s: %s", path, strerror(errno));
@@ -85,6 +107,25 @@ static const char *hex64(uint64_t v, char buf[17]) {
 }
 
 static int compute_input_digest(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t *digest);
+
+int sp_stage_ranks(const sp_run_ctx *ctx, const char *stage, int *nranks) {
+    char path[PATH_MAX], *text = NULL;
+    size_t len = 0;
+    sp_stage_path(ctx, stage, MARKER, path, sizeof path);
+    int rc = read_file(path, &text, &len);
+    if (rc == SP_EUSAGE) return sp_err(SP_EUSAGE, "stage %s of %s has not completed (no %s)", stage, ctx->date, path);
+    if (rc) return rc;
+    sp_json *j = NULL;
+    rc = sp_json_parse(&j, text, len);
+    free(text);
+    uint64_t n = 0;
+    if (!rc && (sp_json_u64(sp_json_get(j, "ranks"), &n) || n < 1 || n > 65536))
+        rc = sp_err(SP_EFORMAT, "%s: no valid \"ranks\"", path);
+    else if (rc) rc = sp_err(SP_EFORMAT, "%s: %s", path, sp_errmsg());
+    sp_json_free(j);
+    if (!rc) *nranks = (int)n;
+    return rc;
+}
 
 /* Parses and checks a marker against the expected digests. Returns SP_OK when
  * it matches, SP_EUSAGE (with the reason in sp_errmsg) when absent or stale. */

@@ -61,6 +61,19 @@ void sp_stage_output(sp_stage_result *r, const char *file, uint64_t bytes, uint6
 void sp_stage_path(const sp_run_ctx *ctx, const char *stage, const char *file, char *out, size_t cap);
 /* "<prefix>-RRRRR-of-NNNNN.bin" for this rank. */
 void sp_part_name(const char *prefix, int rank, int size, char *out, size_t cap);
+/* A rank's part file of a stage: name "part-RRRRR-of-NNNNN.bin" (may be
+ * NULL) and path <date_dir>/<stage>/<name>. */
+void sp_stage_part(const sp_run_ctx *ctx, const char *stage, int rank, int size, char *name, size_t ncap, char *path,
+                   size_t pcap);
+
+struct sp_sfile_w;
+/* Finishes a part file: when rc != 0 discards w and returns rc; else commits
+ * it (temp file, fsync, rename) and records it as an output of this rank
+ * with its size and digest. */
+int sp_stage_commit_part(sp_stage_result *res, struct sp_sfile_w *w, int rc, const char *name, const char *path);
+/* The rank count a completed stage was written with (its marker's "ranks");
+ * SP_EUSAGE naming the marker when the stage has not completed. */
+int sp_stage_ranks(const sp_run_ctx *ctx, const char *stage, int *nranks);
 
 typedef enum { SP_STAGE_RAN, SP_STAGE_SKIPPED, SP_STAGE_FAILED, SP_STAGE_NOTIMPL } sp_stage_status;
 

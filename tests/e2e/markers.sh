@@ -68,6 +68,8 @@ t_job_upstream() {
     expect_exit 2 sp job graph --config "$C" --date $D --set pipeline.work_dir="$W2"
     grep -q "needs stage ingest" "$E2E_ERR" || fail "message should name the missing upstream"
     grep -q "sagepipe job ingest" "$E2E_ERR" || fail "message should say what to run"
+    expect_exit 2 sp dump graph --config "$C" --date $D --set pipeline.work_dir="$W2"
+    grep -q "stage graph of $D has not completed" "$E2E_ERR" || fail "dump should refuse an incomplete stage"
     expect_exit 0 sp job ingest --config "$C" --date $D --set pipeline.work_dir="$W2"
     expect_exit 0 sp job graph --config "$C" --date $D --set pipeline.work_dir="$W2"
     # stale upstream: ingest config differs from the marker

@@ -307,7 +307,7 @@ static void sort_nbr(sp_nbr *a, size_t n) {
  * list of distinct nodes, grown as needed. */
 static _Thread_local struct {
     sp_nbr *slot;
-    size_t cap; /* power of two */
+    size_t cap;
     sp_nbr *list;
     size_t listcap;
 } topt_tls;
@@ -317,31 +317,14 @@ size_t sp_walk_topt(const sp_visit *v, size_t n, const uint64_t *self, size_t t,
     if (nranked) *nranked = 0;
     size_t want = 16;
     while (want < 2 * n) want *= 2;
-    if (want > topt_tls.cap) {
-        sp_nbr *ns = malloc(sizeof *ns * want);
-        if (!ns) {
-            sp_err(SP_ENOMEM, "walk: cannot allocate a count table of %zu entries", want);
-            return SP_WALK_TOPT_ENOMEM;
-        }
-        free(topt_tls.slot);
-        topt_tls.slot = ns;
-        topt_tls.cap = want;
-    }
+    if (sp_grow((void **)&topt_tls.slot, &topt_tls.cap, want, sizeof *topt_tls.slot)) return SP_WALK_TOPT_ENOMEM;
     sp_nbr *list = ranked;
     if (!list) {
-        if (n > topt_tls.listcap) {
-            sp_nbr *nl = malloc(sizeof *nl * n);
-            if (!nl) {
-                sp_err(SP_ENOMEM, "walk: cannot allocate a list of %zu neighbours", n);
-                return SP_WALK_TOPT_ENOMEM;
-            }
-            free(topt_tls.list);
-            topt_tls.list = nl;
-            topt_tls.listcap = n;
-        }
+        if (sp_grow((void **)&topt_tls.list, &topt_tls.listcap, n, sizeof *topt_tls.list)) return SP_WALK_TOPT_ENOMEM;
         list = topt_tls.list;
     }
-    /* count by external id (the caller passes visits of one type) */
+    /* count by external id (the caller passes visits of one type) in the
+     * first `want` (a power of two >= 2n) slots of the table */
     size_t mask = want - 1, m = 0;
     sp_nbr *tab = topt_tls.slot;
     for (size_t i = 0; i < want; i++) tab[i].count = 0;

@@ -123,17 +123,6 @@ static int vocab_find(char *const *v, int n, const char *s) {
     return -1;
 }
 
-static int split_vocab(const char *list, char **out, int *n, char **store) {
-    *store = strdup(list);
-    if (!*store) return SP_ENOMEM;
-    *n = 0;
-    for (char *save, *t = strtok_r(*store, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
-        if (*n == MAX_VOCAB) return sp_err(SP_ECONFIG, "vocabulary '%s' has more than %d entries", list, MAX_VOCAB);
-        out[(*n)++] = t;
-    }
-    return SP_OK;
-}
-
 /* ---------- shuffle sinks: store received rows ---------- */
 
 static int sink_edge(void *c, int src, const void *rec, size_t len) {
@@ -521,9 +510,10 @@ static int dedupe_tokens(ingest *g) {
     return SP_OK;
 }
 
-/* Keeps, of each run [i, j) of rows with equal keys, the one that comes first
- * in the file (smallest tag) at position k; reports the others. Returns the
- * index of the keeper within the run. */
+/* Declares `best`: the index, in the run [i, j) of rows with equal keys, of
+ * the row that comes first in the file (smallest tag). The caller keeps it
+ * and reports the others. (Sorting by the tag as a third radix key would do
+ * the same at the cost of several more passes.) */
 #define KEEP_FIRST(arr, i, j, tagexpr)                                                                            \
     size_t best = (i);                                                                                            \
     for (size_t q = (i) + 1; q < (j); q++)                                                                        \
@@ -696,8 +686,8 @@ int sp_ingest_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     int rc = SP_OK;
     if (!strcmp(sp_config_str(cfg, "input", "events"), "kafka"))
         rc = sp_err(SP_ENOTIMPL, "input.events = kafka is not implemented yet; use input.events = file");
-    if (!rc) rc = split_vocab(sp_config_str(cfg, "input", "actions"), g.actions, &g.nactions, &vs[0]);
-    if (!rc) rc = split_vocab(sp_config_str(cfg, "input", "surfaces"), g.surfaces, &g.nsurfaces, &vs[1]);
+    if (!rc) rc = sp_config_words(cfg, "input", "actions", g.actions, MAX_VOCAB, &g.nactions, &vs[0]);
+    if (!rc) rc = sp_config_words(cfg, "input", "surfaces", g.surfaces, MAX_VOCAB, &g.nsurfaces, &vs[1]);
     g.window_day = !strcmp(sp_config_str(cfg, "input", "window"), "day");
     g.per_reason_cap = (uint64_t)sp_config_int(cfg, "input", "rejects_per_reason");
     g.list_buf[0] = malloc(sizeof(char *) * (MAX_TOKENS + 2));

@@ -246,20 +246,20 @@ static int threads_auto(const sp_config *cfg) {
     return n < 1 ? 1 : (int)n;
 }
 
-/* Bit mask of the action indices named in walks.negative_actions. */
-static uint32_t negative_mask(const sp_config *cfg) {
-    char acts[1024], negs[1024];
-    snprintf(acts, sizeof acts, "%s", sp_config_str(cfg, "input", "actions"));
-    snprintf(negs, sizeof negs, "%s", sp_config_str(cfg, "walks", "negative_actions"));
-    uint32_t mask = 0;
-    int idx = 0;
-    for (char *sa, *a = strtok_r(acts, " \t", &sa); a; a = strtok_r(NULL, " \t", &sa), idx++) {
-        char tmp[1024], *sn;
-        memcpy(tmp, negs, sizeof tmp);
-        for (char *n = strtok_r(tmp, " \t", &sn); n; n = strtok_r(NULL, " \t", &sn))
-            if (!strcmp(a, n) && idx < 32) mask |= 1u << idx;
-    }
-    return mask;
+/* Bit mask of the indices in input.actions of the actions named in
+ * walks.negative_actions. */
+static int negative_mask(const sp_config *cfg, uint32_t *mask) {
+    char *acts[64], *negs[64], *sa = NULL, *sn = NULL;
+    int na = 0, nn = 0;
+    int rc = sp_config_words(cfg, "input", "actions", acts, 64, &na, &sa);
+    if (!rc) rc = sp_config_words(cfg, "walks", "negative_actions", negs, 64, &nn, &sn);
+    *mask = 0;
+    for (int i = 0; !rc && i < na && i < 32; i++)
+        for (int k = 0; k < nn; k++)
+            if (!strcmp(acts[i], negs[k])) *mask |= 1u << i;
+    free(sa);
+    free(sn);
+    return rc;
 }
 
 static int put_table(sp_sfile_w *f, const char *name, const nbr_table *t, uint64_t n) {
@@ -344,9 +344,11 @@ int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         free(ext);
         rc = sp_dist_agree(rc);
     }
+    uint32_t negatives = 0;
+    if (!rc) rc = sp_dist_agree(negative_mask(cfg, &negatives));
     if (!rc)
-        rc = sp_pairs_engagement(ev, nev, sp_config_int(cfg, "walks", "pair_max_gap_s") * 1000, negative_mask(cfg),
-                                 buffer, &ep, &nep, &est);
+        rc = sp_pairs_engagement(ev, nev, sp_config_int(cfg, "walks", "pair_max_gap_s") * 1000, negatives, buffer, &ep,
+                                 &nep, &est);
     /* write this rank's tables */
     if (!rc) {
         sp_stage_part(ctx, "walks", ctx->rank, ctx->size, name, sizeof name, path, sizeof path);

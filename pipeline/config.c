@@ -300,6 +300,18 @@ int sp_config_bool(const sp_config *c, const char *s, const char *k) {
     return v && !strcmp(v, "true");
 }
 
+int sp_config_words(const sp_config *c, const char *section, const char *key, char **words, int max, int *n,
+                    char **store) {
+    const char *list = c->val[lookup(section, key, T_LIST, __func__)];
+    *n = 0;
+    if (!(*store = strdup(list ? list : ""))) return SP_ENOMEM;
+    for (char *save, *t = strtok_r(*store, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+        if (*n == max) return sp_err(SP_ECONFIG, "%s.%s has more than %d entries", section, key, max);
+        words[(*n)++] = t;
+    }
+    return SP_OK;
+}
+
 uint64_t sp_config_digest(const sp_config *c, const char *const *sections) {
     XXH64_state_t *st = XXH64_createState();
     XXH64_reset(st, 0);

@@ -28,6 +28,12 @@ int64_t sp_config_int(const sp_config *c, const char *section, const char *key);
 double sp_config_f64(const sp_config *c, const char *section, const char *key);
 int sp_config_bool(const sp_config *c, const char *section, const char *key);
 
+/* Splits the list value of section.key at spaces/tabs into at most `max`
+ * words: words[0..*n) point into *store (malloc'd, the caller frees it).
+ * SP_ECONFIG naming the key when there are more than max words. */
+int sp_config_words(const sp_config *c, const char *section, const char *key, char **words, int max, int *n,
+                    char **store);
+
 /* xxh64 digest of the effective values of the keys of the named sections
  * (NULL-terminated list) that can change outputs; keys that only affect
  * logging or speed (flagged in the schema) are left out. */

@@ -1,0 +1,124 @@
+/* loss: the two retrieval losses of the item and user encoders (nn.h):
+ * sampled softmax with logQ correction and accidental-hit masking
+ * (OmniSage/PinnerFormer), and the max-margin hinge of PinSage. */
+#include <math.h>
+#include <string.h>
+
+#include "nn.h"
+
+/* scratch (nq, nc) first holds s = ⟨q_i, c_j⟩/tau, then ∂loss/∂logit. */
+float nn_sampled_softmax(const float *q, const float *c, const int *pos, const uint64_t *cid, const float *logq,
+                         int nq, int nc, int d, float tau, float *dq, float *dc, float *dtau, float *scratch) {
+    if (nq <= 0 || nc <= 0) {
+        if (dc && nc > 0) memset(dc, 0, sizeof *dc * (size_t)nc * (size_t)d);
+        if (dq && nq > 0) memset(dq, 0, sizeof *dq * (size_t)nq * (size_t)d);
+        if (dtau) *dtau = 0.0f;
+        return 0.0f;
+    }
+    float itau = 1.0f / tau;
+    nn_gemm(0, 1, nq, nc, d, itau, q, c, 0.0f, scratch); /* (nq, d)·(d, nc) / tau */
+    double loss = 0.0, st = 0.0; /* st = Σ ∂L/∂logit · s, for dtau */
+    float inv_nq = 1.0f / (float)nq;
+    for (int i = 0; i < nq; i++) {
+        float *s = scratch + (size_t)i * nc;
+        int p = pos[i];
+        uint64_t pid = cid ? cid[p] : 0;
+#define MASKED(j) (cid && (j) != p && cid[j] == pid)
+        float mx = -INFINITY;
+        for (int j = 0; j < nc; j++) {
+            if (MASKED(j)) continue;
+            float z = s[j] - (logq ? logq[j] : 0.0f);
+            mx = z > mx ? z : mx;
+        }
+        double sum = 0.0, es = 0.0; /* Σ e_j, Σ e_j·s_j with e_j = exp(logit_j − max) */
+        float sp = s[p], zp = sp - (logq ? logq[p] : 0.0f);
+        for (int j = 0; j < nc; j++) {
+            float e = MASKED(j) ? 0.0f : expf(s[j] - (logq ? logq[j] : 0.0f) - mx);
+            sum += e;
+            es += (double)e * s[j];
+            s[j] = e;
+        }
+        loss += log(sum) + mx - zp; /* logsumexp − logit of the positive */
+        st += (es / sum - sp) / nq;
+        float isum = (float)(1.0 / sum);
+        for (int j = 0; j < nc; j++) s[j] = s[j] * isum * inv_nq;
+        s[p] -= inv_nq;
+#undef MASKED
+    }
+    /* logit = ⟨q, c⟩/tau − logq: ∂logit/∂q = c/tau, ∂logit/∂tau = −s/tau */
+    if (dq) nn_gemm(0, 0, nq, d, nc, itau, scratch, c, 0.0f, dq); /* (nq, nc)·(nc, d) */
+    if (dc) nn_gemm(1, 0, nc, d, nq, itau, scratch, q, 0.0f, dc); /* (nc, nq)·(nq, d) */
+    if (dtau) *dtau = (float)(-st / tau);
+    return (float)(loss / nq);
+}
+
+/* Queries are taken in tiles of TILE, shared negatives in tiles of TILE: the
+ * scores of a tile come from one gemm into a stack buffer, which is then
+ * turned into the hinge coefficients (a or 0) and multiplied back. */
+#define TILE 64
+
+float nn_max_margin(const float *q, const float *p, const float *neg, const float *hard, int nq, int nneg, int nhard,
+                    int d, float margin, float *dq, float *dp, float *dneg, float *dhard) {
+    size_t rd = (size_t)d;
+    if (dq && nq > 0) memset(dq, 0, sizeof *dq * (size_t)nq * rd);
+    if (dp && nq > 0) memset(dp, 0, sizeof *dp * (size_t)nq * rd);
+    if (dneg && nneg > 0) memset(dneg, 0, sizeof *dneg * (size_t)nneg * rd);
+    if (dhard && nq > 0 && nhard > 0) memset(dhard, 0, sizeof *dhard * (size_t)nq * (size_t)nhard * rd);
+    int nk = nneg + nhard;
+    if (nq <= 0 || nk <= 0) return 0.0f;
+    float a = (float)(1.0 / ((double)nq * nk)); /* ∂L/∂hinge of every active hinge */
+    double loss = 0.0;
+    float T[TILE * TILE], spos[TILE];
+    int cnt[TILE];
+    for (int i0 = 0; i0 < nq; i0 += TILE) {
+        int bi = nq - i0 < TILE ? nq - i0 : TILE;
+        const float *qb = q + (size_t)i0 * rd;
+        for (int ii = 0; ii < bi; ii++) {
+            spos[ii] = nn_dot(qb + ii * rd, p + (size_t)(i0 + ii) * rd, rd);
+            cnt[ii] = 0;
+        }
+        for (int j0 = 0; j0 < nneg; j0 += TILE) {
+            int bj = nneg - j0 < TILE ? nneg - j0 : TILE;
+            const float *nb = neg + (size_t)j0 * rd;
+            nn_gemm(0, 1, bi, bj, d, 1.0f, qb, nb, 0.0f, T); /* (bi, d)·(d, bj) */
+            int active = 0;
+            for (int ii = 0; ii < bi; ii++)
+                for (int jj = 0; jj < bj; jj++) {
+                    float h = T[ii * bj + jj] - spos[ii] + margin;
+                    if (h > 0.0f) {
+                        loss += h;
+                        cnt[ii]++;
+                        active = 1;
+                        T[ii * bj + jj] = a;
+                    } else {
+                        T[ii * bj + jj] = 0.0f;
+                    }
+                }
+            if (!active) continue;
+            if (dq) nn_gemm(0, 0, bi, d, bj, 1.0f, T, nb, 1.0f, dq + (size_t)i0 * rd);     /* (bi, bj)·(bj, d) */
+            if (dneg) nn_gemm(1, 0, bj, d, bi, 1.0f, T, qb, 1.0f, dneg + (size_t)j0 * rd); /* (bj, bi)·(bi, d) */
+        }
+        for (int ii = 0; ii < bi; ii++) {
+            int i = i0 + ii;
+            const float *qi = q + (size_t)i * rd;
+            for (int k = 0; k < nhard; k++) {
+                const float *hk = hard + ((size_t)i * nhard + k) * rd;
+                float h = nn_dot(qi, hk, rd) - spos[ii] + margin;
+                if (!(h > 0.0f)) continue;
+                loss += h;
+                cnt[ii]++;
+                if (dq)
+                    for (size_t e = 0; e < rd; e++) dq[(size_t)i * rd + e] += a * hk[e];
+                if (dhard)
+                    for (size_t e = 0; e < rd; e++) dhard[((size_t)i * nhard + k) * rd + e] = a * qi[e];
+            }
+            /* each active hinge has ∂/∂q_i = n − p_i and ∂/∂p_i = −q_i */
+            float ac = a * (float)cnt[ii];
+            if (dq)
+                for (size_t e = 0; e < rd; e++) dq[(size_t)i * rd + e] -= ac * p[(size_t)i * rd + e];
+            if (dp)
+                for (size_t e = 0; e < rd; e++) dp[(size_t)i * rd + e] = -ac * qi[e];
+        }
+    }
+    return (float)(loss / ((double)nq * nk));
+}

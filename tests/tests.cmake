@@ -38,3 +38,9 @@ foreach(script ${SP_E2E_TESTS})
   set_tests_properties(e2e.${short} PROPERTIES TIMEOUT 600 LABELS e2e RUN_SERIAL TRUE SKIP_RETURN_CODE 77
     ENVIRONMENT "${SP_MPI_ENV};SP_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endforeach()
+
+# Helper programs of e2e tests (tests/<name>.c, not tests themselves); the
+# scripts get their paths through the environment.
+add_executable(report_sample ${CMAKE_SOURCE_DIR}/tests/report_sample.c)
+target_link_libraries(report_sample PRIVATE sagepipe_core)
+set_property(TEST e2e.report_html APPEND PROPERTY ENVIRONMENT "SP_REPORT_SAMPLE=$<TARGET_FILE:report_sample>")

@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "sp_base.h"
 
@@ -55,4 +57,27 @@ int sp_write_atomic(const char *path, const char *data, size_t len) {
         return sp_err(SP_EIO, "cannot rename %s: %s", tmp, strerror(e));
     }
     return SP_OK;
+}
+
+int sp_file_digest(const char *path, uint64_t *bytes, uint64_t *xxh) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return sp_err(SP_EIO, "%s: %s", path, strerror(errno));
+    XXH64_state_t *h = XXH64_createState();
+    char *buf = malloc(1 << 20);
+    int rc = h && buf ? SP_OK : SP_ENOMEM;
+    uint64_t n = 0;
+    if (!rc) XXH64_reset(h, 0);
+    while (!rc) {
+        size_t k = fread(buf, 1, 1 << 20, f);
+        if (k) XXH64_update(h, buf, k), n += k;
+        if (k < (1 << 20)) {
+            if (ferror(f)) rc = sp_err(SP_EIO, "%s: read failed", path);
+            break;
+        }
+    }
+    if (!rc) *bytes = n, *xxh = XXH64_digest(h);
+    if (h) XXH64_freeState(h);
+    free(buf);
+    fclose(f);
+    return rc;
 }

@@ -12,4 +12,9 @@ int sp_mkdir_p(const char *dir);
  * (with the path and errno text) on failure; the temporary file is removed. */
 int sp_write_atomic(const char *path, const char *data, size_t len);
 
+/* Size and xxh64 (seed 0) of a whole file, read in 1 MiB blocks. SP_EIO
+ * naming the file when it cannot be read. */
+#include <stdint.h>
+int sp_file_digest(const char *path, uint64_t *bytes, uint64_t *xxh);
+
 #endif

@@ -14,6 +14,7 @@
 #include "dist.h"
 #include "gen.h"
 #include "graph_stage.h"
+#include "infer_stage.h"
 #include "walks_stage.h"
 #include "import.h"
 #include "log.h"
@@ -36,7 +37,7 @@ static const char *USAGE =
     "  sagepipe gen    --pins N --boards N --edges N [--users N] [--events N] [--seed S] [--dim D]\n"
     "                  [--date YYYY-MM-DD] [--no-tokens] OUT_DIR\n"
     "  sagepipe config defaults|reference | config show --config FILE [--set k=v]...\n"
-    "  sagepipe dump   graph|walks --config FILE --date YYYY-MM-DD   (debug: tables by external id)\n"
+    "  sagepipe dump   graph|walks|emb|emb-ref --config FILE --date YYYY-MM-DD   (debug: tables by external id)\n"
     "  sagepipe --help | --version | COMMAND --help\n"
     "\n"
     "stages, in order: ingest graph walks train infer users export eval publish\n"
@@ -402,10 +403,13 @@ static int cmd_config(int argc, char **argv) {
 }
 
 static int cmd_dump(int argc, char **argv) {
-    if (argc < 1 || has_help(argc, argv) || (strcmp(argv[0], "graph") && strcmp(argv[0], "walks"))) {
-        fputs("usage: sagepipe dump graph|walks --config FILE --date YYYY-MM-DD [--set section.key=value]...\n"
+    if (argc < 1 || has_help(argc, argv) ||
+        (strcmp(argv[0], "graph") && strcmp(argv[0], "walks") && strcmp(argv[0], "emb") && strcmp(argv[0], "emb-ref"))) {
+        fputs("usage: sagepipe dump graph|walks|emb|emb-ref --config FILE --date YYYY-MM-DD [--set section.key=value]...\n"
               "graph: every kept edge of the date's graph partitions by external id, sorted (any rank count).\n"
-              "walks: every neighbourhood entry, hard negative and training pair by external id, sorted.\n",
+              "walks: every neighbourhood entry, hard negative and training pair by external id, sorted.\n"
+              "emb:   every pin and board embedding of the infer stage, sorted by id (p<id>/b<id> then values).\n"
+              "emb-ref: the same computed in one process from the train checkpoint (the reference of infer).\n",
               stderr);
         return has_help(argc, argv) ? 0 : SP_EXIT_USAGE;
     }
@@ -419,7 +423,10 @@ static int cmd_dump(int argc, char **argv) {
     rc = make_ctx(cfg, a.date, &ctx);
     if (!rc) {
         ctx.size = 1;
-        rc = strcmp(argv[0], "walks") ? sp_graph_dump(&ctx, stdout) : sp_walks_dump(&ctx, stdout);
+        rc = !strcmp(argv[0], "walks") ? sp_walks_dump(&ctx, stdout)
+             : !strcmp(argv[0], "emb") ? sp_infer_dump(&ctx, stdout)
+             : !strcmp(argv[0], "emb-ref") ? sp_infer_dump_reference(&ctx, stdout)
+                                       : sp_graph_dump(&ctx, stdout);
     }
     sp_config_free(cfg);
     return report(rc);

@@ -1,8 +1,10 @@
 /* stages: the DAG (DESIGN §4) in order, with what each stage's output
  * depends on. Stages with run == NULL are not built yet and say so. */
 #include "graph_stage.h"
+#include "infer_stage.h"
 #include "ingest.h"
 #include "stage.h"
+#include "train_stage.h"
 #include "walks_stage.h"
 
 static const char *const S_INPUT[] = {"input", NULL};
@@ -18,8 +20,8 @@ static const char *const S_KAFKA[] = {"kafka", NULL};
 
 static const char *const U_NONE[] = {NULL};
 static const char *const U_INGEST[] = {"ingest", NULL};
-static const char *const U_WALKS[] = {"walks", NULL};
-static const char *const U_TRAIN[] = {"train", NULL};
+static const char *const U_TRAIN_IN[] = {"walks", "graph", "ingest", NULL};
+static const char *const U_INFER_IN[] = {"train", "walks", "graph", "ingest", NULL};
 static const char *const U_INFER[] = {"infer", NULL};
 static const char *const U_USERS[] = {"infer", "users", NULL};
 static const char *const U_EVAL[] = {"export", NULL};
@@ -30,8 +32,8 @@ const sp_stage_def sp_stages[] = {
     {"ingest", S_INPUT, U_NONE, sp_ingest_run, sp_ingest_digest, "parse + validate inputs, shuffle rows to owner ranks"},
     {"graph", S_GRAPH, U_INGEST, sp_graph_run, NULL, "CSR both ways, id maps, degree pruning"},
     {"walks", S_WALKS, U_WALKS_IN, sp_walks_run, NULL, "random walks with restart, importance neighbourhoods, training pairs"},
-    {"train", S_TRAIN, U_WALKS, NULL, NULL, "multi-task training of the item and user encoders"},
-    {"infer", S_INFER, U_TRAIN, NULL, NULL, "layer-wise inference of every pin and board"},
+    {"train", S_TRAIN, U_TRAIN_IN, sp_train_run, sp_train_digest, "multi-task training of the item and user encoders"},
+    {"infer", S_INFER, U_INFER_IN, sp_infer_run, NULL, "layer-wise inference of every pin and board"},
     {"users", S_USERS, U_INFER, NULL, NULL, "user histories and user embeddings"},
     {"export", S_EXPORT, U_USERS, NULL, NULL, "LMDB shards + manifest, verified, published"},
     {"eval", S_EVAL, U_EVAL, NULL, NULL, "held-out quality, drift, quality gate"},

@@ -7,6 +7,28 @@
 #include "nn.h"
 
 /* scratch (nq, nc) first holds s = ⟨q_i, c_j⟩/tau, then ∂loss/∂logit. */
+/* exp(x) for x <= 0 (softmax after max subtraction) to ~2 ulp, in plain float
+ * arithmetic the compiler vectorises (libm's expf is a scalar call):
+ * 2^(x·log2 e) = 2^n · 2^f with n = round, |f| <= 1/2, 2^f by a degree-6
+ * polynomial; below −87 the result is 0. */
+static inline float nn_expf_fast(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float t = x * 1.44269504088896341f;
+    float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest via 1.5·2^23 (no SSE4.1 needed) */
+    float f = t - n;
+    float p = 1.5353362e-4f;
+    p = p * f + 1.3398874e-3f;
+    p = p * f + 9.6182495e-3f;
+    p = p * f + 5.5504109e-2f;
+    p = p * f + 2.4022650e-1f;
+    p = p * f + 6.9314718e-1f;
+    p = p * f + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return x <= -87.0f ? 0.0f : p * scale;
+}
+
 float nn_sampled_softmax(const float *q, const float *c, const int *pos, const uint64_t *cid, const float *logq,
                          int nq, int nc, int d, float tau, float *dq, float *dc, float *dtau, float *scratch) {
     if (nq <= 0 || nc <= 0) {
@@ -20,30 +42,33 @@ float nn_sampled_softmax(const float *q, const float *c, const int *pos, const u
     double loss = 0.0, st = 0.0; /* st = Σ ∂L/∂logit · s, for dtau */
     float inv_nq = 1.0f / (float)nq;
     for (int i = 0; i < nq; i++) {
-        float *s = scratch + (size_t)i * nc;
+        float *restrict s = scratch + (size_t)i * nc;
         int p = pos[i];
-        uint64_t pid = cid ? cid[p] : 0;
-#define MASKED(j) (cid && (j) != p && cid[j] == pid)
-        float mx = -INFINITY;
-        for (int j = 0; j < nc; j++) {
-            if (MASKED(j)) continue;
-            float z = s[j] - (logq ? logq[j] : 0.0f);
-            mx = z > mx ? z : mx;
-        }
-        double sum = 0.0, es = 0.0; /* Σ e_j, Σ e_j·s_j with e_j = exp(logit_j − max) */
         float sp = s[p], zp = sp - (logq ? logq[p] : 0.0f);
+        /* z_j = s_j − logq_j, masked columns −inf (branch-free loops that vectorise) */
+        if (logq)
+            for (int j = 0; j < nc; j++) s[j] -= logq[j];
+        if (cid) {
+            uint64_t pid = cid[p];
+            for (int j = 0; j < nc; j++) s[j] = cid[j] == pid ? -INFINITY : s[j];
+            s[p] = zp; /* the positive is never masked */
+        }
+        float mx = -INFINITY;
+        for (int j = 0; j < nc; j++) mx = s[j] > mx ? s[j] : mx;
+        /* e_j = exp(z_j − max); Σ e_j and Σ e_j·(z_j + logq_j) (= Σ e_j·s_j) for dtau */
+        float sum = 0.0f, es = 0.0f;
         for (int j = 0; j < nc; j++) {
-            float e = MASKED(j) ? 0.0f : expf(s[j] - (logq ? logq[j] : 0.0f) - mx);
+            float z = s[j];
+            float e = nn_expf_fast(z - mx);
             sum += e;
-            es += (double)e * s[j];
+            es += e * (z == -INFINITY ? 0.0f : z + (logq ? logq[j] : 0.0f));
             s[j] = e;
         }
-        loss += log(sum) + mx - zp; /* logsumexp − logit of the positive */
-        st += (es / sum - sp) / nq;
-        float isum = (float)(1.0 / sum);
-        for (int j = 0; j < nc; j++) s[j] = s[j] * isum * inv_nq;
+        loss += log((double)sum) + mx - zp; /* logsumexp − logit of the positive */
+        st += ((double)es / sum - sp) / nq;
+        float isum = inv_nq / sum;
+        for (int j = 0; j < nc; j++) s[j] *= isum;
         s[p] -= inv_nq;
-#undef MASKED
     }
     /* logit = ⟨q, c⟩/tau − logq: ∂logit/∂q = c/tau, ∂logit/∂tau = −s/tau */
     if (dq) nn_gemm(0, 0, nq, d, nc, itau, scratch, c, 0.0f, dq); /* (nq, nc)·(nc, d) */

@@ -113,6 +113,26 @@ static int allreduce(void *buf, int n, MPI_Datatype t, MPI_Op op, const char *wh
 int sp_dist_sum_u64(uint64_t *v, int n) { return allreduce(v, n, MPI_UINT64_T, MPI_SUM, "sum"); }
 int sp_dist_max_u64(uint64_t *v, int n) { return allreduce(v, n, MPI_UINT64_T, MPI_MAX, "max"); }
 int sp_dist_max_f64(double *v, int n) { return allreduce(v, n, MPI_DOUBLE, MPI_MAX, "max"); }
+int sp_dist_sum_f64(double *v, int n) { return allreduce(v, n, MPI_DOUBLE, MPI_SUM, "sum"); }
+int sp_dist_sum_f32(float *v, size_t n) {
+    /* in chunks: MPI counts are int */
+    for (size_t i = 0; i < n;) {
+        int c = n - i > (1u << 30) ? (1 << 30) : (int)(n - i);
+        int rc = allreduce(v + i, c, MPI_FLOAT, MPI_SUM, "sum");
+        if (rc) return rc;
+        i += (size_t)c;
+    }
+    return SP_OK;
+}
+int sp_dist_max_u8(uint8_t *v, size_t n) {
+    for (size_t i = 0; i < n;) {
+        int c = n - i > (1u << 30) ? (1 << 30) : (int)(n - i);
+        int rc = allreduce(v + i, c, MPI_UINT8_T, MPI_MAX, "max");
+        if (rc) return rc;
+        i += (size_t)c;
+    }
+    return SP_OK;
+}
 
 int sp_dist_exscan_u64(const uint64_t *v, uint64_t *out, int n) {
     memset(out, 0, sizeof *out * (size_t)n);

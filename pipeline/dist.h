@@ -32,6 +32,11 @@ void sp_dist_abort(int exit_code, const char *msg) __attribute__((noreturn));
 int sp_dist_sum_u64(uint64_t *v, int n);
 int sp_dist_max_u64(uint64_t *v, int n);
 int sp_dist_max_f64(double *v, int n);
+int sp_dist_sum_f64(double *v, int n);
+/* Element-wise sums / maxima of large arrays over all ranks, in place (in
+ * chunks of 2^30 elements; every rank passes the same n). */
+int sp_dist_sum_f32(float *v, size_t n);
+int sp_dist_max_u8(uint8_t *v, size_t n);
 /* Exclusive prefix sum over ranks (rank 0 gets 0). */
 int sp_dist_exscan_u64(const uint64_t *v, uint64_t *out, int n);
 /* Gathers n u64 from every rank to all ranks: out has size*n entries. */

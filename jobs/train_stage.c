@@ -1,0 +1,599 @@
+/* train stage: multi-task training of the PinSage item encoder (DESIGN
+ * §4.1), data-parallel over ranks. Each step takes `train.batch` pairs from
+ * the task mix (board -> pin from the pin-board edges, pin -> pin from the
+ * walks stage's walk and engagement pairs), split evenly over the ranks,
+ * plus `train.negatives` random pins shared by all queries. Loss: sampled
+ * softmax with logQ correction and a learned temperature, or PinSage's
+ * max-margin with curriculum hard negatives. Gradients are summed over ranks
+ * (dense parameters and the touched id/token rows), so every rank holds the
+ * same model. A producer thread builds the next step's minibatch (sampling,
+ * gathering, re-indexing) while the current one computes. A checkpoint is
+ * written every epoch; the previous date's checkpoint, when present, warm
+ * starts the id rows of nodes seen before and the dense weights. */
+#include "train_stage.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dist.h"
+#include "fsutil.h"
+#include "log.h"
+#include "sage.h"
+#include "sage_ckpt.h"
+#include "sage_data.h"
+#include "metrics.h"
+#include "userlists.h"
+#include "sp_base.h"
+
+typedef struct {
+    int batch, negatives, margin_loss, hard, learn_tau, epochs, threads;
+    double lr, lr_min, wd, tau, tau_min, margin, w_bp, w_pp;
+    int64_t warmup;
+    uint64_t seed;
+} train_cfg;
+
+/* One rank's minibatch of one step. targets: queries (nq), positives (nq),
+ * negatives (nneg), hard negatives (nq * nhard), in that order. */
+typedef struct {
+    int64_t step;
+    uint32_t nq, nneg, nhard;
+    uint32_t *targets;
+    uint64_t *cid; /* (nq + nneg) candidate ids (node index) for accidental-hit masking */
+    float *logq;   /* (nq + nneg) */
+    size_t cap;
+    sp_sage_plan plan;
+    int rc;
+} batch;
+
+typedef struct {
+    const sp_sage_data *D;
+    const train_cfg *tc;
+    int rank, size, K;
+    double wsum;      /* w_bp + w_pp over tasks that have pairs */
+    float *logq_pos;  /* (npins) log(B·f(v) + R/npins) */
+} sampler;
+
+static void prev_date(int64_t day_ms, char *out, size_t cap) {
+    time_t t = (time_t)((day_ms - SP_DAY_MS) / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%d", &tm);
+}
+
+static int fill_batch(const sampler *S, batch *b, int64_t step, int nhard) {
+    const sp_sage_data *D = S->D;
+    const train_cfg *tc = S->tc;
+    uint64_t B = (uint64_t)tc->batch;
+    uint64_t lo = B * (uint64_t)S->rank / (uint64_t)S->size, hi = B * (uint64_t)(S->rank + 1) / (uint64_t)S->size;
+    uint32_t nq = (uint32_t)(hi - lo), nneg = (uint32_t)tc->negatives;
+    size_t need = (size_t)nq * (2 + (size_t)nhard) + nneg + 1;
+    if (need > b->cap) {
+        void *t = realloc(b->targets, need * 4), *c = realloc(b->cid, need * 8), *l = realloc(b->logq, need * 4);
+        if (t) b->targets = t;
+        if (c) b->cid = c;
+        if (l) b->logq = l;
+        if (!t || !c || !l) return SP_ENOMEM;
+        b->cap = need;
+    }
+    b->step = step, b->nq = nq, b->nneg = nneg, b->nhard = (uint32_t)nhard;
+    uint32_t *q = b->targets, *p = q + nq, *neg = p + nq, *hard = neg + nneg;
+    double pbp = S->wsum > 0 ? (D->nboard_pin ? tc->w_bp : 0) / S->wsum : 1;
+    for (uint32_t i = 0; i < nq; i++) {
+        sp_rng r;
+        sp_rng_init(&r, tc->seed, SP_RNG_TRAIN, (uint64_t)step * B + lo + i);
+        int use_bp = D->npin_pin == 0 || sp_rng_unif(&r) < pbp;
+        const sp_tpair *tp = use_bp ? &D->board_pin[sp_rng_below(&r, D->nboard_pin)]
+                                    : &D->pin_pin[sp_rng_below(&r, D->npin_pin)];
+        q[i] = tp->q, p[i] = tp->p;
+        for (int h = 0; h < nhard; h++) {
+            /* a pin query's own band; a board query takes the band of its positive */
+            uint32_t src = tp->q < D->npins ? tp->q : tp->p;
+            uint64_t a = D->hard_off[src], e = D->hard_off[src + 1];
+            hard[(size_t)i * nhard + h] = e > a ? D->hard_idx[a + sp_rng_below(&r, e - a)]
+                                                : (uint32_t)sp_rng_below(&r, D->npins);
+        }
+    }
+    sp_rng r;
+    sp_rng_init(&r, tc->seed, SP_RNG_TRAIN + 100, (uint64_t)step);
+    for (uint32_t j = 0; j < nneg; j++) neg[j] = (uint32_t)sp_rng_below(&r, D->npins);
+    for (uint32_t j = 0; j < nq + nneg; j++) {
+        uint32_t v = p[j]; /* p and neg are contiguous */
+        b->cid[j] = v;
+        b->logq[j] = v < D->npins ? S->logq_pos[v] : 0.f;
+    }
+    return sp_sage_plan_build(&b->plan, &D->g, S->K, b->targets, nq * (2 + (uint32_t)nhard) + nneg);
+}
+
+typedef struct {
+    const sampler *S;
+    batch *b;
+    int64_t step;
+    int nhard;
+    pthread_t th;
+    int running;
+} producer;
+
+static void *produce(void *arg) {
+    producer *p = arg;
+    p->b->rc = fill_batch(p->S, p->b, p->step, p->nhard);
+    return NULL;
+}
+
+static int start_fill(producer *p, int threaded) {
+    if (!threaded) {
+        produce(p);
+        return SP_OK;
+    }
+    if (pthread_create(&p->th, NULL, produce, p)) return sp_err(SP_EINTERNAL, "train: cannot start the producer thread");
+    p->running = 1;
+    return SP_OK;
+}
+static int wait_fill(producer *p) {
+    if (p->running) {
+        pthread_join(p->th, NULL);
+        p->running = 0;
+    }
+    return p->b->rc;
+}
+
+static void read_cfg(const sp_config *cfg, train_cfg *t) {
+    t->batch = (int)sp_config_int(cfg, "train", "batch");
+    t->negatives = (int)sp_config_int(cfg, "train", "negatives");
+    t->margin_loss = !strcmp(sp_config_str(cfg, "train", "loss"), "margin");
+    t->hard = sp_config_bool(cfg, "train", "hard_negatives");
+    t->learn_tau = sp_config_bool(cfg, "train", "learn_tau");
+    t->epochs = (int)sp_config_int(cfg, "train", "epochs");
+    t->threads = (int)sp_config_int(cfg, "train", "threads");
+    t->lr = sp_config_f64(cfg, "train", "lr");
+    t->lr_min = sp_config_f64(cfg, "train", "lr_min");
+    t->wd = sp_config_f64(cfg, "train", "weight_decay");
+    t->tau = sp_config_f64(cfg, "train", "tau");
+    t->tau_min = sp_config_f64(cfg, "train", "tau_min");
+    t->margin = sp_config_f64(cfg, "train", "margin");
+    t->w_bp = sp_config_f64(cfg, "train", "w_board_pin");
+    t->w_pp = sp_config_f64(cfg, "train", "w_pin_pin");
+    t->warmup = sp_config_int(cfg, "train", "warmup_steps");
+    t->seed = (uint64_t)sp_config_int(cfg, "train", "seed");
+}
+
+/* Copies the previous checkpoint's rows and (when the layout matches) dense
+ * weights into c. Returns the number of id rows taken over. */
+static uint64_t warm_start(const sp_ckpt *prev, const sp_sage_data *D, sp_ckpt *c) {
+    const sp_sage_cfg *a = &prev->P.c, *b = &c->P.c;
+    if (a->d != b->d || a->layers != b->layers || a->dense_dim != b->dense_dim || a->tok_rows != b->tok_rows)
+        return UINT64_MAX; /* incompatible: cold start */
+    memcpy(c->P.dense, prev->P.dense, 4 * c->P.ndense);
+    memcpy(c->M.dense, prev->M.dense, 4 * c->P.ndense);
+    memcpy(c->V.dense, prev->V.dense, 4 * c->P.ndense);
+    size_t d = (size_t)b->d;
+    if (b->tok_rows) {
+        memcpy(c->P.tok, prev->P.tok, 4 * (size_t)b->tok_rows * d);
+        memcpy(c->M.tok, prev->M.tok, 4 * (size_t)b->tok_rows * d);
+        memcpy(c->V.tok, prev->V.tok, 4 * (size_t)b->tok_rows * d);
+    }
+    c->tau = prev->tau, c->tau_m = prev->tau_m, c->tau_v = prev->tau_v;
+    uint64_t taken = 0;
+    if (a->id_emb && b->id_emb)
+        for (uint64_t i = 0; i < prev->P.n; i++) {
+            uint32_t u = sp_sage_data_find(D, i < prev->npins ? SP_PIN : SP_BOARD, prev->ids[i]);
+            if (u == UINT32_MAX) continue;
+            memcpy(c->P.emb + (size_t)u * d, prev->P.emb + i * d, 4 * d);
+            memcpy(c->M.emb + (size_t)u * d, prev->M.emb + i * d, 4 * d);
+            memcpy(c->V.emb + (size_t)u * d, prev->V.emb + i * d, 4 * d);
+            taken++;
+        }
+    return taken;
+}
+
+/* Full-ranking quality of the current model on eval.test (users = boards by
+ * id, items = pins by id; a board's own pins are excluded from its ranking,
+ * as train.txt in the LightGCN protocol). Rank 0 only. */
+typedef struct {
+    sp_lists test, train;
+    uint32_t nu, ni;
+    float *emb, *U, *V;
+} evaluator;
+
+static void eval_free(evaluator *e) {
+    sp_lists_free(&e->test);
+    free(e->train.off);
+    free(e->train.idx);
+    free(e->emb);
+    free(e->U);
+    free(e->V);
+    memset(e, 0, sizeof *e);
+}
+
+static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int d) {
+    memset(e, 0, sizeof *e);
+    int rc = sp_lists_load_lightgcn(path, &e->test, NULL);
+    if (rc) return rc;
+    uint64_t maxu = e->test.n, maxi = e->test.ncols;
+    for (uint64_t u = D->npins; u < D->n; u++)
+        if (D->ext[u] < UINT32_MAX - 1 && D->ext[u] + 1 > maxu) maxu = D->ext[u] + 1;
+    for (uint64_t u = 0; u < D->npins; u++)
+        if (D->ext[u] < UINT32_MAX - 1 && D->ext[u] + 1 > maxi) maxi = D->ext[u] + 1;
+    if (maxu > (1u << 28) || maxi > (1u << 28))
+        return sp_err(SP_EINPUT, "%s: ids up to %" PRIu64 "/%" PRIu64 " are too large to score densely", path, maxu, maxi);
+    e->nu = (uint32_t)maxu, e->ni = (uint32_t)maxi;
+    e->train.n = e->nu;
+    e->train.ncols = e->ni;
+    e->train.off = calloc((size_t)e->nu + 1, 8);
+    e->train.idx = malloc(4 * (D->nboard_pin + 1));
+    e->emb = malloc(4 * (D->n * (size_t)d + 1));
+    e->U = calloc((size_t)e->nu * d + 1, 4);
+    e->V = calloc((size_t)e->ni * d + 1, 4);
+    if (!e->train.off || !e->train.idx || !e->emb || !e->U || !e->V) return SP_ENOMEM;
+    for (uint64_t i = 0; i < D->nboard_pin; i++) e->train.off[D->ext[D->board_pin[i].q] + 1]++;
+    for (uint32_t u = 0; u < e->nu; u++) e->train.off[u + 1] += e->train.off[u];
+    uint64_t *fill = calloc((size_t)e->nu + 1, 8);
+    if (!fill) return SP_ENOMEM;
+    for (uint64_t i = 0; i < D->nboard_pin; i++) {
+        uint64_t u = D->ext[D->board_pin[i].q];
+        e->train.idx[e->train.off[u] + fill[u]++] = (uint32_t)D->ext[D->board_pin[i].p];
+    }
+    free(fill);
+    return SP_OK;
+}
+
+static int eval_run(evaluator *e, const sp_sage_data *D, const sp_sage_params *P, int k, double *recall, double *ndcg) {
+    int d = P->c.d;
+    int rc = sp_sage_embed_all(P, &D->g, e->emb);
+    if (rc) return rc;
+    for (uint64_t u = 0; u < D->n; u++) {
+        int isb = u >= D->npins;
+        uint64_t id = D->ext[u];
+        if (id >= (isb ? e->nu : e->ni)) continue;
+        memcpy((isb ? e->U : e->V) + id * (size_t)d, e->emb + u * (size_t)d, 4 * (size_t)d);
+    }
+    uint32_t ks[1] = {(uint32_t)k};
+    sp_topk_result r;
+    rc = sp_metrics_topk(e->U, e->nu, e->V, e->ni, (uint32_t)d, &e->train, &e->test, ks, 1, 1, &r);
+    if (!rc) *recall = r.recall[0], *ndcg = r.ndcg[0];
+    return rc;
+}
+
+static void ckpt_path(const sp_run_ctx *ctx, const char *date, char *out, size_t cap) {
+    const char *wd = sp_config_str(ctx->cfg, "pipeline", "work_dir");
+    snprintf(out, cap, "%s/%s/train/checkpoint.bin", wd, date);
+}
+
+int sp_train_digest(const sp_run_ctx *ctx, uint64_t *digest) {
+    /* the previous date's checkpoint is an input (warm start): its file digest, 0 when absent */
+    char prev[16], path[PATH_MAX + 64];
+    prev_date(ctx->day_ms, prev, sizeof prev);
+    ckpt_path(ctx, prev, path, sizeof path);
+    *digest = 0;
+    sp_ckpt c;
+    int rc = sp_ckpt_read(path, &c);
+    if (rc == ENOENT) {
+        sp_err_clear();
+        return SP_OK;
+    }
+    if (rc) {
+        SP_WARN("warm_start_unreadable", "path=%s error=%s", sp_log_q(path), sp_log_q(sp_errmsg()));
+        return SP_OK; /* a corrupt previous checkpoint means a cold start, digest 0 */
+    }
+    *digest = sp_mix64((uint64_t)c.step ^ sp_mix64(c.P.n)) ^ (uint64_t)c.P.ndense;
+    for (size_t i = 0; i < c.P.ndense; i++) {
+        uint32_t v;
+        memcpy(&v, &c.P.dense[i], 4);
+        *digest = sp_mix64(*digest ^ v);
+    }
+    sp_ckpt_free(&c);
+    return SP_OK;
+}
+
+int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
+    const sp_config *cfg = ctx->cfg;
+    train_cfg tc;
+    read_cfg(cfg, &tc);
+    sp_sage_cfg mc = {(int)sp_config_int(cfg, "sage", "dim"), (int)sp_config_int(cfg, "sage", "layers"),
+                      sp_config_bool(cfg, "sage", "id_embeddings"), (int)sp_config_int(cfg, "sage", "token_rows"), 0};
+    sp_sage_data D;
+    int rc = sp_sage_data_load(ctx, (int)sp_config_int(cfg, "sage", "nbr_pins"),
+                               (int)sp_config_int(cfg, "sage", "nbr_boards"), mc.tok_rows, &D);
+    rc = sp_dist_agree(rc);
+    if (rc) return rc;
+    mc.dense_dim = D.dense_dim;
+    if (!D.tok_off || D.tok_off[D.npins] == 0) mc.tok_rows = 0; /* no tokens in the data: no table */
+    if (!D.nboard_pin && !D.npin_pin) rc = sp_err(SP_EINPUT, "train: no training pairs (no pin-board edges)");
+    if (!rc && !mc.id_emb && !mc.tok_rows && !mc.dense_dim)
+        rc = sp_err(SP_ECONFIG, "train: the data has no content features; set sage.id_embeddings = true");
+    if (rc) {
+        sp_sage_data_free(&D);
+        return sp_dist_agree(rc);
+    }
+    SP_INFO("train_data", "pins=%" PRIu64 " boards=%" PRIu64 " board_pin=%" PRIu64 " pin_pin=%" PRIu64
+            " dense_dim=%d token_rows=%d", D.npins, D.nboards, D.nboard_pin, D.npin_pin, D.dense_dim, mc.tok_rows);
+
+    sp_ckpt C = {0};
+    sp_rng ir;
+    sp_rng_init(&ir, tc.seed, SP_RNG_TRAIN + 200, 0);
+    rc = sp_sage_params_init(&C.P, &mc, D.n, &ir);
+    if (!rc) rc = sp_sage_params_zeros(&C.M, &mc, D.n);
+    if (!rc) rc = sp_sage_params_zeros(&C.V, &mc, D.n);
+    sp_sage_params G = {0};
+    if (!rc) rc = sp_sage_params_zeros(&G, &mc, D.n);
+    C.ids = malloc(8 * (D.n + 1));
+    if (!C.ids && !rc) rc = SP_ENOMEM;
+    if (!rc) memcpy(C.ids, D.ext, 8 * D.n);
+    C.npins = D.npins;
+    C.tau = (float)tc.tau;
+    /* warm start */
+    char prev[16], path[PATH_MAX + 64];
+    prev_date(ctx->day_ms, prev, sizeof prev);
+    ckpt_path(ctx, prev, path, sizeof path);
+    if (!rc) {
+        sp_ckpt old;
+        int wr = sp_ckpt_read(path, &old);
+        if (!wr) {
+            uint64_t taken = warm_start(&old, &D, &C);
+            if (taken == UINT64_MAX)
+                SP_WARN("warm_start_skipped", "path=%s reason=\"model dimensions changed\"", sp_log_q(path));
+            else
+                SP_INFO("warm_start", "path=%s rows=%" PRIu64 " of=%" PRIu64, sp_log_q(path), taken, D.n);
+            sp_ckpt_free(&old);
+        } else if (wr != ENOENT)
+            SP_WARN("warm_start_unreadable", "path=%s error=%s", sp_log_q(path), sp_log_q(sp_errmsg()));
+        sp_err_clear();
+    }
+    /* sampler: logQ of pins as positives */
+    sampler S = {.D = &D, .tc = &tc, .rank = ctx->rank, .size = ctx->size, .K = mc.layers};
+    S.wsum = (D.nboard_pin ? tc.w_bp : 0) + (D.npin_pin ? tc.w_pp : 0);
+    if (!rc && S.wsum <= 0) rc = sp_err(SP_ECONFIG, "train: every task with pairs has weight 0");
+    S.logq_pos = calloc(D.npins + 1, 4);
+    if (!S.logq_pos && !rc) rc = SP_ENOMEM;
+    if (!rc) {
+        double pbp = (D.nboard_pin ? tc.w_bp : 0) / S.wsum, ppp = 1 - pbp;
+        double *f = calloc(D.npins + 1, sizeof *f);
+        if (!f) rc = SP_ENOMEM;
+        for (uint64_t i = 0; f && i < D.nboard_pin; i++) f[D.board_pin[i].p] += pbp / (double)D.nboard_pin;
+        for (uint64_t i = 0; f && i < D.npin_pin; i++) f[D.pin_pin[i].p] += ppp / (double)D.npin_pin;
+        for (uint64_t v = 0; f && v < D.npins; v++)
+            S.logq_pos[v] = (float)log((double)tc.batch * f[v] + (double)tc.negatives / (double)D.npins + 1e-12);
+        free(f);
+    }
+    uint64_t main_pairs = D.nboard_pin + D.npin_pin;
+    int64_t steps_per_epoch = (int64_t)((main_pairs + (uint64_t)tc.batch - 1) / (uint64_t)tc.batch);
+    int64_t total = steps_per_epoch * tc.epochs;
+    int d = mc.d;
+    nn_adam_cfg adam = {0.9f, 0.999f, 1e-8f, (float)tc.wd};
+    nn_adam_cfg adam_rows = {0.9f, 0.999f, 1e-8f, 0.f};
+    batch bufs[2] = {0};
+    producer prod[2] = {{.S = &S, .b = &bufs[0]}, {.S = &S, .b = &bufs[1]}};
+    sp_sage_acts A = {0};
+    float *dout = NULL, *scratch = NULL, *grow_buf = NULL;
+    uint32_t *rows = NULL;
+    size_t cap_dout = 0, cap_scratch = 0, pos_cap = 0;
+    int *pos_idx = NULL;
+    uint8_t *touched = calloc(D.n + 1, 1), *ttouched = calloc((size_t)mc.tok_rows + 1, 1);
+    rows = malloc(4 * (D.n + (size_t)mc.tok_rows + 1));
+    grow_buf = malloc(4 * ((D.n > (uint64_t)mc.tok_rows ? D.n : (uint64_t)mc.tok_rows) + 1) * (size_t)d);
+    if ((!touched || !ttouched || !rows || !grow_buf) && !rc) rc = SP_ENOMEM;
+    rc = sp_dist_agree(rc);
+    char loss_path[PATH_MAX + 64];
+    sp_stage_path(ctx, "train", "loss.tsv", loss_path, sizeof loss_path);
+    FILE *loss_f = NULL;
+    if (!rc && ctx->rank == 0) {
+        char tmp[PATH_MAX + 96];
+        snprintf(tmp, sizeof tmp, "%s.tmp", loss_path);
+        loss_f = fopen(tmp, "w");
+        if (!loss_f) rc = sp_err(SP_EIO, "%s: %s", tmp, strerror(errno));
+        else fprintf(loss_f, "epoch\tstep\tloss\tlr\ttau\tseconds\n");
+    }
+    rc = sp_dist_agree(rc);
+    int eval_every = (int)sp_config_int(cfg, "train", "eval_every"), eval_k = (int)sp_config_int(cfg, "eval", "k");
+    const char *eval_test = sp_config_str(cfg, "eval", "test");
+    evaluator ev = {0};
+    FILE *eval_f = NULL;
+    char eval_path[PATH_MAX + 64];
+    double eval_seconds = 0, first_015 = -1;
+    if (!rc && eval_every > 0 && !strcmp(eval_test, "none"))
+        rc = sp_err(SP_ECONFIG, "train.eval_every is set but eval.test is none");
+    if (!rc && eval_every > 0 && ctx->rank == 0) {
+        rc = eval_init(&ev, &D, eval_test, mc.d);
+        sp_stage_path(ctx, "train", "eval.tsv", eval_path, sizeof eval_path);
+        if (!rc && !(eval_f = fopen(eval_path, "w"))) rc = sp_err(SP_EIO, "%s: %s", eval_path, strerror(errno));
+        if (eval_f) fprintf(eval_f, "epoch\tstep\ttrain_seconds\trecall@%d\tndcg@%d\n", eval_k, eval_k);
+    }
+    rc = sp_dist_agree(rc);
+    int threaded = tc.threads != 1;
+    double t0 = sp_now(), loss_acc = 0;
+    int64_t loss_n = 0, step = C.step;
+    SP_INFO("train_begin", "epochs=%d steps_per_epoch=%" PRId64 " batch=%d negatives=%d loss=%s layers=%d dim=%d",
+            tc.epochs, steps_per_epoch, tc.batch, tc.negatives, tc.margin_loss ? "margin" : "softmax", mc.layers, d);
+    int cur = 0;
+    if (!rc && total > 0) {
+        prod[0].step = 0;
+        prod[0].nhard = tc.margin_loss && tc.hard ? 0 : 0;
+        rc = start_fill(&prod[0], threaded);
+    }
+    sp_progress prog;
+    sp_progress_begin(&prog, "train_steps", (uint64_t)total);
+    for (int64_t s = 0; !rc && s < total; s++) {
+        int epoch = (int)(s / steps_per_epoch) + 1;
+        rc = wait_fill(&prod[cur]);
+        batch *b = &bufs[cur];
+        if (!rc && s + 1 < total) {
+            int e1 = (int)((s + 1) / steps_per_epoch) + 1;
+            prod[cur ^ 1].step = s + 1;
+            prod[cur ^ 1].nhard = tc.margin_loss && tc.hard ? e1 - 1 : 0;
+            if (prod[cur ^ 1].nhard > 16) prod[cur ^ 1].nhard = 16;
+            rc = start_fill(&prod[cur ^ 1], threaded);
+        }
+        if (rc) break;
+        /* forward */
+        rc = sp_sage_forward(&C.P, &D.g, &b->plan, &A);
+        if (rc) break;
+        uint32_t nq = b->nq, nc = b->nq + b->nneg, nt = b->plan.n[mc.layers];
+        size_t nd = (size_t)nt * d;
+        if (nd > cap_dout) {
+            float *t = realloc(dout, nd * 4);
+            if (!t) { rc = SP_ENOMEM; break; }
+            dout = t, cap_dout = nd;
+        }
+        float loss, dtau = 0;
+        const float *out = A.out;
+        if (!tc.margin_loss) {
+            size_t need = (size_t)nq * nc;
+            if (need > cap_scratch) {
+                float *t = realloc(scratch, need * 4);
+                if (!t) { rc = SP_ENOMEM; break; }
+                scratch = t, cap_scratch = need;
+            }
+            if (nq > pos_cap) {
+                int *t = realloc(pos_idx, 4 * (size_t)nq);
+                if (!t) { rc = SP_ENOMEM; break; }
+                pos_idx = t, pos_cap = nq;
+            }
+            for (uint32_t i = 0; i < nq; i++) pos_idx[i] = (int)i;
+            loss = nn_sampled_softmax(out, out + (size_t)nq * d, pos_idx, b->cid, b->logq, (int)nq, (int)nc, d, C.tau,
+                                      dout, dout + (size_t)nq * d, &dtau, scratch);
+            memset(dout + (size_t)(nq + nc) * d, 0, 4 * (nd - (size_t)(nq + nc) * d));
+        } else {
+            const float *hard = b->nhard ? out + (size_t)(2 * nq + b->nneg) * d : NULL;
+            loss = nn_max_margin(out, out + (size_t)nq * d, out + (size_t)2 * nq * d, hard, (int)nq, (int)b->nneg,
+                                 (int)b->nhard, d, (float)tc.margin, dout, dout + (size_t)nq * d,
+                                 dout + (size_t)2 * nq * d, b->nhard ? dout + (size_t)(2 * nq + b->nneg) * d : NULL);
+        }
+        /* the global loss is the mean over ranks: scale so that summed gradients are the mean */
+        float scale = 1.f / (float)ctx->size;
+        for (size_t i = 0; i < nd; i++) dout[i] *= scale;
+        memset(G.dense, 0, 4 * G.ndense);
+        rc = sp_sage_backward(&C.P, &D.g, &b->plan, &A, dout, &G, touched, ttouched);
+        if (rc) break;
+        /* all-reduce: dense grads + tau grad + loss, then touched rows */
+        if (ctx->size > 1) {
+            rc = sp_dist_sum_f32(G.dense, G.ndense);
+            float extra[2] = {dtau * scale, loss * scale};
+            if (!rc) rc = sp_dist_sum_f32(extra, 2);
+            dtau = extra[0], loss = extra[1];
+            if (!rc && G.emb) rc = sp_dist_max_u8(touched, D.n);
+            if (!rc && G.emb) rc = sp_dist_sum_f32(G.emb, D.n * (size_t)d);
+            if (!rc && G.tok) rc = sp_dist_max_u8(ttouched, (size_t)mc.tok_rows);
+            if (!rc && G.tok) rc = sp_dist_sum_f32(G.tok, (size_t)mc.tok_rows * d);
+            if (rc) break;
+        }
+        float lr = nn_lr_at(s, tc.warmup, total, (float)tc.lr, (float)tc.lr_min);
+        int64_t t = ++step;
+        nn_adam_step(C.P.dense, G.dense, C.M.dense, C.V.dense, C.P.ndense, &adam, t, lr);
+        if (tc.learn_tau && !tc.margin_loss) {
+            nn_adam_step(&C.tau, &dtau, &C.tau_m, &C.tau_v, 1, &adam_rows, t, lr);
+            if (C.tau < (float)tc.tau_min) C.tau = (float)tc.tau_min;
+        }
+        for (int tab = 0; tab < 2; tab++) {
+            float *Gt = tab ? G.tok : G.emb;
+            if (!Gt) continue;
+            uint8_t *tch = tab ? ttouched : touched;
+            uint64_t nrow = tab ? (uint64_t)mc.tok_rows : D.n;
+            uint32_t nr = 0;
+            for (uint64_t u = 0; u < nrow; u++)
+                if (tch[u]) {
+                    rows[nr] = (uint32_t)u;
+                    memcpy(grow_buf + (size_t)nr * d, Gt + u * d, 4 * (size_t)d);
+                    memset(Gt + u * d, 0, 4 * (size_t)d);
+                    tch[u] = 0;
+                    nr++;
+                }
+            nn_adam_rows(tab ? C.P.tok : C.P.emb, tab ? C.M.tok : C.M.emb, tab ? C.V.tok : C.V.emb, rows, grow_buf,
+                         (int)nr, d, &adam_rows, t, lr);
+        }
+        loss_acc += loss;
+        loss_n++;
+        sp_progress_add(&prog, 1);
+        int end_epoch = (s + 1) % steps_per_epoch == 0;
+        if (loss_f && (end_epoch || (s + 1) % 50 == 0)) {
+            fprintf(loss_f, "%d\t%" PRId64 "\t%.6f\t%.6g\t%.5f\t%.2f\n", epoch, s + 1, loss_acc / (double)loss_n, lr,
+                    C.tau, sp_now() - t0);
+            fflush(loss_f);
+            loss_acc = 0, loss_n = 0;
+        }
+        if (end_epoch) {
+            SP_INFO("epoch_end", "epoch=%d step=%" PRId64 " tau=%.4f seconds=%.1f", epoch, s + 1, C.tau, sp_now() - t0);
+            C.epoch = epoch;
+            C.step = step;
+            if (ctx->rank == 0) {
+                sp_stage_path(ctx, "train", "checkpoint.bin", path, sizeof path);
+                rc = sp_ckpt_write(path, &C, NULL);
+            }
+            if (!rc && eval_f && (epoch % eval_every == 0 || s + 1 == total)) {
+                double te = sp_now(), rec = 0, nd = 0, trained = te - t0 - eval_seconds;
+                rc = eval_run(&ev, &D, &C.P, eval_k, &rec, &nd);
+                eval_seconds += sp_now() - te;
+                if (!rc) {
+                    fprintf(eval_f, "%d\t%" PRId64 "\t%.1f\t%.5f\t%.5f\n", epoch, s + 1, trained, rec, nd);
+                    fflush(eval_f);
+                    if (first_015 < 0 && rec >= 0.15) first_015 = trained;
+                    SP_INFO("train_eval", "epoch=%d train_seconds=%.1f recall@%d=%.5f ndcg@%d=%.5f eval_seconds=%.1f",
+                            epoch, trained, eval_k, rec, eval_k, nd, sp_now() - te);
+                }
+            }
+            rc = sp_dist_agree(rc);
+        }
+        cur ^= 1;
+    }
+    sp_progress_end(&prog);
+    if (eval_f) {
+        if (fclose(eval_f) && !rc) rc = sp_err(SP_EIO, "%s: write failed", eval_path);
+        if (first_015 >= 0) SP_INFO("train_eval_reached", "recall=0.15 train_seconds=%.1f", first_015);
+    }
+    eval_free(&ev);
+    for (int i = 0; i < 2; i++) {
+        int r2 = wait_fill(&prod[i]);
+        (void)r2;
+    }
+    rc = sp_dist_agree(rc);
+    if (!rc && total == 0 && ctx->rank == 0) {
+        sp_stage_path(ctx, "train", "checkpoint.bin", path, sizeof path);
+        rc = sp_ckpt_write(path, &C, NULL);
+    }
+    if (loss_f) {
+        char tmp[PATH_MAX + 96];
+        snprintf(tmp, sizeof tmp, "%s.tmp", loss_path);
+        if (fclose(loss_f) && !rc) rc = sp_err(SP_EIO, "%s: write failed", tmp);
+        if (!rc && rename(tmp, loss_path)) rc = sp_err(SP_EIO, "%s: %s", loss_path, strerror(errno));
+        if (rc) remove(tmp);
+    }
+    rc = sp_dist_agree(rc);
+    if (!rc && ctx->rank == 0) {
+        /* record outputs: checkpoint + loss log */
+        const char *files[3] = {"checkpoint.bin", "loss.tsv", "eval.tsv"};
+        for (int i = 0; i < (eval_every > 0 ? 3 : 2) && !rc; i++) {
+            sp_stage_path(ctx, "train", files[i], path, sizeof path);
+            uint64_t bytes, xxh;
+            rc = sp_file_digest(path, &bytes, &xxh);
+            if (!rc) sp_stage_output(res, files[i], bytes, xxh);
+        }
+    }
+    rc = sp_dist_agree(rc);
+    sp_stage_count(res, "steps", (uint64_t)(ctx->rank == 0 ? total : 0));
+    sp_stage_count(res, "pairs_board_pin", ctx->rank == 0 ? D.nboard_pin : 0);
+    sp_stage_count(res, "pairs_pin_pin", ctx->rank == 0 ? D.npin_pin : 0);
+    SP_INFO("train_end", "steps=%" PRId64 " seconds=%.1f tau=%.4f", total, sp_now() - t0, C.tau);
+    for (int i = 0; i < 2; i++) {
+        free(bufs[i].targets);
+        free(bufs[i].cid);
+        free(bufs[i].logq);
+        sp_sage_plan_free(&bufs[i].plan);
+    }
+    sp_sage_acts_free(&A);
+    free(dout);
+    free(scratch);
+    free(pos_idx);
+    free(grow_buf);
+    free(rows);
+    free(touched);
+    free(ttouched);
+    free(S.logq_pos);
+    sp_sage_params_free(&G);
+    sp_ckpt_free(&C);
+    sp_sage_data_free(&D);
+    return rc;
+}

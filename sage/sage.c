@@ -1,0 +1,442 @@
+/* sage: parameters, minibatch plans, forward and backward of the PinSage
+ * encoder (sage.h). Every layer is plain nn/ ops; the plan re-indexes each
+ * level so that a node's message ReLU(Q h + q) is computed once per level. */
+#include "sage.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t psize(const sp_sage_cfg *c, int which) {
+    size_t d = (size_t)c->d;
+    switch (which) {
+    case SP_P_TYPEB: case SP_P_WDEG: return 2 * d;
+    case SP_P_DENSE: return (size_t)c->dense_dim * d;
+    case SP_P_Q: case SP_P_G1: case SP_P_G2: return d * d;
+    case SP_P_W: return 3 * d * d;
+    default: return d; /* QB, WB, G1B */
+    }
+}
+static int per_layer(int which) { return which == SP_P_Q || which == SP_P_QB || which == SP_P_W || which == SP_P_WB; }
+
+static int layout(sp_sage_params *P, const sp_sage_cfg *c, uint64_t n) {
+    if (c->d < 1 || c->d > 4096 || c->layers < 0 || c->layers > SP_SAGE_MAXK || c->tok_rows < 0 || c->dense_dim < 0)
+        return sp_err(SP_ECONFIG, "sage: bad dimensions (d %d, layers %d)", c->d, c->layers);
+    memset(P, 0, sizeof *P);
+    P->c = *c;
+    P->n = n;
+    size_t tot = 0;
+    for (int w = 0; w < SP_P_COUNT; w++) tot += psize(c, w) * (per_layer(w) ? (size_t)c->layers : 1);
+    P->ndense = tot;
+    P->dense = calloc(tot ? tot : 1, sizeof(float));
+    if (c->id_emb) P->emb = calloc(n * (size_t)c->d + 1, sizeof(float));
+    if (c->tok_rows) P->tok = calloc((size_t)c->tok_rows * c->d + 1, sizeof(float));
+    if (!P->dense || (c->id_emb && !P->emb) || (c->tok_rows && !P->tok)) {
+        sp_sage_params_free(P);
+        return SP_ENOMEM;
+    }
+    float *q = P->dense;
+    for (int w = 0; w < SP_P_COUNT; w++)
+        for (int k = 0; k < (per_layer(w) ? c->layers : 1); k++) {
+            P->p[w][k] = q;
+            q += psize(c, w);
+        }
+    return SP_OK;
+}
+
+int sp_sage_params_zeros(sp_sage_params *P, const sp_sage_cfg *c, uint64_t n) { return layout(P, c, n); }
+
+int sp_sage_params_init(sp_sage_params *P, const sp_sage_cfg *c, uint64_t n, sp_rng *rng) {
+    int rc = layout(P, c, n);
+    if (rc) return rc;
+    int d = c->d;
+    for (int k = 0; k < c->layers; k++) {
+        nn_init_xavier(P->p[SP_P_Q][k], d, d, rng);
+        nn_init_xavier(P->p[SP_P_W][k], 3 * d, d, rng);
+    }
+    nn_init_xavier(P->p[SP_P_G1][0], d, d, rng);
+    nn_init_xavier(P->p[SP_P_G2][0], d, d, rng);
+    if (c->dense_dim) nn_init_xavier(P->p[SP_P_DENSE][0], c->dense_dim, d, rng);
+    if (P->emb) nn_init_normal(P->emb, n * (size_t)d, 0.1f, rng);
+    if (P->tok) nn_init_normal(P->tok, (size_t)c->tok_rows * d, 0.1f, rng);
+    return SP_OK;
+}
+
+void sp_sage_params_free(sp_sage_params *P) {
+    free(P->dense);
+    free(P->emb);
+    free(P->tok);
+    memset(P, 0, sizeof *P);
+}
+
+/* ---------- plans ---------- */
+
+static int grow(void *pp, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return SP_OK;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    void *q = realloc(*(void **)pp, c * elem);
+    if (!q) return SP_ENOMEM;
+    *(void **)pp = q;
+    *cap = c;
+    return SP_OK;
+}
+
+/* Position of node v in the level being built, appending it when new. */
+static inline uint32_t plan_add(sp_sage_plan *pl, int lvl, uint32_t v) {
+    if (pl->stamp[v] != pl->epoch) {
+        pl->stamp[v] = pl->epoch;
+        pl->pos[v] = pl->n[lvl];
+        pl->node[lvl][pl->n[lvl]++] = v;
+    }
+    return pl->pos[v];
+}
+
+int sp_sage_plan_build(sp_sage_plan *pl, const sp_sage_graph *g, int K, const uint32_t *targets, uint32_t nt) {
+    if (K < 0 || K > SP_SAGE_MAXK) return sp_err(SP_ECONFIG, "sage: %d layers (0..%d)", K, SP_SAGE_MAXK);
+    if (!pl->pos) {
+        pl->pos = malloc(sizeof *pl->pos * (g->n + 1));
+        pl->stamp = calloc(g->n + 1, sizeof *pl->stamp);
+        if (!pl->pos || !pl->stamp) return SP_ENOMEM;
+    }
+    pl->K = K;
+    if (grow(&pl->node[K], &pl->cap_n[K], nt, sizeof(uint32_t))) return SP_ENOMEM;
+    memcpy(pl->node[K], targets, sizeof *targets * nt);
+    pl->n[K] = nt;
+    for (int k = K; k >= 1; k--) {
+        uint32_t nk = pl->n[k];
+        const uint32_t *nodes = pl->node[k];
+        size_t ep = 0, eb = 0;
+        for (uint32_t i = 0; i < nk; i++) {
+            ep += g->pn_off[nodes[i] + 1] - g->pn_off[nodes[i]];
+            eb += g->bn_off[nodes[i] + 1] - g->bn_off[nodes[i]];
+        }
+        size_t maxn = nk + ep + eb;
+        if (grow(&pl->node[k - 1], &pl->cap_n[k - 1], maxn, sizeof(uint32_t)) ||
+            grow(&pl->self[k], &pl->cap_e[k][0], nk + 1, sizeof(uint32_t)) ||
+            grow(&pl->poff[k], &pl->cap_e[k][1], nk + 1, sizeof(uint64_t)))
+            return SP_ENOMEM;
+        /* boff shares poff's capacity bookkeeping via a second realloc */
+        size_t capb = pl->cap_e[k][1];
+        void *bo = realloc(pl->boff[k], capb * sizeof(uint64_t));
+        if (!bo) return SP_ENOMEM;
+        pl->boff[k] = bo;
+        size_t ce = ep + eb + 1;
+        void *a = realloc(pl->pidx[k], ce * 4), *b = realloc(pl->pw[k], ce * 4);
+        if (a) pl->pidx[k] = a;
+        if (b) pl->pw[k] = b;
+        void *c2 = realloc(pl->bidx[k], ce * 4), *d2 = realloc(pl->bw[k], ce * 4);
+        if (c2) pl->bidx[k] = c2;
+        if (d2) pl->bw[k] = d2;
+        if (!a || !b || !c2 || !d2) return SP_ENOMEM;
+        if (++pl->epoch == 0) { /* wrapped: clear stamps */
+            memset(pl->stamp, 0, sizeof *pl->stamp * (g->n + 1));
+            pl->epoch = 1;
+        }
+        pl->n[k - 1] = 0;
+        uint64_t np = 0, nb = 0;
+        pl->poff[k][0] = pl->boff[k][0] = 0;
+        for (uint32_t i = 0; i < nk; i++) {
+            uint32_t u = nodes[i];
+            pl->self[k][i] = plan_add(pl, k - 1, u);
+            for (uint64_t j = g->pn_off[u]; j < g->pn_off[u + 1]; j++) {
+                pl->pidx[k][np] = plan_add(pl, k - 1, g->pn_idx[j]);
+                pl->pw[k][np++] = g->pn_w[j];
+            }
+            for (uint64_t j = g->bn_off[u]; j < g->bn_off[u + 1]; j++) {
+                pl->bidx[k][nb] = plan_add(pl, k - 1, g->bn_idx[j]);
+                pl->bw[k][nb++] = g->bn_w[j];
+            }
+            pl->poff[k][i + 1] = np;
+            pl->boff[k][i + 1] = nb;
+        }
+    }
+    return SP_OK;
+}
+
+void sp_sage_plan_free(sp_sage_plan *pl) {
+    for (int k = 0; k <= SP_SAGE_MAXK; k++) {
+        free(pl->node[k]);
+        free(pl->self[k]);
+        free(pl->poff[k]);
+        free(pl->pidx[k]);
+        free(pl->pw[k]);
+        free(pl->boff[k]);
+        free(pl->bidx[k]);
+        free(pl->bw[k]);
+    }
+    free(pl->pos);
+    free(pl->stamp);
+    memset(pl, 0, sizeof *pl);
+}
+
+/* ---------- layers ---------- */
+
+void sp_sage_input(const sp_sage_params *P, const sp_sage_graph *g, const uint32_t *nodes, uint32_t n, float *h) {
+    int d = P->c.d;
+    const float *tb = P->p[SP_P_TYPEB][0], *wd = P->p[SP_P_WDEG][0];
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t u = nodes[i];
+        int t = u >= g->npins;
+        float *hi = h + (size_t)i * d;
+        float ld = g->logdeg[u];
+        const float *e = P->emb ? P->emb + (size_t)u * d : NULL;
+        for (int j = 0; j < d; j++) hi[j] = tb[t * d + j] + ld * wd[t * d + j] + (e ? e[j] : 0.f);
+        if (t) continue;
+        if (P->tok && g->tok_off) {
+            uint64_t a = g->tok_off[u], b = g->tok_off[u + 1];
+            float s = b > a ? 1.f / (float)(b - a) : 0.f;
+            for (uint64_t r = a; r < b; r++) {
+                const float *tr = P->tok + (size_t)g->tok_row[r] * d;
+                for (int j = 0; j < d; j++) hi[j] += s * tr[j];
+            }
+        }
+        if (P->c.dense_dim && g->dense) {
+            const float *x = g->dense + (size_t)u * g->dense_dim, *W = P->p[SP_P_DENSE][0];
+            for (int f = 0; f < g->dense_dim; f++)
+                if (x[f] != 0.f)
+                    for (int j = 0; j < d; j++) hi[j] += x[f] * W[(size_t)f * d + j];
+        }
+    }
+}
+
+void sp_sage_message(const sp_sage_params *P, int k, uint32_t n, const float *h, float *m) {
+    int d = P->c.d;
+    nn_linear_fwd(m, h, P->p[SP_P_Q][k - 1], P->p[SP_P_QB][k - 1], (int)n, d, d);
+    nn_relu_fwd(m, m, (size_t)n * d);
+}
+
+void sp_sage_convolve(const sp_sage_params *P, int k, uint32_t n, const float *hself, const float *m,
+                      const uint64_t *poff, const uint32_t *pidx, const float *pw, const uint64_t *boff,
+                      const uint32_t *bidx, const float *bw, float *x, float *z, float *nrm, float *h) {
+    int d = P->c.d;
+    /* x = [h_self ; Σ α m (pins) ; Σ α m (boards)]: pool into the right column blocks via a row stride */
+    for (uint32_t i = 0; i < n; i++) {
+        float *xi = x + (size_t)i * 3 * d;
+        memcpy(xi, hself + (size_t)i * d, sizeof(float) * d);
+        float *xp = xi + d, *xb = xi + 2 * d;
+        memset(xp, 0, sizeof(float) * 2 * d);
+        for (uint64_t j = poff[i]; j < poff[i + 1]; j++) {
+            const float *mv = m + (size_t)pidx[j] * d;
+            float a = pw[j];
+            for (int c = 0; c < d; c++) xp[c] += a * mv[c];
+        }
+        for (uint64_t j = boff[i]; j < boff[i + 1]; j++) {
+            const float *mv = m + (size_t)bidx[j] * d;
+            float a = bw[j];
+            for (int c = 0; c < d; c++) xb[c] += a * mv[c];
+        }
+    }
+    nn_linear_fwd(z, x, P->p[SP_P_W][k - 1], P->p[SP_P_WB][k - 1], (int)n, 3 * d, d);
+    nn_relu_fwd(z, z, (size_t)n * d);
+    nn_l2norm_fwd(h, nrm, z, (int)n, d);
+}
+
+void sp_sage_head(const sp_sage_params *P, uint32_t n, const float *h, float *a, float *y, float *ynrm, float *out) {
+    int d = P->c.d;
+    nn_linear_fwd(a, h, P->p[SP_P_G1][0], P->p[SP_P_G1B][0], (int)n, d, d);
+    nn_relu_fwd(a, a, (size_t)n * d);
+    nn_linear_fwd(y, a, P->p[SP_P_G2][0], NULL, (int)n, d, d);
+    nn_l2norm_fwd(out, ynrm, y, (int)n, d);
+}
+
+static int acts_grow(sp_sage_acts *a, const sp_sage_plan *pl, int d) {
+    for (int k = 0; k <= pl->K; k++) {
+        size_t need = pl->n[k] ? pl->n[k] : 1;
+        if (need > a->cap[k]) {
+            size_t c = need + need / 4;
+            float *p[5];
+            p[0] = realloc(a->H[k], c * d * sizeof(float));
+            if (p[0]) a->H[k] = p[0];
+            p[1] = realloc(a->Z[k], c * d * sizeof(float));
+            if (p[1]) a->Z[k] = p[1];
+            p[2] = realloc(a->nrm[k], c * sizeof(float));
+            if (p[2]) a->nrm[k] = p[2];
+            p[3] = realloc(a->X[k], c * 3 * d * sizeof(float));
+            if (p[3]) a->X[k] = p[3];
+            p[4] = realloc(a->M[k], c * d * sizeof(float)); /* M[k+1] lives on level k's row count */
+            if (p[4]) a->M[k] = p[4];
+            if (!p[0] || !p[1] || !p[2] || !p[3] || !p[4]) return SP_ENOMEM;
+            a->cap[k] = c;
+        }
+    }
+    size_t nK = pl->n[pl->K] ? pl->n[pl->K] : 1;
+    if (nK > a->capK) {
+        size_t c = nK + nK / 4;
+        float *p[4];
+        p[0] = realloc(a->A, c * d * sizeof(float));
+        if (p[0]) a->A = p[0];
+        p[1] = realloc(a->Y, c * d * sizeof(float));
+        if (p[1]) a->Y = p[1];
+        p[2] = realloc(a->out, c * d * sizeof(float));
+        if (p[2]) a->out = p[2];
+        p[3] = realloc(a->ynrm, c * sizeof(float));
+        if (p[3]) a->ynrm = p[3];
+        if (!p[0] || !p[1] || !p[2] || !p[3]) return SP_ENOMEM;
+        a->capK = c;
+    }
+    size_t t = 1;
+    for (int k = 0; k <= pl->K; k++)
+        if (pl->n[k] > t) t = pl->n[k];
+    if (t * 3 > a->captmp) {
+        size_t c = t * 3 + t;
+        float *p0 = realloc(a->tmp, c * d * sizeof(float)), *p1;
+        if (p0) a->tmp = p0;
+        p1 = realloc(a->tmp2, c * d * sizeof(float));
+        if (p1) a->tmp2 = p1;
+        if (!p0 || !p1) return SP_ENOMEM;
+        a->captmp = c;
+    }
+    return SP_OK;
+}
+
+void sp_sage_acts_free(sp_sage_acts *a) {
+    for (int k = 0; k <= SP_SAGE_MAXK; k++) {
+        free(a->H[k]);
+        free(a->Z[k]);
+        free(a->nrm[k]);
+        free(a->M[k]);
+        free(a->X[k]);
+    }
+    free(a->A);
+    free(a->Y);
+    free(a->out);
+    free(a->ynrm);
+    free(a->tmp);
+    free(a->tmp2);
+    memset(a, 0, sizeof *a);
+}
+
+/* M of layer k is stored in a->M[k-1] (it has level k-1's row count). */
+int sp_sage_forward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl, sp_sage_acts *a) {
+    int d = P->c.d, K = pl->K;
+    if (K != P->c.layers) return sp_err(SP_EINTERNAL, "sage: plan has %d layers, model %d", K, P->c.layers);
+    if (acts_grow(a, pl, d)) return SP_ENOMEM;
+    sp_sage_input(P, g, pl->node[0], pl->n[0], a->H[0]);
+    for (int k = 1; k <= K; k++) {
+        uint32_t n = pl->n[k];
+        /* self vectors of level k, gathered from level k-1 */
+        float *hs = a->tmp;
+        for (uint32_t i = 0; i < n; i++)
+            memcpy(hs + (size_t)i * d, a->H[k - 1] + (size_t)pl->self[k][i] * d, sizeof(float) * d);
+        sp_sage_message(P, k, pl->n[k - 1], a->H[k - 1], a->M[k - 1]);
+        sp_sage_convolve(P, k, n, hs, a->M[k - 1], pl->poff[k], pl->pidx[k], pl->pw[k], pl->boff[k], pl->bidx[k],
+                         pl->bw[k], a->X[k], a->Z[k], a->nrm[k], a->H[k]);
+    }
+    sp_sage_head(P, pl->n[K], a->H[K], a->A, a->Y, a->ynrm, a->out);
+    return SP_OK;
+}
+
+int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl, sp_sage_acts *a,
+                     float *dout, sp_sage_params *G, uint8_t *touched, uint8_t *tok_touched) {
+    int d = P->c.d, K = pl->K;
+    uint32_t nK = pl->n[K];
+    /* head */
+    float *dY = dout, *dA = a->tmp, *dH = a->tmp2;
+    nn_l2norm_bwd(dY, dY, a->out, a->ynrm, (int)nK, d);
+    nn_linear_bwd(dA, G->p[SP_P_G2][0], NULL, dY, a->A, P->p[SP_P_G2][0], (int)nK, d, d);
+    nn_relu_bwd(dA, dA, a->A, (size_t)nK * d);
+    nn_linear_bwd(dH, G->p[SP_P_G1][0], G->p[SP_P_G1B][0], dA, a->H[K], P->p[SP_P_G1][0], (int)nK, d, d);
+    /* dH (n[k], d) is the gradient of level k's H; walk down */
+    for (int k = K; k >= 1; k--) {
+        uint32_t n = pl->n[k], nm = pl->n[k - 1];
+        float *dZ = dH; /* in place */
+        nn_l2norm_bwd(dZ, dZ, a->H[k], a->nrm[k], (int)n, d);
+        nn_relu_bwd(dZ, dZ, a->Z[k], (size_t)n * d);
+        float *dX = a->tmp; /* (n, 3d) */
+        nn_linear_bwd(dX, G->p[SP_P_W][k - 1], G->p[SP_P_WB][k - 1], dZ, a->X[k], P->p[SP_P_W][k - 1], (int)n,
+                      3 * d, d);
+        /* dM (nm, d) from the pooled blocks; dHprev (nm, d) from the self block and through M */
+        float *dM = dH; /* dH no longer needed: reuse tmp2 */
+        memset(dM, 0, sizeof(float) * (size_t)nm * d);
+        for (uint32_t i = 0; i < n; i++) {
+            const float *dxp = dX + (size_t)i * 3 * d + d, *dxb = dxp + d;
+            for (uint64_t j = pl->poff[k][i]; j < pl->poff[k][i + 1]; j++) {
+                float *r = dM + (size_t)pl->pidx[k][j] * d, w = pl->pw[k][j];
+                for (int c = 0; c < d; c++) r[c] += w * dxp[c];
+            }
+            for (uint64_t j = pl->boff[k][i]; j < pl->boff[k][i + 1]; j++) {
+                float *r = dM + (size_t)pl->bidx[k][j] * d, w = pl->bw[k][j];
+                for (int c = 0; c < d; c++) r[c] += w * dxb[c];
+            }
+        }
+        nn_relu_bwd(dM, dM, a->M[k - 1], (size_t)nm * d);
+        /* dHprev = dM Qᵀ (+ self scatter); needs its own buffer: use X[k]'s storage? It is (n, 3d) and may be
+         * smaller than nm. Use tmp after dX is consumed: scatter the self part first into a saved copy. */
+        float *dHp = a->Z[0]; /* level 0's Z is unused (no normalisation at level 0) and sized n[0]; see below */
+        float *dHprev = k - 1 == 0 ? dHp : a->Z[k - 1]; /* Z[k-1] was consumed: its l2norm_bwd needs H and nrm only */
+        nn_linear_bwd(dHprev, G->p[SP_P_Q][k - 1], G->p[SP_P_QB][k - 1], dM, a->H[k - 1], P->p[SP_P_Q][k - 1],
+                      (int)nm, d, d);
+        for (uint32_t i = 0; i < n; i++) {
+            float *r = dHprev + (size_t)pl->self[k][i] * d;
+            const float *s = dX + (size_t)i * 3 * d;
+            for (int c = 0; c < d; c++) r[c] += s[c];
+        }
+        if (k - 1 >= 1) {
+            /* relu_bwd at level k-1 needs Z[k-1], which dHprev just overwrote: rebuild the mask from H
+             * (H = Z / nrm, nrm > 0, so Z > 0 ⇔ H > 0). */
+            memcpy(dH, dHprev, sizeof(float) * (size_t)nm * d);
+            memcpy(a->Z[k - 1], a->H[k - 1], sizeof(float) * (size_t)nm * d); /* mask source for relu_bwd */
+        } else {
+            dH = dHprev;
+        }
+    }
+    /* level 0: dH (n[0], d) -> parameters of sp_sage_input */
+    float *dtb = G->p[SP_P_TYPEB][0], *dwd = G->p[SP_P_WDEG][0];
+    for (uint32_t i = 0; i < pl->n[0]; i++) {
+        uint32_t u = pl->node[0][i];
+        int t = u >= g->npins;
+        const float *r = dH + (size_t)i * d;
+        float ld = g->logdeg[u];
+        for (int j = 0; j < d; j++) {
+            dtb[t * d + j] += r[j];
+            dwd[t * d + j] += ld * r[j];
+        }
+        if (G->emb) {
+            float *e = G->emb + (size_t)u * d;
+            for (int j = 0; j < d; j++) e[j] += r[j];
+            if (touched) touched[u] = 1;
+        }
+        if (t) continue;
+        if (G->tok && g->tok_off) {
+            uint64_t a0 = g->tok_off[u], b0 = g->tok_off[u + 1];
+            float s = b0 > a0 ? 1.f / (float)(b0 - a0) : 0.f;
+            for (uint64_t q = a0; q < b0; q++) {
+                float *tr = G->tok + (size_t)g->tok_row[q] * d;
+                for (int j = 0; j < d; j++) tr[j] += s * r[j];
+                if (tok_touched) tok_touched[g->tok_row[q]] = 1;
+            }
+        }
+        if (P->c.dense_dim && g->dense) {
+            const float *x = g->dense + (size_t)u * g->dense_dim;
+            float *W = G->p[SP_P_DENSE][0];
+            for (int f = 0; f < g->dense_dim; f++)
+                if (x[f] != 0.f)
+                    for (int j = 0; j < d; j++) W[(size_t)f * d + j] += x[f] * r[j];
+        }
+    }
+    return SP_OK;
+}
+
+int sp_sage_embed_all(const sp_sage_params *P, const sp_sage_graph *g, float *out) {
+    size_t n = g->n, d = (size_t)P->c.d;
+    if (n >= UINT32_MAX) return sp_err(SP_EINPUT, "sage: %zu nodes in one process", n);
+    float *H = malloc(4 * (n * d + 1)), *Hn = malloc(4 * (n * d + 1)), *M = malloc(4 * (n * d + 1)),
+          *X = malloc(4 * (n * 3 * d + 1)), *Z = malloc(4 * (n * d + 1)), *nrm = malloc(4 * (n + 1));
+    uint32_t *all = malloc(4 * (n + 1));
+    int rc = H && Hn && M && X && Z && nrm && all ? SP_OK : SP_ENOMEM;
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) all[i] = (uint32_t)i;
+        sp_sage_input(P, g, all, (uint32_t)n, H);
+        for (int k = 1; k <= P->c.layers; k++) {
+            sp_sage_message(P, k, (uint32_t)n, H, M);
+            sp_sage_convolve(P, k, (uint32_t)n, H, M, g->pn_off, g->pn_idx, g->pn_w, g->bn_off, g->bn_idx, g->bn_w, X,
+                             Z, nrm, Hn);
+            float *t = H;
+            H = Hn, Hn = t;
+        }
+        sp_sage_head(P, (uint32_t)n, H, X, Z, nrm, out);
+    }
+    free(H), free(Hn), free(M), free(X), free(Z), free(nrm), free(all);
+    return rc;
+}

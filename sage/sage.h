@@ -1,0 +1,130 @@
+/* sage: the PinSage / OmniSage item encoder (DESIGN §4.1). Layer-0 inputs
+ * from learned id embeddings, hashed content tokens, dense features and the
+ * log degree; K CONVOLVE layers with importance pooling over a node's top
+ * pins and top boards (separately, then concatenated with the node's own
+ * vector); an output head G2·ReLU(G1 z + g1), L2-normalised.
+ * The same code serves training (a minibatch "plan": the targets and, level
+ * by level, the nodes their layers need) and inference (every node, level by
+ * level). No I/O; errors are returned. */
+#ifndef SP_SAGE_H
+#define SP_SAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn.h"
+
+#define SP_SAGE_MAXK 3
+
+/* The graph as the encoder sees it: nodes [0, npins) are pins, [npins, n)
+ * boards, each with up to tp top pins and tb top boards from the walks stage
+ * (global node indices, weights L1-normalised per list). Owned by the caller. */
+typedef struct {
+    uint64_t n, npins;
+    const float *logdeg;                                        /* (n) log(1 + degree) */
+    const uint64_t *pn_off; const uint32_t *pn_idx; const float *pn_w; /* (n+1), pin neighbours */
+    const uint64_t *bn_off; const uint32_t *bn_idx; const float *bn_w; /* (n+1), board neighbours */
+    /* content (pins only; may be absent) */
+    int dense_dim; const float *dense;          /* (npins, dense_dim) or NULL; rows of pins without features are 0 */
+    const uint64_t *tok_off; const uint32_t *tok_row; /* (npins+1) rows of the token table per pin, or NULL */
+} sp_sage_graph;
+
+typedef struct {
+    int d;         /* width of every layer and of the output (64) */
+    int layers;    /* K, 0..SP_SAGE_MAXK */
+    int id_emb;    /* learned per-node id embeddings (needed without content features) */
+    int tok_rows;  /* rows of the hashed-token table (0: no tokens) */
+    int dense_dim; /* dense feature width (0: none) */
+} sp_sage_cfg;
+
+/* Parameters. Dense parameters live in one allocation split by a size table;
+ * the id and token tables are separate (sparse row updates). */
+enum { SP_P_TYPEB, SP_P_WDEG, SP_P_DENSE, SP_P_Q, SP_P_QB, SP_P_W, SP_P_WB, SP_P_G1, SP_P_G1B, SP_P_G2, SP_P_COUNT };
+typedef struct {
+    sp_sage_cfg c;
+    uint64_t n;     /* rows of the id table */
+    size_t ndense;  /* floats in dense */
+    float *dense;   /* all dense parameters */
+    float *p[SP_P_COUNT][SP_SAGE_MAXK]; /* views into dense (only [0] for non-layer params) */
+    float *emb;     /* (n, d) id embeddings, or NULL */
+    float *tok;     /* (tok_rows, d) token embeddings, or NULL */
+} sp_sage_params;
+/* Shapes: TYPEB (2, d) type bias; WDEG (2, d) log-degree weight per type;
+ * DENSE (dense_dim, d); per layer k: Q (d, d), QB (d), W (3d, d), WB (d);
+ * G1 (d, d), G1B (d), G2 (d, d). */
+
+/* Allocates and initialises (Xavier for matrices, N(0, 0.1²)·… for tables)
+ * from rng. n = nodes (rows of the id table). SP_ENOMEM or SP_ECONFIG. */
+int sp_sage_params_init(sp_sage_params *P, const sp_sage_cfg *c, uint64_t n, sp_rng *rng);
+/* Same layout, all zero (gradients, Adam moments). */
+int sp_sage_params_zeros(sp_sage_params *P, const sp_sage_cfg *c, uint64_t n);
+void sp_sage_params_free(sp_sage_params *P);
+
+/* A minibatch plan: level K holds the targets; level k-1 the nodes that level
+ * k needs (its nodes themselves and their neighbours), re-indexed. */
+typedef struct {
+    int K;
+    uint32_t n[SP_SAGE_MAXK + 1];
+    uint32_t *node[SP_SAGE_MAXK + 1];   /* global node index per level */
+    /* for level k >= 1, indices into level k-1: */
+    uint32_t *self[SP_SAGE_MAXK + 1];   /* (n[k]) */
+    uint64_t *poff[SP_SAGE_MAXK + 1];   /* (n[k]+1) */
+    uint32_t *pidx[SP_SAGE_MAXK + 1];
+    float *pw[SP_SAGE_MAXK + 1];
+    uint64_t *boff[SP_SAGE_MAXK + 1];
+    uint32_t *bidx[SP_SAGE_MAXK + 1];
+    float *bw[SP_SAGE_MAXK + 1];
+    size_t cap_n[SP_SAGE_MAXK + 1], cap_e[SP_SAGE_MAXK + 1][2];
+    uint32_t *pos;  /* (graph n) scratch: position of a node in the level being built */
+    uint32_t *stamp;/* (graph n) scratch */
+    uint32_t epoch;
+} sp_sage_plan;
+
+/* Builds the plan for ntargets targets (global node indices, duplicates
+ * allowed: level K keeps them in order, so row i of the output is target i).
+ * The plan's memory grows as needed and is reused; free with sp_sage_plan_free. */
+int sp_sage_plan_build(sp_sage_plan *pl, const sp_sage_graph *g, int K, const uint32_t *targets, uint32_t ntargets);
+void sp_sage_plan_free(sp_sage_plan *pl);
+
+/* Activations of one forward pass (grown as needed, reused). */
+typedef struct {
+    float *H[SP_SAGE_MAXK + 1];  /* (n[k], d): level k's vectors (k >= 1: L2-normalised) */
+    float *Z[SP_SAGE_MAXK + 1];  /* (n[k], d): pre-normalisation, post-ReLU (k >= 1) */
+    float *nrm[SP_SAGE_MAXK + 1];/* (n[k]) */
+    float *M[SP_SAGE_MAXK + 1];  /* (n[k-1], d): ReLU(Q_k h + q_k) */
+    float *X[SP_SAGE_MAXK + 1];  /* (n[k], 3d): [h_self ; pooled pins ; pooled boards] */
+    float *A, *Y, *out, *ynrm;   /* head: (n[K], d) ×3, (n[K]) */
+    float *tmp, *tmp2;           /* scratch */
+    size_t cap[SP_SAGE_MAXK + 1], capK, captmp;
+} sp_sage_acts;
+void sp_sage_acts_free(sp_sage_acts *a);
+
+/* Forward over a plan: a->out (n[K], d) = L2-normalised embeddings of the targets. */
+int sp_sage_forward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl, sp_sage_acts *a);
+/* Backward from dout (n[K], d). Gradients are accumulated into G (same layout
+ * as P; G->emb / G->tok rows of the level-0 nodes / their tokens). touched
+ * (graph n, may be NULL) gets 1 for every id row written, tok_touched
+ * (tok_rows, may be NULL) likewise. dout is clobbered. */
+int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl, sp_sage_acts *a,
+                     float *dout, sp_sage_params *G, uint8_t *touched, uint8_t *tok_touched);
+
+/* Layer-0 input of nodes[0..n) into h (n, d) (used by forward and by the
+ * layer-wise inference). */
+void sp_sage_input(const sp_sage_params *P, const sp_sage_graph *g, const uint32_t *nodes, uint32_t n, float *h);
+/* One CONVOLVE layer k (1-based) given m = ReLU(Q_k h + q_k) rows of the
+ * previous level and this level's self vectors and neighbour lists (indices
+ * into m): writes x (n, 3d), z (n, d), nrm (n) and h (n, d). */
+void sp_sage_convolve(const sp_sage_params *P, int k, uint32_t n, const float *hself, const float *m,
+                      const uint64_t *poff, const uint32_t *pidx, const float *pw, const uint64_t *boff,
+                      const uint32_t *bidx, const float *bw, float *x, float *z, float *nrm, float *h);
+/* m (n, d) = ReLU(h Q_k + q_k). */
+void sp_sage_message(const sp_sage_params *P, int k, uint32_t n, const float *h, float *m);
+/* Every node of g, layer by layer (each message computed once per layer):
+ * out (g->n, d) = the embeddings, the same as a plan's forward for any
+ * target. One process; the distributed version is the infer stage.
+ * SP_ENOMEM. */
+int sp_sage_embed_all(const sp_sage_params *P, const sp_sage_graph *g, float *out);
+/* Output head: out (n, d) = l2norm(ReLU(h G1 + g1) G2); a, y, ynrm scratch/saved. */
+void sp_sage_head(const sp_sage_params *P, uint32_t n, const float *h, float *a, float *y, float *ynrm, float *out);
+
+#endif

@@ -1,9 +1,10 @@
-/* fsutil: mkdir -p and atomic small-file writes. */
+/* fsutil: mkdir -p, atomic small-file writes, whole small-file reads. */
 #include "fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,5 +55,30 @@ int sp_write_atomic(const char *path, const char *data, size_t len) {
         unlink(tmp);
         return sp_err(SP_EIO, "cannot rename %s: %s", tmp, strerror(e));
     }
+    return SP_OK;
+}
+
+int sp_read_file(const char *path, char **out, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return errno == ENOENT ? ENOENT : sp_err(SP_EIO, "%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *nb = realloc(buf, cap *= 2);
+        if (!nb) free(buf);
+        buf = nb;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf) return SP_ENOMEM;
+    if (err) {
+        free(buf);
+        return sp_err(SP_EIO, "%s: read error", path);
+    }
+    buf[n] = 0; /* n < cap: the loop ends on a short read */
+    *out = buf;
+    *len = n;
     return SP_OK;
 }

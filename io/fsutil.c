@@ -1,4 +1,4 @@
-/* fsutil: mkdir -p and atomic small-file writes. */
+/* fsutil: mkdir -p, atomic small-file writes, whole small-file reads. */
 #include "fsutil.h"
 
 #include <errno.h>
@@ -80,4 +80,29 @@ int sp_file_digest(const char *path, uint64_t *bytes, uint64_t *xxh) {
     free(buf);
     fclose(f);
     return rc;
+}
+
+int sp_read_file(const char *path, char **out, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return errno == ENOENT ? ENOENT : sp_err(SP_EIO, "%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *nb = realloc(buf, cap *= 2);
+        if (!nb) free(buf);
+        buf = nb;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf) return SP_ENOMEM;
+    if (err) {
+        free(buf);
+        return sp_err(SP_EIO, "%s: read error", path);
+    }
+    buf[n] = 0; /* n < cap: the loop ends on a short read */
+    *out = buf;
+    *len = n;
+    return SP_OK;
 }

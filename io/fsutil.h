@@ -1,5 +1,5 @@
-/* fsutil: file-system helpers shared by every writer: mkdir -p and an atomic
- * small-file write (temp file, fsync, rename). */
+/* fsutil: file-system helpers shared by every writer: mkdir -p, an atomic
+ * small-file write (temp file, fsync, rename) and a whole small-file read. */
 #ifndef SP_FSUTIL_H
 #define SP_FSUTIL_H
 
@@ -11,6 +11,10 @@ int sp_mkdir_p(const char *dir);
 /* Writes len bytes to "<path>.tmp.<pid>", fsyncs, renames over path. SP_EIO
  * (with the path and errno text) on failure; the temporary file is removed. */
 int sp_write_atomic(const char *path, const char *data, size_t len);
+/* Reads the whole file into *out (malloc'd, NUL-terminated, the caller frees
+ * it; *len excludes the NUL). ENOENT (errno passed through, no detail) when
+ * the file does not exist, SP_EIO naming it for other failures, SP_ENOMEM. */
+int sp_read_file(const char *path, char **out, size_t *len);
 
 /* Size and xxh64 (seed 0) of a whole file, read in 1 MiB blocks. SP_EIO
  * naming the file when it cannot be read. */

@@ -409,6 +409,10 @@ int sp_json_u64(const sp_json *j, uint64_t *v) {
     return 0;
 }
 
+const char *sp_json_text(const sp_json *j) {
+    return j && (j->kind == SP_JSON_NUM || j->kind == SP_JSON_STR) ? j->text : NULL;
+}
+
 /* ---- writer ---- */
 
 void sp_jw_init(sp_jw *w) { memset(w, 0, sizeof *w); }

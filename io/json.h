@@ -37,6 +37,9 @@ int sp_json_bool(const sp_json *j);                    /* 0/1, -1 unless bool */
  * fits. 0 ok, -1 otherwise. Uses the original token text, so it is exact
  * above 2^53. */
 int sp_json_u64(const sp_json *j, uint64_t *v);
+/* The text of a scalar as it appeared: a number's token ("17", "-1.5e3") or
+ * a string's unescaped value; NULL for other kinds (and for NULL). */
+const char *sp_json_text(const sp_json *j);
 
 /* Writer into a growable buffer. Compact output (no spaces); sp_jw_finish
  * appends one '\n'. `key` must be non-NULL inside objects and NULL at top

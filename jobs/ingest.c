@@ -3,7 +3,12 @@
  * Reject line numbers: a rank knows the line numbers inside its share; the
  * lines of earlier shares come from an exclusive scan once a file is read,
  * and rows shuffled away carry (origin rank, local line) so duplicates found
- * at the owner are reported with their real file line too. */
+ * at the owner are reported with their real file line too.
+ * With input.events = kafka, each rank reads the date's window of its Kafka
+ * partitions into <date_dir>/ingest/kafka-RRRRR.tsv ("partition:offset" then
+ * the events.tsv columns) and validates that file like events.tsv; a Kafka
+ * row's position is partition:offset instead of a line. The group's offsets
+ * are committed after the marker (commit_after_marker). */
 #include "ingest.h"
 
 #include <errno.h>
@@ -13,9 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "dist.h"
+#include "json.h"
+#include "kafka.h"
 #include "lines.h"
 #include "log.h"
 #include "sfile.h"
@@ -37,10 +45,15 @@ static const char *const REASONS[NREASONS] = {"parse_error", "bad_id", "id_out_o
 #define MAX_TOKENS 8192
 #define MAX_VOCAB 64
 #define LINE_BITS 40 /* a shuffled row's tag: origin rank << 40 | local line */
+#define KAFKA_OFF_BITS 48 /* a Kafka row's tag: partition << 48 | offset */
+#define KAFKA_OFF_MASK ((1ULL << KAFKA_OFF_BITS) - 1)
+#define KAFKA_MAX_PART 65535
+#define KAFKA_MAX_FIELD 1024 /* longer JSON fields cannot be valid: parse_error */
 
 typedef struct {
     uint8_t file, reason;
     int32_t src;   /* rank whose share held the line */
+    int32_t part;  /* Kafka partition (line = offset), -1 for a file row */
     uint64_t line; /* line inside that share (or global when known) */
     int known;     /* line is already global */
     char detail[112];
@@ -75,6 +88,12 @@ typedef struct {
     char *tok; /* variable rows: {u64 pin, u64 tag, u32 n, u32 pad, u64 hash[n]} appended */
     size_t toklen, tokcap, ntok;
     char *list_buf[2];
+    /* Kafka (input.events = kafka) */
+    int kafka;
+    int32_t cur_part; /* partition of the Kafka row being validated, -1 for file rows; reject() records it */
+    const char *topic;
+    sp_kafka_span *spans; /* this rank's partitions */
+    int nspans;
 } ingest;
 
 /* ---------- rejects ---------- */
@@ -91,6 +110,7 @@ static void reject(ingest *g, int file, int reason, uint64_t line, int src, int 
     r->reason = (uint8_t)reason;
     r->line = line;
     r->src = src;
+    r->part = g->cur_part;
     r->known = known;
     va_list ap;
     va_start(ap, fmt);
@@ -174,8 +194,10 @@ typedef int (*row_fn)(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int kn
 
 /* A row's tag orders rows as the file does: the global line when this share
  * knows it (rank 0's share, .zst), else (origin rank, line in the share) —
- * shares are contiguous in file order, so both sort by file position. */
+ * shares are contiguous in file order, so both sort by file position. A
+ * Kafka row's tag is (partition, offset): the earliest message wins. */
 static uint64_t tag_of(const ingest *g, uint64_t lno, int known) {
+    if (g->cur_part >= 0) return ((uint64_t)g->cur_part << KAFKA_OFF_BITS) | lno;
     return known ? lno : ((uint64_t)g->rank << LINE_BITS) | lno;
 }
 
@@ -278,12 +300,13 @@ static int row_events(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int kn
     return sp_shuffle_put(s, sp_owner(SP_USER, e.e.user, g->size), &e, sizeof e);
 }
 
-/* Reads this rank's share of one TSV file through the shuffle. */
-static int read_tsv(ingest *g, int file, const char *path, row_fn fn, sp_shuffle_sink sink) {
+/* Reads this rank's share of one TSV file through the shuffle; own: the file
+ * is this rank's alone (a Kafka staging file) and is read whole. */
+static int read_tsv(ingest *g, int file, const char *path, row_fn fn, sp_shuffle_sink sink, int own) {
     sp_shuffle *s = NULL;
     sp_tsv *t = NULL;
     int rc = sp_shuffle_new(&s, (size_t)sp_config_int(g->ctx->cfg, "pipeline", "shuffle_buffer_mb") << 20, sink, g);
-    if (!rc) rc = sp_tsv_open(&t, path, g->rank, g->size);
+    if (!rc) rc = sp_tsv_open(&t, path, own ? 0 : g->rank, own ? 1 : g->size);
     rc = sp_dist_agree(rc);
     if (rc) {
         sp_tsv_close(t);
@@ -373,6 +396,205 @@ static int read_dense(ingest *g, const char *path) {
     return rc;
 }
 
+/* ---------- Kafka events ---------- */
+
+/* A staged Kafka row: "partition:offset", a tab, then events.tsv's columns. */
+static int row_kafka(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known) {
+    (void)lno;
+    (void)known;
+    char *colon, *tab = strchr(line, '\t');
+    long part = strtol(line, &colon, 10);
+    uint64_t off;
+    if (!tab || *colon != ':' || part < 0 || part > KAFKA_MAX_PART) goto bad;
+    *tab = 0;
+    if (sp_parse_u64(colon + 1, &off) || off > KAFKA_OFF_MASK) goto bad;
+    g->cur_part = (int32_t)part;
+    int rc = row_events(g, s, tab + 1, off, 1);
+    g->cur_part = -1;
+    return rc;
+bad:
+    return sp_err(SP_EINTERNAL, "ingest: staged Kafka row '%s' does not start with partition:offset", clip(line));
+}
+
+typedef struct {
+    ingest *g;
+    FILE *f;
+    uint64_t staged, bad;
+} kstage;
+
+/* One message of the window: a JSON object with user_id, pin_id (numbers or
+ * decimal strings), action (string), ts_ms (number or string) and optional
+ * surface (string or null) becomes a staged row with the fields' text as
+ * sent; the row check (ids, action, window, ...) happens when the staging file
+ * is read. What cannot make a row is a parse_error at partition:offset. */
+static int stage_msg(void *arg, int32_t part, int64_t off, int64_t ts, const void *key, size_t klen, const void *val,
+                     size_t vlen) {
+    static const char *const names[5] = {"user_id", "pin_id", "action", "ts_ms", "surface"};
+    kstage *k = arg;
+    ingest *g = k->g;
+    (void)ts;
+    (void)key;
+    (void)klen;
+    if (part > KAFKA_MAX_PART || (uint64_t)off > KAFKA_OFF_MASK)
+        return sp_err(SP_EINTERNAL, "ingest: Kafka position %d:%lld is beyond partition %d / offset 2^%d",
+                      (int)part, (long long)off, KAFKA_MAX_PART, KAFKA_OFF_BITS);
+    sp_json *j = NULL;
+    const char *f[5] = {NULL, NULL, NULL, NULL, NULL};
+    char why[160] = "";
+    int rc = SP_OK;
+    if (!val || !vlen) snprintf(why, sizeof why, "empty message");
+    else if ((rc = sp_json_parse(&j, val, vlen))) {
+        if (rc == SP_ENOMEM) return rc;
+        snprintf(why, sizeof why, "not valid JSON: %s", sp_errmsg());
+    } else if (sp_json_type(j) != SP_JSON_OBJ) snprintf(why, sizeof why, "not a JSON object");
+    for (int i = 0; j && !why[0] && i < 5; i++) {
+        const sp_json *v = sp_json_get(j, names[i]);
+        sp_json_kind kind = v ? sp_json_type(v) : SP_JSON_NULL;
+        int text_only = i == 2 || i == 4; /* action, surface */
+        if (kind == SP_JSON_NULL) {
+            if (i < 4) snprintf(why, sizeof why, "missing field %s", names[i]);
+        } else if (kind != SP_JSON_STR && (text_only || kind != SP_JSON_NUM))
+            snprintf(why, sizeof why, "%s is not a %s", names[i], text_only ? "string" : "number or string");
+        else if (strlen(f[i] = sp_json_text(v)) > KAFKA_MAX_FIELD)
+            snprintf(why, sizeof why, "%s is longer than %d bytes", names[i], KAFKA_MAX_FIELD);
+        else if (strpbrk(f[i], "\t\n\r"))
+            snprintf(why, sizeof why, "%s contains a tab or line break", names[i]);
+    }
+    rc = SP_OK;
+    if (why[0]) {
+        g->cur_part = part;
+        reject(g, F_EVENTS, R_PARSE, (uint64_t)off, g->rank, 1, "%s", why);
+        g->cur_part = -1;
+        k->bad++;
+    } else {
+        fprintf(k->f, "%d:%lld\t%s\t%s\t%s\t%s%s%s\n", (int)part, (long long)off, f[0], f[1], f[2], f[3],
+                f[4] ? "\t" : "", f[4] ? f[4] : "");
+        k->staged++;
+        if (ferror(k->f)) rc = sp_err(SP_EIO, "ingest: cannot write the Kafka staging file: %s", strerror(errno));
+    }
+    sp_json_free(j);
+    return rc;
+}
+
+/* Consumes this rank's partitions (p % nranks == rank) of the date's window
+ * into its staging file (temp + fsync + rename), then validates and shuffles
+ * the staged rows like events.tsv. Collective. */
+static int read_kafka(ingest *g) {
+    const sp_run_ctx *ctx = g->ctx;
+    const sp_config *cfg = ctx->cfg;
+    sp_kafka_opts o = {sp_config_str(cfg, "kafka", "brokers"), g->topic, sp_config_str(cfg, "kafka", "group"),
+                       (int)sp_config_int(cfg, "kafka", "retries"), (int)sp_config_int(cfg, "kafka", "timeout_ms")};
+    int32_t np = 0;
+    int rc = sp_dist_agree(g->rank == 0 ? sp_kafka_partitions(&o, &np) : SP_OK);
+    if (!rc) rc = sp_dist_bcast(&np, sizeof np, 0);
+    if (!rc && np > KAFKA_MAX_PART + 1)
+        rc = sp_err(SP_EINPUT, "topic %s has %d partitions; ingest reads at most %d", g->topic, (int)np,
+                    KAFKA_MAX_PART + 1);
+    if (rc) return rc;
+    int32_t *parts = malloc(sizeof *parts * ((size_t)np / (size_t)g->size + 1));
+    g->spans = calloc((size_t)np / (size_t)g->size + 1, sizeof *g->spans);
+    for (int32_t p = g->rank; parts && p < np; p += g->size) parts[g->nspans++] = p;
+    char name[64], path[4096], tmp[4200];
+    snprintf(name, sizeof name, "kafka-%05d.tsv", g->rank);
+    sp_stage_path(ctx, "ingest", name, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    kstage k = {.g = g};
+    if (!parts || !g->spans) rc = SP_ENOMEM;
+    else if (!(k.f = fopen(tmp, "w"))) rc = sp_err(SP_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    double t0 = sp_now();
+    if (!rc)
+        rc = sp_kafka_read_window(&o, parts, g->nspans, ctx->day_ms, ctx->day_ms + SP_DAY_MS, stage_msg, &k,
+                                  g->spans);
+    if (k.f) {
+        if (!rc && (fflush(k.f) || fsync(fileno(k.f))))
+            rc = sp_err(SP_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        fclose(k.f);
+        if (!rc && rename(tmp, path)) rc = sp_err(SP_EIO, "cannot rename %s: %s", tmp, strerror(errno));
+        if (rc) unlink(tmp);
+    }
+    free(parts);
+    g->rows[F_EVENTS] += k.bad; /* rejected before staging; read_tsv counts the staged rows */
+    if (!rc)
+        SP_INFO("kafka_read", "topic=%s partitions=%d messages=%" PRIu64 " staged=%" PRIu64 " seconds=%.3f file=%s",
+                sp_log_q(g->topic), g->nspans, k.staged + k.bad, k.staged, sp_now() - t0, sp_log_q(path));
+    rc = sp_dist_agree(rc);
+    if (!rc) rc = read_tsv(g, F_EVENTS, path, row_kafka, sink_ev, 1);
+    return rc;
+}
+
+static int cmp_span(const void *a, const void *b) {
+    int32_t x = ((const sp_kafka_span *)a)->partition, y = ((const sp_kafka_span *)b)->partition;
+    return (x > y) - (x < y);
+}
+
+/* Collective: every rank's spans into the marker's "stats" (rank 0), by partition. */
+static int kafka_stats(ingest *g, sp_stage_result *res) {
+    uint64_t *lens = malloc(sizeof *lens * (size_t)g->size);
+    char *all = NULL;
+    int rc = sp_dist_agree(lens ? SP_OK : SP_ENOMEM);
+    if (!rc) rc = sp_dist_gather_bytes(g->spans, sizeof *g->spans * (size_t)g->nspans, &all, lens);
+    if (!rc && g->rank == 0) {
+        size_t bytes = 0;
+        for (int r = 0; r < g->size; r++) bytes += lens[r];
+        sp_kafka_span *sp = (sp_kafka_span *)all;
+        size_t n = bytes / sizeof *sp;
+        qsort(sp, n, sizeof *sp, cmp_span);
+        sp_jw w;
+        sp_jw_init(&w);
+        sp_jw_obj_begin(&w, NULL);
+        sp_jw_obj_begin(&w, "kafka");
+        sp_jw_str(&w, "topic", g->topic);
+        sp_jw_i64(&w, "window_start_ms", g->ctx->day_ms);
+        sp_jw_i64(&w, "window_end_ms", g->ctx->day_ms + SP_DAY_MS);
+        sp_jw_arr_begin(&w, "partitions");
+        for (size_t i = 0; i < n; i++) {
+            sp_jw_obj_begin(&w, NULL);
+            sp_jw_i64(&w, "partition", sp[i].partition);
+            sp_jw_i64(&w, "start", sp[i].start);
+            sp_jw_i64(&w, "end", sp[i].end);
+            sp_jw_i64(&w, "low", sp[i].low);
+            sp_jw_i64(&w, "high", sp[i].high);
+            sp_jw_u64(&w, "messages", sp[i].messages);
+            sp_jw_bool(&w, "scanned", sp[i].scanned);
+            sp_jw_obj_end(&w);
+        }
+        sp_jw_arr_end(&w);
+        sp_jw_obj_end(&w);
+        sp_jw_obj_end(&w);
+        const char *text;
+        size_t len;
+        rc = sp_jw_finish(&w, &text, &len);
+        if (!rc && !(res->extra_json = strdup(text))) rc = SP_ENOMEM;
+        sp_jw_free(&w);
+    }
+    free(all);
+    free(lens);
+    return sp_dist_agree(rc);
+}
+
+/* The stage's after_marker hook: commits this rank's end offsets for
+ * kafka.group once the marker is on disk, never before. */
+typedef struct {
+    sp_kafka_opts o;
+    sp_kafka_span *spans;
+    int n;
+} kcommit;
+
+static int commit_after_marker(const sp_run_ctx *ctx, void *arg, int written) {
+    kcommit *k = arg;
+    int rc = SP_OK, done = 0;
+    (void)ctx;
+    if (written) {
+        rc = sp_kafka_commit(&k->o, k->spans, k->n, &done);
+        if (!rc)
+            SP_INFO("kafka_commit", "group=%s topic=%s partitions=%d committed=%d", sp_log_q(k->o.group),
+                    sp_log_q(k->o.topic), k->n, done);
+    }
+    free(k->spans);
+    free(k);
+    return rc;
+}
+
 /* ---------- sort + dedupe at the owner ---------- */
 
 /* The line of a shuffled row for messages, once offsets are known. */
@@ -397,6 +619,12 @@ static void sort_run_by_action(struct ev_in *v, size_t n) {
 static void dup_reject(ingest *g, int file, uint64_t tag, int known, const char *what) {
     int src;
     uint64_t line;
+    if (file == F_EVENTS && g->kafka) { /* tag = (partition, offset) */
+        g->cur_part = (int32_t)(tag >> KAFKA_OFF_BITS);
+        reject(g, file, R_DUP, tag & KAFKA_OFF_MASK, g->rank, 1, "duplicate of an earlier row: %s", what);
+        g->cur_part = -1;
+        return;
+    }
     if (known) {
         src = g->rank;
         line = tag;
@@ -606,7 +834,10 @@ static int write_rejects(ingest *g, uint64_t total_rejects) {
     for (size_t i = 0; !rc && m && i < g->nrj; i++) {
         reject_row *r = &g->rj[i];
         uint64_t line = r->known ? r->line : r->line + offs[(size_t)r->src * NFILES + r->file];
-        fprintf(m, "%s\t%020" PRIu64 "\t%s\t%s\n", FILE_NAMES[r->file], line, REASONS[r->reason], r->detail);
+        if (r->part >= 0) /* Kafka: file kafka:<topic>, line partition:offset */
+            fprintf(m, "kafka:%s\t%010" PRId32 ":%020" PRIu64 "\t%s\t%s\n", g->topic, r->part, r->line,
+                    REASONS[r->reason], r->detail);
+        else fprintf(m, "%s\t%020" PRIu64 "\t%s\t%s\n", FILE_NAMES[r->file], line, REASONS[r->reason], r->detail);
     }
     if (m) fclose(m);
     free(offs);
@@ -617,7 +848,7 @@ static int write_rejects(ingest *g, uint64_t total_rejects) {
     free(lens);
     int lrc = SP_OK;
     if (!rc && g->rank == 0 && total_rejects) {
-        /* Lines sort as (file, zero-padded line): stable across rank counts. */
+        /* Lines sort as (file, zero-padded line or partition:offset): stable across rank counts. */
         size_t n = 0, cap = 0;
         char **lines = NULL;
         for (char *save, *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -641,7 +872,12 @@ static int write_rejects(ingest *g, uint64_t total_rejects) {
                 int reason = 0;
                 while (reason < NREASONS && strcmp(REASONS[reason], t2 + 1)) reason++;
                 if (reason == NREASONS || per[reason]++ >= g->per_reason_cap) continue;
-                fprintf(f, "%s\t%" PRIu64 "\t%s\t%s\n", lines[i], (uint64_t)strtoull(t1 + 1, NULL, 10), t2 + 1, t3 + 1);
+                char pos[48], *colon = strchr(t1 + 1, ':');
+                if (colon)
+                    snprintf(pos, sizeof pos, "%ld:%" PRIu64, strtol(t1 + 1, NULL, 10),
+                             (uint64_t)strtoull(colon + 1, NULL, 10));
+                else snprintf(pos, sizeof pos, "%" PRIu64, (uint64_t)strtoull(t1 + 1, NULL, 10));
+                fprintf(f, "%s\t%s\t%s\t%s\n", lines[i], pos, t2 + 1, t3 + 1);
             }
             if (fflush(f) || ferror(f)) lrc = sp_err(SP_EIO, "cannot write %s: %s", tmp, strerror(errno));
             fclose(f);
@@ -657,10 +893,16 @@ int sp_ingest_digest(const sp_run_ctx *ctx, uint64_t *digest) {
     XXH64_state_t *h = XXH64_createState();
     if (!h) return SP_ENOMEM;
     XXH64_reset(h, 0);
-    int rc = SP_OK;
+    int rc = SP_OK, kafka = !strcmp(sp_config_str(ctx->cfg, "input", "events"), "kafka");
+    if (kafka) { /* the window itself is not digested: `run` skips a done date, --force reads it again */
+        const char *t = sp_config_str(ctx->cfg, "kafka", "topic");
+        XXH64_update(h, "kafka.topic", 12);
+        XXH64_update(h, t, strlen(t) + 1);
+    }
     for (int f = 0; f < NFILES; f++) {
         char path[4096];
         struct stat sb;
+        if (f == F_EVENTS && kafka) continue; /* not read */
         if (!sp_input_path(ctx->input_dir, FILE_NAMES[f], path, sizeof path)) {
             if (f == F_PIN_BOARD)
                 rc = sp_err(SP_EINPUT, "required input %s/%s (or .zst) is missing", ctx->input_dir, FILE_NAMES[f]);
@@ -680,13 +922,12 @@ int sp_ingest_digest(const sp_run_ctx *ctx, uint64_t *digest) {
 }
 
 int sp_ingest_run(const sp_run_ctx *ctx, sp_stage_result *res) {
-    ingest g = {.ctx = ctx, .rank = ctx->rank, .size = ctx->size};
+    ingest g = {.ctx = ctx, .rank = ctx->rank, .size = ctx->size, .cur_part = -1};
     const sp_config *cfg = ctx->cfg;
     char *vs[2] = {NULL, NULL};
-    int rc = SP_OK;
-    if (!strcmp(sp_config_str(cfg, "input", "events"), "kafka"))
-        rc = sp_err(SP_ENOTIMPL, "input.events = kafka is not implemented yet; use input.events = file");
-    if (!rc) rc = sp_config_words(cfg, "input", "actions", g.actions, MAX_VOCAB, &g.nactions, &vs[0]);
+    g.kafka = !strcmp(sp_config_str(cfg, "input", "events"), "kafka");
+    g.topic = sp_config_str(cfg, "kafka", "topic");
+    int rc = sp_config_words(cfg, "input", "actions", g.actions, MAX_VOCAB, &g.nactions, &vs[0]);
     if (!rc) rc = sp_config_words(cfg, "input", "surfaces", g.surfaces, MAX_VOCAB, &g.nsurfaces, &vs[1]);
     g.window_day = !strcmp(sp_config_str(cfg, "input", "window"), "day");
     g.per_reason_cap = (uint64_t)sp_config_int(cfg, "input", "rejects_per_reason");
@@ -699,12 +940,12 @@ int sp_ingest_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc && !present[F_PIN_BOARD])
         rc = sp_err(SP_EINPUT, "required input %s/%s (or .zst) is missing", ctx->input_dir, FILE_NAMES[F_PIN_BOARD]);
     rc = sp_dist_agree(rc);
-    if (!rc) rc = read_tsv(&g, F_PIN_BOARD, path[F_PIN_BOARD], row_pin_board, sink_edge);
-    if (!rc && present[F_PIN_PIN]) rc = read_tsv(&g, F_PIN_PIN, path[F_PIN_PIN], row_pin_pin, sink_pp);
+    if (!rc) rc = read_tsv(&g, F_PIN_BOARD, path[F_PIN_BOARD], row_pin_board, sink_edge, 0);
+    if (!rc && present[F_PIN_PIN]) rc = read_tsv(&g, F_PIN_PIN, path[F_PIN_PIN], row_pin_pin, sink_pp, 0);
     if (!rc && present[F_DENSE]) rc = read_dense(&g, path[F_DENSE]);
-    if (!rc && present[F_TOKENS]) rc = read_tsv(&g, F_TOKENS, path[F_TOKENS], row_tokens, sink_tok);
-    if (!rc && present[F_EVENTS] && strcmp(sp_config_str(cfg, "input", "events"), "kafka"))
-        rc = read_tsv(&g, F_EVENTS, path[F_EVENTS], row_events, sink_ev);
+    if (!rc && present[F_TOKENS]) rc = read_tsv(&g, F_TOKENS, path[F_TOKENS], row_tokens, sink_tok, 0);
+    if (!rc && g.kafka) rc = read_kafka(&g);
+    else if (!rc && present[F_EVENTS]) rc = read_tsv(&g, F_EVENTS, path[F_EVENTS], row_events, sink_ev, 0);
     double t0 = sp_now();
     if (!rc) rc = dedupe_all(&g);
     if (!rc) rc = dedupe_tokens(&g);
@@ -723,6 +964,7 @@ int sp_ingest_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     for (int i = 0; !rc && i < NREASONS; i++) rejects += tot[i];
     for (int i = 0; !rc && i < NFILES; i++) rows += tot[NREASONS + i];
     if (!rc) rc = write_rejects(&g, rejects);
+    if (!rc && g.kafka) rc = kafka_stats(&g, res);
     if (!rc) {
         for (int f = 0; f < NFILES; f++) {
             char k[64];
@@ -740,6 +982,7 @@ int sp_ingest_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         sp_stage_count(res, "token_rows", g.ntok);
         sp_stage_count(res, "events", g.nev);
         sp_stage_count(res, "unknown_surface", g.unknown_surface);
+        if (g.kafka) sp_stage_count(res, "kafka_partitions", (uint64_t)g.nspans);
         double frac = rows ? (double)rejects / (double)rows : 0, maxf = sp_config_f64(cfg, "input", "max_reject_fraction");
         if (rejects) {
             char by[512] = "";
@@ -765,6 +1008,16 @@ int sp_ingest_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         SP_INFO("ingest", "edges=%" PRIu64 " pin_pin=%" PRIu64 " dense=%" PRIu64 " tokens=%" PRIu64 " events=%" PRIu64,
                 tot[NREASONS + NFILES], tot[NREASONS + NFILES + 1], tot[NREASONS + NFILES + 2],
                 tot[NREASONS + NFILES + 3], tot[NREASONS + NFILES + 4]);
+    kcommit *kc = !rc && g.kafka ? malloc(sizeof *kc) : NULL;
+    if (kc) { /* the offsets are committed after the marker, by the stage framework */
+        *kc = (kcommit){{sp_config_str(cfg, "kafka", "brokers"), g.topic, sp_config_str(cfg, "kafka", "group"),
+                         (int)sp_config_int(cfg, "kafka", "retries"), (int)sp_config_int(cfg, "kafka", "timeout_ms")},
+                        g.spans, g.nspans};
+        res->after_marker = commit_after_marker;
+        res->after_arg = kc;
+        g.spans = NULL;
+    } else if (!rc && g.kafka) rc = SP_ENOMEM;
+    free(g.spans);
     free(g.rj);
     free(g.edges);
     free(g.pp);

@@ -1,5 +1,6 @@
 /* ingest: the first stage. Parses and validates the day's input files
- * (DESIGN §3), counts rejects by reason, writes the first rows of each reason
+ * (DESIGN §3; the events from the date's Kafka window with input.events =
+ * kafka), counts rejects by reason, writes the first rows of each reason
  * to rejects.tsv, shuffles rows to their owner ranks and writes one sorted,
  * deduplicated binary part per rank (sfile kind "ingest"). */
 #ifndef SP_INGEST_H

@@ -45,7 +45,8 @@ static const kdef SCHEMA[] = {
     {"input", "dir", T_STR, NULL, R(0, 0), NULL, F_REQUIRED,
      "Input directory of the date (DESIGN section 3); '{date}' is replaced by the run's date."},
     {"input", "events", T_ENUM, "file", R(0, 0), "file|kafka", 0,
-     "Where user actions come from: events.tsv in input.dir, or the Kafka topic."},
+     "Where user actions come from: events.tsv in input.dir, or the date's [00:00, 24:00) UTC window of "
+     "kafka.topic (docs/OPERATIONS.md); kafka replaces events.tsv."},
     {"input", "window", T_ENUM, "day", R(0, 0), "day|all", 0,
      "Accept events of the date's [00:00, 24:00) UTC window only (day), or of any time (all: benchmark imports, history backfill)."},
     {"input", "actions", T_LIST, "save click closeup hide engage", R(0, 0), NULL, 0,
@@ -148,7 +149,15 @@ static const kdef SCHEMA[] = {
     {"eval", "k", T_INT, "20", R(1, 100000), NULL, 0, "Cut-off K of recall@K and NDCG@K."},
     {"kafka", "brokers", T_STR, "localhost:9092", R(0, 0), NULL, 0, "bootstrap.servers of the events topic."},
     {"kafka", "topic", T_STR, "sagepipe-events", R(0, 0), NULL, 0, "Topic of the user actions (JSON, key = user id)."},
-    {"kafka", "group", T_STR, "sagepipe", R(0, 0), NULL, 0, "Consumer group whose offsets are committed after ingest."},
+    {"kafka", "group", T_STR, "sagepipe", R(0, 0), NULL, 0,
+     "Consumer group whose offsets are committed after the ingest marker is written (for lag monitoring; "
+     "reruns read the window by timestamp, never from these offsets). No other consumer may subscribe with it."},
+    {"kafka", "retries", T_INT, "5", R(0, 100), NULL, F_NODIGEST,
+     "Extra attempts of each broker call, with backoff 100 ms, 200 ms, ... (at most timeout_ms); then exit 4."},
+    {"kafka", "timeout_ms", T_INT, "10000", R(100, 3600000), NULL, F_NODIGEST,
+     "Limit of one broker call; reading fails when no message arrives for timeout_ms x (retries + 1)."},
+    {"kafka", "publish_topic", T_STR, "sagepipe-manifests", R(0, 0), NULL, 0,
+     "Topic of the publish stage's one message per date (key = date, value = JSON naming the manifest)."},
 };
 #define NKEYS (sizeof SCHEMA / sizeof SCHEMA[0])
 

@@ -77,28 +77,10 @@ int sp_stage_commit_part(sp_stage_result *res, sp_sfile_w *w, int rc, const char
     return SP_OK;
 }
 
+/* A marker's text; SP_EUSAGE (no detail) when it does not exist. */
 static int read_file(const char *path, char **out, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return errno == ENOENT ? SP_EUSAGE : sp_err(SP_EIO, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(buf, cap *= 2);
-        if (!nb) free(buf);
-        buf = nb;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return SP_ENOMEM;
-    if (err) {
-        free(buf);
-        return sp_err(SP_EIO, "%s: read error", path);
-    }
-    *out = buf;
-    *len = n;
-    return SP_OK;
+    int rc = sp_read_file(path, out, len);
+    return rc == ENOENT ? SP_EUSAGE : rc;
 }
 
 static const char *hex64(uint64_t v, char buf[17]) {
@@ -379,6 +361,12 @@ int sp_stage_execute(const sp_run_ctx *ctx, const sp_stage_def *st, int force, s
     }
     double wall = sp_now() - t0;
     if (!rc) rc = write_marker(ctx, st, dig[0], dig[1], res, wall);
+    if (res->after_marker) {
+        int hrc = res->after_marker(ctx, res->after_arg, !rc);
+        if (hrc && !rc) SP_WARN("after_marker", "message=%s", sp_log_q(sp_errmsg()));
+        res->after_marker = NULL;
+        res->after_arg = NULL;
+    }
     free(res->extra_json);
     res->extra_json = NULL;
     *seconds = sp_now() - t0;

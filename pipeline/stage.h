@@ -16,17 +16,6 @@
 #define SP_MAX_COUNTS 48
 #define SP_MAX_OUTPUTS 32
 
-/* What one rank's run of a stage produced. */
-typedef struct {
-    int ncounts;
-    char count_name[SP_MAX_COUNTS][40];
-    uint64_t count[SP_MAX_COUNTS]; /* summed over ranks into the marker */
-    int noutputs;
-    char out_file[SP_MAX_OUTPUTS][96]; /* relative to the stage directory */
-    uint64_t out_bytes[SP_MAX_OUTPUTS], out_xxh[SP_MAX_OUTPUTS];
-    char *extra_json; /* rank 0 only: a JSON object for the marker's "stats" (malloc'd) */
-} sp_stage_result;
-
 /* Everything a stage needs to run for one date. */
 typedef struct {
     sp_config *cfg;
@@ -36,6 +25,23 @@ typedef struct {
     char date_dir[PATH_MAX]; /* <work_dir>/<date> */
     char input_dir[PATH_MAX];/* input.dir with {date} replaced */
 } sp_run_ctx;
+
+/* What one rank's run of a stage produced. */
+typedef struct {
+    int ncounts;
+    char count_name[SP_MAX_COUNTS][40];
+    uint64_t count[SP_MAX_COUNTS]; /* summed over ranks into the marker */
+    int noutputs;
+    char out_file[SP_MAX_OUTPUTS][96]; /* relative to the stage directory */
+    uint64_t out_bytes[SP_MAX_OUTPUTS], out_xxh[SP_MAX_OUTPUTS];
+    char *extra_json; /* rank 0 only: a JSON object for the marker's "stats" (malloc'd) */
+    /* Optional, set by run: called once on this rank after the marker is
+     * written (written = 1), e.g. to commit Kafka offsets only then; or after
+     * the stage failed (written = 0) only to release after_arg. A failure
+     * with written = 1 is logged as a warning: the stage's outputs stand. */
+    int (*after_marker)(const sp_run_ctx *ctx, void *arg, int written);
+    void *after_arg;
+} sp_stage_result;
 
 typedef struct sp_stage_def {
     const char *name;

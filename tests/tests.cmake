@@ -1,5 +1,13 @@
 # Tests (ctest). Unit tests: tests/unit/test_<name>.c -> unit.<name>.
+# The Kafka tests need librdkafka's mock cluster header (Debian's librdkafka-dev has it).
+include(CheckIncludeFiles)
+set(CMAKE_REQUIRED_INCLUDES ${RDKAFKA_INCLUDE_DIRS})
+check_include_files("librdkafka/rdkafka.h;librdkafka/rdkafka_mock.h" SP_HAVE_RDKAFKA_MOCK)
+unset(CMAKE_REQUIRED_INCLUDES)
 file(GLOB SP_UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+if(NOT SP_HAVE_RDKAFKA_MOCK)
+  list(FILTER SP_UNIT_TESTS EXCLUDE REGEX "/test_kafka\\.c$")
+endif()
 foreach(src ${SP_UNIT_TESTS})
   get_filename_component(name ${src} NAME_WE)
   string(REPLACE "test_" "" short ${name})
@@ -44,3 +52,15 @@ endforeach()
 add_executable(report_sample ${CMAKE_SOURCE_DIR}/tests/report_sample.c)
 target_link_libraries(report_sample PRIVATE sagepipe_core)
 set_property(TEST e2e.report_html APPEND PROPERTY ENVIRONMENT "SP_REPORT_SAMPLE=$<TARGET_FILE:report_sample>")
+
+# Kafka test helper (a helper, not a test): librdkafka's mock cluster on
+# loopback plus produce / committed / dump clients. tests/e2e/kafka.sh finds
+# it through SP_KAFKA_MOCK and skips (77) only when it could not be built.
+if(SP_HAVE_RDKAFKA_MOCK)
+  add_executable(mock_broker ${CMAKE_SOURCE_DIR}/tests/kafka/mock_broker.c)
+  target_link_libraries(mock_broker PRIVATE sagepipe_core)
+  set_target_properties(mock_broker PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  if(TEST e2e.kafka)
+    set_property(TEST e2e.kafka APPEND PROPERTY ENVIRONMENT "SP_KAFKA_MOCK=$<TARGET_FILE:mock_broker>")
+  endif()
+endif()

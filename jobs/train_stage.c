@@ -32,7 +32,7 @@
 #include "sp_base.h"
 
 typedef struct {
-    int batch, negatives, margin_loss, hard, learn_tau, epochs, threads;
+    int batch, inbatch, negatives, margin_loss, hard, learn_tau, epochs, threads;
     double lr, lr_min, wd, tau, tau_min, margin, w_bp, w_pp;
     int64_t warmup;
     uint64_t seed;
@@ -145,6 +145,7 @@ static int wait_fill(producer *p) {
 static void read_cfg(const sp_config *cfg, train_cfg *t) {
     t->batch = (int)sp_config_int(cfg, "train", "batch");
     t->negatives = (int)sp_config_int(cfg, "train", "negatives");
+    t->inbatch = (int)sp_config_int(cfg, "train", "inbatch");
     t->margin_loss = !strcmp(sp_config_str(cfg, "train", "loss"), "margin");
     t->hard = sp_config_bool(cfg, "train", "hard_negatives");
     t->learn_tau = sp_config_bool(cfg, "train", "learn_tau");
@@ -357,7 +358,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         for (uint64_t i = 0; f && i < D.nboard_pin; i++) f[D.board_pin[i].p] += pbp / (double)D.nboard_pin;
         for (uint64_t i = 0; f && i < D.npin_pin; i++) f[D.pin_pin[i].p] += ppp / (double)D.npin_pin;
         for (uint64_t v = 0; f && v < D.npins; v++)
-            S.logq_pos[v] = (float)log((double)tc.batch * f[v] + (double)tc.negatives / (double)D.npins + 1e-12);
+            S.logq_pos[v] = (float)log((double)(tc.inbatch < tc.batch ? tc.inbatch : tc.batch) * f[v] + (double)tc.negatives / (double)D.npins + 1e-12);
         free(f);
     }
     uint64_t main_pairs = D.nboard_pin + D.npin_pin;
@@ -373,6 +374,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     uint32_t *rows = NULL;
     size_t cap_dout = 0, cap_scratch = 0, pos_cap = 0;
     int *pos_idx = NULL;
+    float *cand = NULL, *dcand = NULL, *cand_logq = NULL;
+    uint64_t *cand_id = NULL;
     uint8_t *touched = calloc(D.n + 1, 1), *ttouched = calloc((size_t)mc.tok_rows + 1, 1);
     rows = malloc(4 * (D.n + (size_t)mc.tok_rows + 1));
     grow_buf = malloc(4 * ((D.n > (uint64_t)mc.tok_rows ? D.n : (uint64_t)mc.tok_rows) + 1) * (size_t)d);
@@ -432,7 +435,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         /* forward */
         rc = sp_sage_forward(&C.P, &D.g, &b->plan, &A);
         if (rc) break;
-        uint32_t nq = b->nq, nc = b->nq + b->nneg, nt = b->plan.n[mc.layers];
+        uint32_t nq = b->nq, nt = b->plan.n[mc.layers];
         size_t nd = (size_t)nt * d;
         if (nd > cap_dout) {
             float *t = realloc(dout, nd * 4);
@@ -442,21 +445,49 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         float loss, dtau = 0;
         const float *out = A.out;
         if (!tc.margin_loss) {
-            size_t need = (size_t)nq * nc;
-            if (need > cap_scratch) {
-                float *t = realloc(scratch, need * 4);
+            /* queries in blocks of train.inbatch: a block's candidates are its own positives plus the shared
+             * negatives, so the cost per pair does not grow with the batch */
+            uint32_t blk = (uint32_t)tc.inbatch < nq ? (uint32_t)tc.inbatch : nq, nneg = b->nneg;
+            size_t ncmax = (size_t)blk + nneg;
+            if ((size_t)blk * ncmax > cap_scratch) {
+                float *t = realloc(scratch, (size_t)blk * ncmax * 4);
                 if (!t) { rc = SP_ENOMEM; break; }
-                scratch = t, cap_scratch = need;
+                scratch = t, cap_scratch = (size_t)blk * ncmax;
             }
-            if (nq > pos_cap) {
-                int *t = realloc(pos_idx, 4 * (size_t)nq);
-                if (!t) { rc = SP_ENOMEM; break; }
-                pos_idx = t, pos_cap = nq;
+            if (ncmax > pos_cap) {
+                int *t = realloc(pos_idx, 4 * ncmax);
+                float *c2 = realloc(cand, 4 * ncmax * d), *dc2 = realloc(dcand, 4 * ncmax * d), *lq = realloc(cand_logq, 4 * ncmax);
+                uint64_t *ci = realloc(cand_id, 8 * ncmax);
+                if (t) pos_idx = t;
+                if (c2) cand = c2;
+                if (dc2) dcand = dc2;
+                if (lq) cand_logq = lq;
+                if (ci) cand_id = ci;
+                if (!t || !c2 || !dc2 || !lq || !ci) { rc = SP_ENOMEM; break; }
+                pos_cap = ncmax;
             }
-            for (uint32_t i = 0; i < nq; i++) pos_idx[i] = (int)i;
-            loss = nn_sampled_softmax(out, out + (size_t)nq * d, pos_idx, b->cid, b->logq, (int)nq, (int)nc, d, C.tau,
-                                      dout, dout + (size_t)nq * d, &dtau, scratch);
-            memset(dout + (size_t)(nq + nc) * d, 0, 4 * (nd - (size_t)(nq + nc) * d));
+            memset(dout, 0, 4 * nd);
+            loss = 0;
+            float *dneg = dout + (size_t)2 * nq * d;
+            for (uint32_t i0 = 0; i0 < nq; i0 += blk) {
+                uint32_t bq = nq - i0 < blk ? nq - i0 : blk, ncb = bq + nneg;
+                float wgt = (float)bq / (float)nq, dt = 0;
+                memcpy(cand, out + (size_t)(nq + i0) * d, 4 * (size_t)bq * d);
+                memcpy(cand + (size_t)bq * d, out + (size_t)2 * nq * d, 4 * (size_t)nneg * d);
+                memcpy(cand_id, b->cid + i0, 8 * (size_t)bq);
+                memcpy(cand_id + bq, b->cid + nq, 8 * (size_t)nneg);
+                memcpy(cand_logq, b->logq + i0, 4 * (size_t)bq);
+                memcpy(cand_logq + bq, b->logq + nq, 4 * (size_t)nneg);
+                for (uint32_t i = 0; i < bq; i++) pos_idx[i] = (int)i;
+                float l = nn_sampled_softmax(out + (size_t)i0 * d, cand, pos_idx, cand_id, cand_logq, (int)bq, (int)ncb, d,
+                                             C.tau, dout + (size_t)i0 * d, dcand, &dt, scratch);
+                loss += wgt * l;
+                dtau += wgt * dt;
+                for (size_t j = 0; j < (size_t)bq * d; j++) dout[(size_t)i0 * d + j] *= wgt;
+                float *dp = dout + (size_t)(nq + i0) * d;
+                for (size_t j = 0; j < (size_t)bq * d; j++) dp[j] = wgt * dcand[j];
+                for (size_t j = 0; j < (size_t)nneg * d; j++) dneg[j] += wgt * dcand[(size_t)bq * d + j];
+            }
         } else {
             const float *hard = b->nhard ? out + (size_t)(2 * nq + b->nneg) * d : NULL;
             loss = nn_max_margin(out, out + (size_t)nq * d, out + (size_t)2 * nq * d, hard, (int)nq, (int)b->nneg,
@@ -587,6 +618,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     free(dout);
     free(scratch);
     free(pos_idx);
+    free(cand);
+    free(dcand);
+    free(cand_logq);
+    free(cand_id);
     free(grow_buf);
     free(rows);
     free(touched);

@@ -39,13 +39,16 @@ float nn_sampled_softmax(const float *q, const float *c, const int *pos, const u
     }
     float itau = 1.0f / tau;
     nn_gemm(0, 1, nq, nc, d, itau, q, c, 0.0f, scratch); /* (nq, d)·(d, nc) / tau */
-    double loss = 0.0, st = 0.0; /* st = Σ ∂L/∂logit · s, for dtau */
+    /* Every loop below is branch-free and has no cross-iteration float reduction except through explicit
+     * lane arrays, so GCC vectorises it at -O3 without -ffast-math. */
+    enum { LANES = 16 };
+    double loss = 0.0, st = 0.0; /* st = Σ ∂L/∂logit · s (only when dtau is wanted without dq) */
     float inv_nq = 1.0f / (float)nq;
     for (int i = 0; i < nq; i++) {
         float *restrict s = scratch + (size_t)i * nc;
         int p = pos[i];
         float sp = s[p], zp = sp - (logq ? logq[p] : 0.0f);
-        /* z_j = s_j − logq_j, masked columns −inf (branch-free loops that vectorise) */
+        /* z_j = s_j − logq_j, masked columns −inf */
         if (logq)
             for (int j = 0; j < nc; j++) s[j] -= logq[j];
         if (cid) {
@@ -53,19 +56,26 @@ float nn_sampled_softmax(const float *q, const float *c, const int *pos, const u
             for (int j = 0; j < nc; j++) s[j] = cid[j] == pid ? -INFINITY : s[j];
             s[p] = zp; /* the positive is never masked */
         }
-        float mx = -INFINITY;
-        for (int j = 0; j < nc; j++) mx = s[j] > mx ? s[j] : mx;
-        /* e_j = exp(z_j − max); Σ e_j and Σ e_j·(z_j + logq_j) (= Σ e_j·s_j) for dtau */
-        float sum = 0.0f, es = 0.0f;
-        for (int j = 0; j < nc; j++) {
-            float z = s[j];
-            float e = nn_expf_fast(z - mx);
-            sum += e;
-            es += e * (z == -INFINITY ? 0.0f : z + (logq ? logq[j] : 0.0f));
-            s[j] = e;
-        }
+        float lane[LANES], mx = -INFINITY;
+        int j0 = nc - nc % LANES;
+        for (int l = 0; l < LANES; l++) lane[l] = -INFINITY;
+        for (int j = 0; j < j0; j += LANES)
+            for (int l = 0; l < LANES; l++) lane[l] = s[j + l] > lane[l] ? s[j + l] : lane[l];
+        for (int j = j0; j < nc; j++) mx = s[j] > mx ? s[j] : mx;
+        for (int l = 0; l < LANES; l++) mx = lane[l] > mx ? lane[l] : mx;
+        double es = 0.0;
+        if (dtau && !dq) /* Σ e_j·s_j needs the logits: a scalar pass, only in this rare combination */
+            for (int j = 0; j < nc; j++)
+                if (s[j] != -INFINITY) es += (double)nn_expf_fast(s[j] - mx) * (s[j] + (logq ? logq[j] : 0.0f));
+        for (int j = 0; j < nc; j++) s[j] = nn_expf_fast(s[j] - mx);
+        float sum = 0.0f;
+        for (int l = 0; l < LANES; l++) lane[l] = 0.0f;
+        for (int j = 0; j < j0; j += LANES)
+            for (int l = 0; l < LANES; l++) lane[l] += s[j + l];
+        for (int j = j0; j < nc; j++) sum += s[j];
+        for (int l = 0; l < LANES; l++) sum += lane[l];
         loss += log((double)sum) + mx - zp; /* logsumexp − logit of the positive */
-        st += ((double)es / sum - sp) / nq;
+        if (dtau && !dq) st += (es / sum - sp) / nq;
         float isum = inv_nq / sum;
         for (int j = 0; j < nc; j++) s[j] *= isum;
         s[p] -= inv_nq;
@@ -73,7 +83,14 @@ float nn_sampled_softmax(const float *q, const float *c, const int *pos, const u
     /* logit = ⟨q, c⟩/tau − logq: ∂logit/∂q = c/tau, ∂logit/∂tau = −s/tau */
     if (dq) nn_gemm(0, 0, nq, d, nc, itau, scratch, c, 0.0f, dq); /* (nq, nc)·(nc, d) */
     if (dc) nn_gemm(1, 0, nc, d, nq, itau, scratch, q, 0.0f, dc); /* (nc, nq)·(nq, d) */
-    if (dtau) *dtau = (float)(-st / tau);
+    if (dtau) {
+        /* Σ_ij g_ij s_ij = Σ_i ⟨q_i, dq_i⟩ (dq_i = Σ_j g_ij c_j / tau, s_ij = ⟨q_i, c_j⟩/tau) */
+        if (dq) {
+            st = 0.0;
+            for (int i = 0; i < nq; i++) st += nn_dot(q + (size_t)i * d, dq + (size_t)i * d, (size_t)d);
+        }
+        *dtau = (float)(-st / tau);
+    }
     return (float)(loss / nq);
 }
 

@@ -103,8 +103,11 @@ static const kdef SCHEMA[] = {
      "Sources started per rank per round: bounds the memory of walkers and visits in flight."},
     {"train", "epochs", T_INT, "10", R(0, 100000), NULL, 0, "Training epochs (train stage)."},
     {"train", "seed", T_INT, "1", R(0, 9.2e18), NULL, 0, "Seed of initialisation and minibatch sampling (train stage)."},
-    {"train", "batch", T_INT, "2048", R(1, 1 << 24), NULL, 0,
+    {"train", "batch", T_INT, "8192", R(1, 1 << 24), NULL, 0,
      "Training pairs per step over all ranks (each rank takes its share)."},
+    {"train", "inbatch", T_INT, "2048", R(1, 1 << 24), NULL, 0,
+     "softmax loss: queries are scored in blocks of this many; a block's candidates are its own positives plus "
+     "the step's shared negatives."},
     {"train", "negatives", T_INT, "2048", R(0, 1 << 24), NULL, 0,
      "Random negative pins per step, shared by every query of the step (besides the in-batch positives)."},
     {"train", "loss", T_ENUM, "softmax", R(0, 0), "softmax|margin", 0,

@@ -210,25 +210,17 @@ void sp_sage_convolve(const sp_sage_params *P, int k, uint32_t n, const float *h
                       const uint64_t *poff, const uint32_t *pidx, const float *pw, const uint64_t *boff,
                       const uint32_t *bidx, const float *bw, float *x, float *z, float *nrm, float *h) {
     int d = P->c.d;
-    /* x = [h_self ; Σ α m (pins) ; Σ α m (boards)]: pool into the right column blocks via a row stride */
-    for (uint32_t i = 0; i < n; i++) {
-        float *xi = x + (size_t)i * 3 * d;
-        memcpy(xi, hself + (size_t)i * d, sizeof(float) * d);
-        float *xp = xi + d, *xb = xi + 2 * d;
-        memset(xp, 0, sizeof(float) * 2 * d);
-        for (uint64_t j = poff[i]; j < poff[i + 1]; j++) {
-            const float *mv = m + (size_t)pidx[j] * d;
-            float a = pw[j];
-            for (int c = 0; c < d; c++) xp[c] += a * mv[c];
-        }
-        for (uint64_t j = boff[i]; j < boff[i + 1]; j++) {
-            const float *mv = m + (size_t)bidx[j] * d;
-            float a = bw[j];
-            for (int c = 0; c < d; c++) xb[c] += a * mv[c];
-        }
-    }
-    nn_linear_fwd(z, x, P->p[SP_P_W][k - 1], P->p[SP_P_WB][k - 1], (int)n, 3 * d, d);
-    nn_relu_fwd(z, z, (size_t)n * d);
+    /* x holds three (n, d) blocks: [h_self | Σ α m over pins | Σ α m over boards];
+     * z = h_self W_0 + pins W_1 + boards W_2 + w with W = [W_0; W_1; W_2] (3d, d) */
+    size_t nd = (size_t)n * d, dd = (size_t)d * d;
+    float *xs = x, *xp = x + nd, *xb = x + 2 * nd;
+    if (xs != hself) memcpy(xs, hself, 4 * nd);
+    nn_pool_fwd(xp, m, pidx, pw, poff, (int)n, d);
+    nn_pool_fwd(xb, m, bidx, bw, boff, (int)n, d);
+    const float *W = P->p[SP_P_W][k - 1], *wb = P->p[SP_P_WB][k - 1];
+    for (uint32_t i = 0; i < n; i++) memcpy(z + (size_t)i * d, wb, 4 * (size_t)d);
+    for (int blk = 0; blk < 3; blk++) nn_gemm(0, 0, (int)n, d, d, 1.f, x + blk * nd, W + blk * dd, 1.f, z);
+    nn_relu_fwd(z, z, nd);
     nn_l2norm_fwd(h, nrm, z, (int)n, d);
 }
 
@@ -343,23 +335,21 @@ int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_s
         float *dZ = dH; /* in place */
         nn_l2norm_bwd(dZ, dZ, a->H[k], a->nrm[k], (int)n, d);
         nn_relu_bwd(dZ, dZ, a->Z[k], (size_t)n * d);
-        float *dX = a->tmp; /* (n, 3d) */
-        nn_linear_bwd(dX, G->p[SP_P_W][k - 1], G->p[SP_P_WB][k - 1], dZ, a->X[k], P->p[SP_P_W][k - 1], (int)n,
-                      3 * d, d);
+        float *dX = a->tmp; /* three (n, d) blocks, like X */
+        size_t nd = (size_t)n * d, dd = (size_t)d * d;
+        const float *W = P->p[SP_P_W][k - 1];
+        float *dW = G->p[SP_P_W][k - 1], *dwb = G->p[SP_P_WB][k - 1];
+        for (int blk = 0; blk < 3; blk++) {
+            nn_gemm(0, 1, (int)n, d, d, 1.f, dZ, W + blk * dd, 0.f, dX + blk * nd);     /* dX_b = dZ W_bᵀ */
+            nn_gemm(1, 0, d, d, (int)n, 1.f, a->X[k] + blk * nd, dZ, 1.f, dW + blk * dd); /* dW_b += X_bᵀ dZ */
+        }
+        for (uint32_t i = 0; i < n; i++)
+            for (int c = 0; c < d; c++) dwb[c] += dZ[(size_t)i * d + c];
         /* dM (nm, d) from the pooled blocks; dHprev (nm, d) from the self block and through M */
         float *dM = dH; /* dH no longer needed: reuse tmp2 */
         memset(dM, 0, sizeof(float) * (size_t)nm * d);
-        for (uint32_t i = 0; i < n; i++) {
-            const float *dxp = dX + (size_t)i * 3 * d + d, *dxb = dxp + d;
-            for (uint64_t j = pl->poff[k][i]; j < pl->poff[k][i + 1]; j++) {
-                float *r = dM + (size_t)pl->pidx[k][j] * d, w = pl->pw[k][j];
-                for (int c = 0; c < d; c++) r[c] += w * dxp[c];
-            }
-            for (uint64_t j = pl->boff[k][i]; j < pl->boff[k][i + 1]; j++) {
-                float *r = dM + (size_t)pl->bidx[k][j] * d, w = pl->bw[k][j];
-                for (int c = 0; c < d; c++) r[c] += w * dxb[c];
-            }
-        }
+        nn_pool_bwd(dM, dX + nd, pl->pidx[k], pl->pw[k], pl->poff[k], (int)n, d);
+        nn_pool_bwd(dM, dX + 2 * nd, pl->bidx[k], pl->bw[k], pl->boff[k], (int)n, d);
         nn_relu_bwd(dM, dM, a->M[k - 1], (size_t)nm * d);
         /* dHprev = dM Qᵀ (+ self scatter); needs its own buffer: use X[k]'s storage? It is (n, 3d) and may be
          * smaller than nm. Use tmp after dX is consumed: scatter the self part first into a saved copy. */
@@ -369,7 +359,7 @@ int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_s
                       (int)nm, d, d);
         for (uint32_t i = 0; i < n; i++) {
             float *r = dHprev + (size_t)pl->self[k][i] * d;
-            const float *s = dX + (size_t)i * 3 * d;
+            const float *s = dX + (size_t)i * d; /* self block */
             for (int c = 0; c < d; c++) r[c] += s[c];
         }
         if (k - 1 >= 1) {

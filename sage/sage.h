@@ -92,7 +92,7 @@ typedef struct {
     float *Z[SP_SAGE_MAXK + 1];  /* (n[k], d): pre-normalisation, post-ReLU (k >= 1) */
     float *nrm[SP_SAGE_MAXK + 1];/* (n[k]) */
     float *M[SP_SAGE_MAXK + 1];  /* (n[k-1], d): ReLU(Q_k h + q_k) */
-    float *X[SP_SAGE_MAXK + 1];  /* (n[k], 3d): [h_self ; pooled pins ; pooled boards] */
+    float *X[SP_SAGE_MAXK + 1];  /* 3 x (n[k], d) blocks: h_self, pooled pins, pooled boards */
     float *A, *Y, *out, *ynrm;   /* head: (n[K], d) ×3, (n[K]) */
     float *tmp, *tmp2;           /* scratch */
     size_t cap[SP_SAGE_MAXK + 1], capK, captmp;
@@ -113,7 +113,8 @@ int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_s
 void sp_sage_input(const sp_sage_params *P, const sp_sage_graph *g, const uint32_t *nodes, uint32_t n, float *h);
 /* One CONVOLVE layer k (1-based) given m = ReLU(Q_k h + q_k) rows of the
  * previous level and this level's self vectors and neighbour lists (indices
- * into m): writes x (n, 3d), z (n, d), nrm (n) and h (n, d). */
+ * into m): writes x (three (n, d) blocks: self, pooled pins, pooled boards),
+ * z (n, d), nrm (n) and h (n, d). hself may alias x. */
 void sp_sage_convolve(const sp_sage_params *P, int k, uint32_t n, const float *hself, const float *m,
                       const uint64_t *poff, const uint32_t *pidx, const float *pw, const uint64_t *boff,
                       const uint32_t *bidx, const float *bw, float *x, float *z, float *nrm, float *h);

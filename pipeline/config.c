@@ -150,6 +150,8 @@ static const kdef SCHEMA[] = {
      "Held-out user-item lists (LightGCN format: 'user item item ...'; user k is board k) scored by full ranking; "
      "none = no held-out data."},
     {"eval", "k", T_INT, "20", R(1, 100000), NULL, 0, "Cut-off K of recall@K and NDCG@K."},
+    {"eval", "min_recall", T_F64, "0", R(0, 1), NULL, 0,
+     "Quality gate: the eval stage fails (exit 5, nothing published) when recall@K on eval.test is below this; 0 = off."},
     {"kafka", "brokers", T_STR, "localhost:9092", R(0, 0), NULL, 0, "bootstrap.servers of the events topic."},
     {"kafka", "topic", T_STR, "sagepipe-events", R(0, 0), NULL, 0, "Topic of the user actions (JSON, key = user id)."},
     {"kafka", "group", T_STR, "sagepipe", R(0, 0), NULL, 0,

@@ -1,0 +1,361 @@
+/* eval stage: held-out quality of the date's item embeddings (full-ranking
+ * recall@K / NDCG@K on eval.test, users = boards by id, a board's own pins
+ * excluded as train items: the LightGCN protocol), drift against the previous
+ * date (mean cosine of the pins both dates embed, top-10 neighbour overlap
+ * of a fixed sample), the loss and held-out curves of training, and the
+ * quality gate (eval.min_recall: below it the stage fails with exit 5 and
+ * nothing is published). Writes eval/report.json and eval/report.html. Rank 0
+ * computes; the other ranks wait for the agreed result. */
+#include "eval_stage.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dist.h"
+#include "fsutil.h"
+#include "ingest.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+#include "report.h"
+#include "sfile.h"
+#include "sp_base.h"
+#include "userlists.h"
+
+typedef struct {
+    uint64_t n[2];      /* pins, boards */
+    uint64_t *ids[2];
+    float *vec[2];
+    int d;
+} emb_set;
+
+static void emb_free(emb_set *e) {
+    for (int t = 0; t < 2; t++) free(e->ids[t]), free(e->vec[t]);
+    memset(e, 0, sizeof *e);
+}
+
+/* Every infer part of the date in ctx (any rank count), pins and boards. */
+static int emb_load(const sp_run_ctx *ctx, emb_set *e) {
+    memset(e, 0, sizeof *e);
+    int parts, rc = sp_stage_ranks(ctx, "infer", &parts);
+    char path[PATH_MAX + 64];
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        uint64_t at[2] = {0, 0};
+        for (int r = 0; r < parts && !rc; r++) {
+            sp_sfile_r *f;
+            sp_stage_part(ctx, "infer", r, parts, NULL, 0, path, sizeof path);
+            if ((rc = sp_sfile_open(&f, path, "emb"))) break;
+            const uint64_t *meta;
+            uint64_t nm;
+            rc = sp_sfile_get(f, "meta", 8, (const void **)&meta, &nm);
+            if (!rc && (nm != 4 || meta[2] < 1 || meta[2] > 4096 || (e->d && (uint64_t)e->d != meta[2])))
+                rc = sp_err(SP_EFORMAT, "%s: bad meta", path);
+            if (!rc) e->d = (int)meta[2];
+            for (int t = 0; t < 2 && !rc; t++) {
+                const uint64_t *ids;
+                const float *v;
+                uint64_t n, nv;
+                rc = sp_sfile_get(f, t ? "board_ids" : "pin_ids", 8, (const void **)&ids, &n);
+                if (!rc) rc = sp_sfile_get(f, t ? "board_vecs" : "pin_vecs", 4, (const void **)&v, &nv);
+                if (!rc && nv != n * (uint64_t)e->d) rc = sp_err(SP_EFORMAT, "%s: vectors do not match ids", path);
+                if (!rc && pass) {
+                    memcpy(e->ids[t] + at[t], ids, 8 * n);
+                    memcpy(e->vec[t] + at[t] * e->d, v, 4 * n * e->d);
+                }
+                at[t] += n;
+            }
+            sp_sfile_close(f);
+        }
+        if (!rc && !pass)
+            for (int t = 0; t < 2 && !rc; t++) {
+                e->n[t] = at[t];
+                e->ids[t] = malloc(8 * (at[t] + 1));
+                e->vec[t] = malloc(4 * (at[t] * e->d + 1));
+                if (!e->ids[t] || !e->vec[t]) rc = SP_ENOMEM;
+            }
+    }
+    if (rc) emb_free(e);
+    return rc;
+}
+
+/* Pin id -> row, by sorting (id, row) pairs. */
+typedef struct { uint64_t id, row; } idrow;
+static int cmp_idrow(const void *a, const void *b) {
+    const idrow *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+static uint64_t lookup(const idrow *v, uint64_t n, uint64_t id) {
+    uint64_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint64_t m = (lo + hi) / 2;
+        if (v[m].id < id) lo = m + 1;
+        else hi = m;
+    }
+    return lo < n && v[lo].id == id ? v[lo].row : UINT64_MAX;
+}
+
+/* Full-ranking recall/NDCG@k of boards (as users, by id) against pins (items, by id). */
+static int held_out(const sp_run_ctx *ctx, const emb_set *e, const char *test_path, int k, double *recall,
+                    double *ndcg, uint64_t *users) {
+    sp_lists test = {0}, train = {0};
+    int rc = sp_lists_load_lightgcn(test_path, &test, NULL);
+    if (rc) return rc;
+    uint64_t nu = test.n, ni = test.ncols;
+    for (uint64_t i = 0; i < e->n[1]; i++) nu = e->ids[1][i] + 1 > nu ? e->ids[1][i] + 1 : nu;
+    for (uint64_t i = 0; i < e->n[0]; i++) ni = e->ids[0][i] + 1 > ni ? e->ids[0][i] + 1 : ni;
+    if (nu > (1u << 28) || ni > (1u << 28)) {
+        sp_lists_free(&test);
+        return sp_err(SP_EINPUT, "eval: ids up to %" PRIu64 "/%" PRIu64 " are too large to score densely", nu, ni);
+    }
+    int d = e->d;
+    float *U = calloc(nu * d + 1, 4), *V = calloc(ni * d + 1, 4);
+    if (!U || !V) rc = SP_ENOMEM;
+    for (uint64_t i = 0; !rc && i < e->n[1]; i++) memcpy(U + e->ids[1][i] * d, e->vec[1] + i * d, 4 * (size_t)d);
+    for (uint64_t i = 0; !rc && i < e->n[0]; i++) memcpy(V + e->ids[0][i] * d, e->vec[0] + i * d, 4 * (size_t)d);
+    /* train items of user k = the pins of board k in the ingest parts */
+    int parts = 0;
+    if (!rc) rc = sp_stage_ranks(ctx, "ingest", &parts);
+    train.n = (uint32_t)nu, train.ncols = (uint32_t)ni;
+    train.off = calloc(nu + 1, 8);
+    if (!rc && !train.off) rc = SP_ENOMEM;
+    char path[PATH_MAX + 64];
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        uint64_t *fill = pass ? calloc(nu + 1, 8) : NULL;
+        if (pass && !fill) rc = SP_ENOMEM;
+        for (int r = 0; r < parts && !rc; r++) {
+            sp_sfile_r *f;
+            const sp_edge_rec *ed;
+            uint64_t ne;
+            sp_stage_part(ctx, "ingest", r, parts, NULL, 0, path, sizeof path);
+            if ((rc = sp_sfile_open(&f, path, "ingest"))) break;
+            rc = sp_sfile_get(f, "edges", sizeof *ed, (const void **)&ed, &ne);
+            for (uint64_t i = 0; !rc && i < ne; i++) {
+                if (ed[i].board >= nu || ed[i].pin >= ni) continue;
+                if (!pass) train.off[ed[i].board + 1]++;
+                else train.idx[train.off[ed[i].board] + fill[ed[i].board]++] = (uint32_t)ed[i].pin;
+            }
+            sp_sfile_close(f);
+        }
+        if (!rc && !pass) {
+            for (uint64_t u = 0; u < nu; u++) train.off[u + 1] += train.off[u];
+            train.idx = malloc(4 * (train.off[nu] + 1));
+            if (!train.idx) rc = SP_ENOMEM;
+        }
+        free(fill);
+    }
+    uint32_t ks[1] = {(uint32_t)k};
+    sp_topk_result res;
+    if (!rc) rc = sp_metrics_topk(U, (uint32_t)nu, V, (uint32_t)ni, (uint32_t)d, &train, &test, ks, 1, 1, &res);
+    if (!rc) *recall = res.recall[0], *ndcg = res.ndcg[0], *users = res.users;
+    free(U);
+    free(V);
+    free(train.off);
+    free(train.idx);
+    sp_lists_free(&test);
+    return rc;
+}
+
+/* Drift of pins against the previous date: mean cosine over common ids, and
+ * the mean overlap of the top-10 neighbours (by dot product among the common
+ * pins) of up to 1000 sample pins. */
+static int drift(const emb_set *a, const emb_set *b, double *cosine, double *overlap, uint64_t *common) {
+    *cosine = *overlap = NAN;
+    *common = 0;
+    if (a->d != b->d || !a->n[0] || !b->n[0]) return SP_OK;
+    int d = a->d;
+    idrow *ib = malloc(sizeof *ib * (b->n[0] + 1));
+    uint64_t *ra = malloc(8 * (a->n[0] + 1)), *rb = malloc(8 * (a->n[0] + 1));
+    if (!ib || !ra || !rb) {
+        free(ib), free(ra), free(rb);
+        return SP_ENOMEM;
+    }
+    for (uint64_t i = 0; i < b->n[0]; i++) ib[i] = (idrow){b->ids[0][i], i};
+    qsort(ib, b->n[0], sizeof *ib, cmp_idrow);
+    uint64_t m = 0;
+    double cs = 0;
+    for (uint64_t i = 0; i < a->n[0]; i++) {
+        uint64_t j = lookup(ib, b->n[0], a->ids[0][i]);
+        if (j == UINT64_MAX) continue;
+        ra[m] = i, rb[m] = j, m++;
+        const float *x = a->vec[0] + i * d, *y = b->vec[0] + j * d;
+        double xy = 0, xx = 0, yy = 0;
+        for (int c = 0; c < d; c++) xy += (double)x[c] * y[c], xx += (double)x[c] * x[c], yy += (double)y[c] * y[c];
+        cs += xx > 0 && yy > 0 ? xy / sqrt(xx * yy) : 0;
+    }
+    *common = m;
+    int rc = SP_OK;
+    if (m >= 20) {
+        *cosine = cs / (double)m;
+        uint64_t ns = m < 1000 ? m : 1000;
+        float *A = malloc(4 * m * d), *B = malloc(4 * m * d), *S = malloc(4 * ns * m);
+        if (!A || !B || !S) rc = SP_ENOMEM;
+        for (uint64_t i = 0; !rc && i < m; i++) {
+            memcpy(A + i * d, a->vec[0] + ra[i] * d, 4 * (size_t)d);
+            memcpy(B + i * d, b->vec[0] + rb[i] * d, 4 * (size_t)d);
+        }
+        uint32_t *top[2] = {malloc(4 * ns * 10), malloc(4 * ns * 10)};
+        float *Q = malloc(4 * ns * d);
+        if (!top[0] || !top[1] || !Q) rc = SP_ENOMEM;
+        for (int side = 0; side < 2 && !rc; side++) {
+            const float *X = side ? B : A;
+            /* sample rows evenly spaced over the common pins (deterministic) */
+            for (uint64_t s = 0; s < ns; s++) memcpy(Q + s * d, X + (s * m / ns) * d, 4 * (size_t)d);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ns, (int)m, d, 1.f, Q, d, X, d, 0.f, S, (int)m);
+            for (uint64_t s = 0; s < ns; s++) {
+                const float *row = S + s * m;
+                uint64_t self = s * m / ns;
+                uint32_t *tp = top[side] + s * 10;
+                float tv[10];
+                int nt = 0;
+                for (uint64_t j = 0; j < m; j++) {
+                    if (j == self) continue;
+                    float v = row[j];
+                    if (nt < 10 || v > tv[nt - 1]) {
+                        int p = nt < 10 ? nt++ : 9;
+                        while (p > 0 && tv[p - 1] < v) tv[p] = tv[p - 1], tp[p] = tp[p - 1], p--;
+                        tv[p] = v, tp[p] = (uint32_t)j;
+                    }
+                }
+                for (int t = nt; t < 10; t++) tp[t] = UINT32_MAX;
+            }
+        }
+        if (!rc) {
+            double ov = 0;
+            for (uint64_t s = 0; s < ns; s++) {
+                const uint32_t *x = top[0] + s * 10, *y = top[1] + s * 10;
+                int same = 0;
+                for (int i = 0; i < 10; i++)
+                    for (int j = 0; j < 10; j++) same += x[i] != UINT32_MAX && x[i] == y[j];
+                ov += same / 10.0;
+            }
+            *overlap = ov / (double)ns;
+        }
+        free(top[0]), free(top[1]), free(Q);
+        free(A), free(B), free(S);
+    }
+    free(ib), free(ra), free(rb);
+    return rc;
+}
+
+/* Reads a TSV log with a header; column xcol / ycol as a series. */
+static int read_series(const char *path, int xcol, int ycol, sp_report_point **pts, size_t *n) {
+    *pts = NULL, *n = 0;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = sp_read_file(path, &text, &len);
+    if (rc == ENOENT) return SP_OK;
+    if (rc) return rc;
+    size_t cap = 0;
+    char *save = NULL;
+    int line = 0;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save), line++) {
+        if (!line) continue; /* header */
+        double v[8];
+        int c = 0;
+        char *s2 = NULL;
+        for (char *f = strtok_r(l, "\t", &s2); f && c < 8; f = strtok_r(NULL, "\t", &s2)) v[c++] = strtod(f, NULL);
+        if (c <= xcol || c <= ycol) continue;
+        if (sp_grow((void **)pts, &cap, *n + 1, sizeof **pts)) {
+            free(text);
+            return SP_ENOMEM;
+        }
+        (*pts)[(*n)++] = (sp_report_point){v[xcol], v[ycol]};
+    }
+    free(text);
+    return SP_OK;
+}
+
+static void prev_date_ctx(const sp_run_ctx *ctx, sp_run_ctx *prev, char *date_buf) {
+    *prev = *ctx;
+    time_t t = (time_t)((ctx->day_ms - SP_DAY_MS) / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(date_buf, 16, "%Y-%m-%d", &tm);
+    prev->date = date_buf;
+    prev->day_ms = ctx->day_ms - SP_DAY_MS;
+    snprintf(prev->date_dir, sizeof prev->date_dir, "%s/%s", sp_config_str(ctx->cfg, "pipeline", "work_dir"), date_buf);
+}
+
+int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
+    const sp_config *cfg = ctx->cfg;
+    int rc = SP_OK, gate_failed = 0;
+    double recall = NAN, ndcg = NAN, cosine = NAN, overlap = NAN;
+    uint64_t users = 0, common = 0;
+    int k = (int)sp_config_int(cfg, "eval", "k");
+    double min_recall = sp_config_f64(cfg, "eval", "min_recall");
+    const char *test = sp_config_str(cfg, "eval", "test");
+    if (ctx->rank == 0) {
+        emb_set cur, prev = {0};
+        rc = emb_load(ctx, &cur);
+        if (!rc && strcmp(test, "none")) rc = held_out(ctx, &cur, test, k, &recall, &ndcg, &users);
+        if (!rc) {
+            sp_run_ctx pc;
+            char pdate[16];
+            prev_date_ctx(ctx, &pc, pdate);
+            const sp_stage_def *inf = sp_stage_find("infer");
+            uint64_t dg;
+            if (!sp_stage_check_done(&pc, inf, &dg) && !emb_load(&pc, &prev)) {
+                rc = drift(&cur, &prev, &cosine, &overlap, &common);
+                emb_free(&prev);
+            }
+            sp_err_clear();
+        }
+        /* report */
+        char path[PATH_MAX + 64], dir[PATH_MAX + 64], kname[2][32];
+        snprintf(kname[0], sizeof kname[0], "recall@%d", k);
+        snprintf(kname[1], sizeof kname[1], "ndcg@%d", k);
+        sp_report_metric m[6] = {{kname[0], recall}, {kname[1], ndcg}, {"eval_users", (double)users},
+                                 {"drift_mean_cosine", cosine}, {"drift_top10_overlap", overlap},
+                                 {"drift_common_pins", (double)common}};
+        sp_report_point *loss = NULL, *evc = NULL;
+        size_t nloss = 0, nev = 0;
+        if (!rc) {
+            sp_stage_path(ctx, "train", "loss.tsv", path, sizeof path);
+            rc = read_series(path, 1, 2, &loss, &nloss);
+        }
+        if (!rc) {
+            sp_stage_path(ctx, "train", "eval.tsv", path, sizeof path);
+            rc = read_series(path, 2, 3, &evc, &nev);
+        }
+        sp_report_series s1 = {"training loss", loss, nloss}, s2 = {kname[0], evc, nev};
+        sp_report_chart charts[2] = {{"Training loss", "step", "loss", &s1, 1},
+                                     {"Held-out quality during training", "training seconds", kname[0], &s2, 1}};
+        char gate_note[160];
+        snprintf(gate_note, sizeof gate_note, "Quality gate: %s >= %g: %s.", kname[0], min_recall,
+                 min_recall <= 0 ? "off" : recall >= min_recall ? "passed" : "FAILED, nothing published");
+        const char *notes[2] = {"Held-out protocol: full ranking over all pins, each board's own pins excluded "
+                                "(LightGCN); boards stand for users by id.",
+                                gate_note};
+        sp_report rep = {"sagepipe eval", ctx->date, NULL, m, 6, charts, nev ? 2 : 1, NULL, 0, notes, 2};
+        if (!rc) {
+            sp_stage_path(ctx, "eval", NULL, dir, sizeof dir);
+            rc = sp_report_write(&rep, dir);
+        }
+        for (int i = 0; !rc && i < 2; i++) {
+            const char *f = i ? "report.html" : "report.json";
+            uint64_t bytes, xxh;
+            sp_stage_path(ctx, "eval", f, path, sizeof path);
+            rc = sp_file_digest(path, &bytes, &xxh);
+            if (!rc) sp_stage_output(res, f, bytes, xxh);
+        }
+        free(loss);
+        free(evc);
+        emb_free(&cur);
+        if (!rc && min_recall > 0 && !(recall >= min_recall)) {
+            gate_failed = 1;
+            rc = sp_err(SP_EQUALITY, "quality gate: %s = %.5f is below eval.min_recall %g (report: %s/report.html)",
+                        kname[0], recall, min_recall, dir);
+        }
+        SP_INFO("eval", "%s=%.5f %s=%.5f users=%" PRIu64 " drift_cosine=%.4f drift_overlap=%.4f gate=%s", kname[0],
+                recall, kname[1], ndcg, users, cosine, overlap, gate_failed ? "failed" : "ok");
+    }
+    rc = sp_dist_agree(rc);
+    sp_stage_count(res, "eval_users", users);
+    return rc;
+}

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +26,41 @@ int sp_mkdir_p(const char *dir) {
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return sp_err(SP_EIO, "%s: not a directory", dir);
     return SP_OK;
+}
+
+int sp_read_file(const char *path, char **buf, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return sp_err(errno == ENOENT ? SP_EUSAGE : SP_EIO, "cannot open %s: %s", path, strerror(errno));
+    char *b = NULL;
+    size_t cap = 0, n = 0;
+    int rc = SP_OK;
+    for (;;) {
+        if (n + 1 >= cap && sp_grow((void **)&b, &cap, n + 65536, 1)) {
+            rc = SP_ENOMEM;
+            break;
+        }
+        size_t r = fread(b + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    if (!rc && ferror(f)) rc = sp_err(SP_EIO, "cannot read %s", path);
+    fclose(f);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return SP_OK;
+}
+
+int sp_fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return sp_err(SP_EIO, "cannot open directory %s: %s", dir, strerror(errno));
+    int rc = fsync(fd) && errno != EINVAL ? sp_err(SP_EIO, "cannot sync directory %s: %s", dir, strerror(errno)) : SP_OK;
+    close(fd);
+    return rc;
 }
 
 int sp_write_atomic(const char *path, const char *data, size_t len) {

@@ -17,6 +17,7 @@
 #include "walks_stage.h"
 #include "import.h"
 #include "log.h"
+#include "reader_cmds.h"
 #include "sp_base.h"
 #include "stage.h"
 #include "tsv.h"
@@ -27,9 +28,9 @@ static const char *USAGE =
     "usage:\n"
     "  sagepipe run    --config FILE --date YYYY-MM-DD [--from STAGE] [--to STAGE] [--force] [--set k=v]...\n"
     "  sagepipe job    STAGE --config FILE --date YYYY-MM-DD [--force] [--set k=v]...\n"
-    "  sagepipe get    --manifest FILE ID...              (not implemented yet)\n"
-    "  sagepipe verify --manifest FILE                    (not implemented yet)\n"
-    "  sagepipe nn     --manifest FILE --id ID [-k 10]    (not implemented yet)\n"
+    "  sagepipe get    --manifest FILE ID...\n"
+    "  sagepipe verify --manifest FILE\n"
+    "  sagepipe nn     --manifest FILE --id ID [-k 10]\n"
     "  sagepipe eval   ...                                (not implemented yet)\n"
     "  sagepipe import lightgcn DATA_DIR OUT_DIR\n"
     "  sagepipe import s3rec SEQ_FILE OUT_DIR [--attributes JSON] [--holdout N]\n"
@@ -448,7 +449,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "gen")) return cmd_gen(argc - 2, argv + 2);
     if (!strcmp(cmd, "config")) return cmd_config(argc - 2, argv + 2);
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 2, argv + 2);
-    if (!strcmp(cmd, "get") || !strcmp(cmd, "verify") || !strcmp(cmd, "nn") || !strcmp(cmd, "eval")) {
+    if (!strcmp(cmd, "get")) return sp_cmd_get(argc - 2, argv + 2);
+    if (!strcmp(cmd, "verify")) return sp_cmd_verify(argc - 2, argv + 2);
+    if (!strcmp(cmd, "nn")) return sp_cmd_nn(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) {
         if (has_help(argc - 2, argv + 2)) {
             fputs(USAGE, stdout);
             return 0;

@@ -1,5 +1,6 @@
 /* stages: the DAG (DESIGN §4) in order, with what each stage's output
  * depends on. Stages with run == NULL are not built yet and say so. */
+#include "export.h"
 #include "graph_stage.h"
 #include "ingest.h"
 #include "stage.h"
@@ -21,7 +22,6 @@ static const char *const U_INGEST[] = {"ingest", NULL};
 static const char *const U_WALKS[] = {"walks", NULL};
 static const char *const U_TRAIN[] = {"train", NULL};
 static const char *const U_INFER[] = {"infer", NULL};
-static const char *const U_USERS[] = {"infer", "users", NULL};
 static const char *const U_EVAL[] = {"export", NULL};
 static const char *const U_PUBLISH[] = {"export", "eval", NULL};
 
@@ -33,7 +33,7 @@ const sp_stage_def sp_stages[] = {
     {"train", S_TRAIN, U_WALKS, NULL, NULL, "multi-task training of the item and user encoders"},
     {"infer", S_INFER, U_TRAIN, NULL, NULL, "layer-wise inference of every pin and board"},
     {"users", S_USERS, U_INFER, NULL, NULL, "user histories and user embeddings"},
-    {"export", S_EXPORT, U_USERS, NULL, NULL, "LMDB shards + manifest, verified, published"},
+    {"export", S_EXPORT, U_INFER, sp_export_run, NULL, "LMDB shards + manifest, verified, published"},
     {"eval", S_EVAL, U_EVAL, NULL, NULL, "held-out quality, drift, quality gate"},
     {"publish", S_KAFKA, U_PUBLISH, NULL, NULL, "announce the manifest on Kafka"},
 };

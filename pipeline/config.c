@@ -106,6 +106,11 @@ static const kdef SCHEMA[] = {
      "Shard root: shards and MANIFEST.json land in <dir>/<date>/ (export stage)."},
     {"export", "nshards", T_INT, "16", R(1, 65536), NULL, 0, "Shards per entity kind."},
     {"export", "dtype", T_ENUM, "f32", R(0, 0), "f32|f16|i8", 0, "Vector encoding in the shards."},
+    {"export", "users", T_ENUM, "none", R(0, 0), "none|boards|users", 0,
+     "Users entity: none; boards (user k gets board k's vector: benchmark imports where users are boards); "
+     "users (the users stage's vectors)."},
+    {"eval", "gate", T_BOOL, "false", R(0, 0), NULL, 0,
+     "Quality gate: export leaves `latest` unchanged and the eval stage flips it when the gate passes."},
     {"kafka", "brokers", T_STR, "localhost:9092", R(0, 0), NULL, 0, "bootstrap.servers of the events topic."},
     {"kafka", "topic", T_STR, "sagepipe-events", R(0, 0), NULL, 0, "Topic of the user actions (JSON, key = user id)."},
     {"kafka", "group", T_STR, "sagepipe", R(0, 0), NULL, 0, "Consumer group whose offsets are committed after ingest."},

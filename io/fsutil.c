@@ -29,6 +29,14 @@ int sp_mkdir_p(const char *dir) {
     return SP_OK;
 }
 
+int sp_fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return sp_err(SP_EIO, "cannot open directory %s: %s", dir, strerror(errno));
+    int rc = fsync(fd) && errno != EINVAL ? sp_err(SP_EIO, "cannot sync directory %s: %s", dir, strerror(errno)) : SP_OK;
+    close(fd);
+    return rc;
+}
+
 int sp_write_atomic(const char *path, const char *data, size_t len) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());

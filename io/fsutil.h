@@ -1,5 +1,6 @@
-/* fsutil: file-system helpers shared by every writer: mkdir -p, an atomic
- * small-file write (temp file, fsync, rename) and a whole small-file read. */
+/* fsutil: file-system helpers shared by every writer: mkdir -p, reading a whole
+ * file, a whole file's digest, fsync of a directory, and an atomic small-file
+ * write (temp file, fsync, rename). */
 #ifndef SP_FSUTIL_H
 #define SP_FSUTIL_H
 
@@ -8,6 +9,9 @@
 /* Creates dir and its parents (mode 0777 & umask); SP_EUSAGE for an empty or
  * over-long path, SP_EIO naming the component that failed or a non-directory. */
 int sp_mkdir_p(const char *dir);
+/* fsyncs a directory (makes renames and new names in it durable); SP_EIO
+ * naming it on failure (EINVAL, where a file system cannot, is fine). */
+int sp_fsync_dir(const char *dir);
 /* Writes len bytes to "<path>.tmp.<pid>", fsyncs, renames over path. SP_EIO
  * (with the path and errno text) on failure; the temporary file is removed. */
 int sp_write_atomic(const char *path, const char *data, size_t len);

@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "report.h"
 #include "sfile.h"
+#include "shard.h"
 #include "sp_base.h"
 #include "userlists.h"
 
@@ -351,6 +352,10 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             gate_failed = 1;
             rc = sp_err(SP_EQUALITY, "quality gate: %s = %.5f is below eval.min_recall %g (report: %s/report.html)",
                         kname[0], recall, min_recall, dir);
+        }
+        if (!rc && sp_config_bool(cfg, "eval", "gate")) {
+            rc = sp_shard_flip_latest(sp_config_str(cfg, "export", "dir"), ctx->date);
+            if (!rc) SP_INFO("eval_latest", "latest=%s reason=\"quality gate passed\"", ctx->date);
         }
         SP_INFO("eval", "%s=%.5f %s=%.5f users=%" PRIu64 " drift_cosine=%.4f drift_overlap=%.4f gate=%s", kname[0],
                 recall, kname[1], ndcg, users, cosine, overlap, gate_failed ? "failed" : "ok");

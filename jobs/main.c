@@ -18,6 +18,7 @@
 #include "walks_stage.h"
 #include "import.h"
 #include "log.h"
+#include "reader_cmds.h"
 #include "sp_base.h"
 #include "stage.h"
 #include "tsv.h"
@@ -28,9 +29,9 @@ static const char *USAGE =
     "usage:\n"
     "  sagepipe run    --config FILE --date YYYY-MM-DD [--from STAGE] [--to STAGE] [--force] [--set k=v]...\n"
     "  sagepipe job    STAGE --config FILE --date YYYY-MM-DD [--force] [--set k=v]...\n"
-    "  sagepipe get    --manifest FILE ID...              (not implemented yet)\n"
-    "  sagepipe verify --manifest FILE                    (not implemented yet)\n"
-    "  sagepipe nn     --manifest FILE --id ID [-k 10]    (not implemented yet)\n"
+    "  sagepipe get    --manifest FILE ID...\n"
+    "  sagepipe verify --manifest FILE\n"
+    "  sagepipe nn     --manifest FILE --id ID [-k 10]\n"
     "  sagepipe eval   ...                                (not implemented yet)\n"
     "  sagepipe import lightgcn DATA_DIR OUT_DIR\n"
     "  sagepipe import s3rec SEQ_FILE OUT_DIR [--attributes JSON] [--holdout N]\n"
@@ -41,7 +42,7 @@ static const char *USAGE =
     "  sagepipe --help | --version | COMMAND --help\n"
     "\n"
     "stages, in order: ingest graph walks train infer users export eval publish\n"
-    "  (built: ingest graph walks; the others answer \"not implemented yet\" with exit 2)\n"
+    "  (built: ingest graph walks train infer export eval publish; the others answer \"not implemented yet\" with exit 2)\n"
     "\n"
     "exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 input validation failed,\n"
     "            4 an external system failed (MPI peer, Kafka, disk), 5 quality gate failed\n"
@@ -159,6 +160,14 @@ static const char *status_name(sp_stage_status s) {
     return n[s];
 }
 
+/* 1 when a stage after i (up to last) lists stage i among its upstream stages. */
+static int needed_later(int i, int last) {
+    for (int j = i + 1; j <= last; j++)
+        for (const char *const *u = sp_stages[j].upstream; *u; u++)
+            if (!strcmp(*u, sp_stages[i].name)) return 1;
+    return 0;
+}
+
 static int cmd_run(int argc, char **argv, int is_job) {
     if (has_help(argc, argv)) {
         fputs(is_job ? HELP_JOB : HELP_RUN, stdout);
@@ -216,8 +225,17 @@ static int cmd_run(int argc, char **argv, int is_job) {
     static sp_stage_result results[16];
     int ran_to = first - 1;
     for (int i = first; i <= last && !rc; i++) {
-        rc = sp_stage_execute(&ctx, &sp_stages[i], a.force, &status[i], &secs[i], &results[i]);
         ran_to = i;
+        if (!is_job && !sp_stages[i].run && !needed_later(i, last)) {
+            /* an unbuilt stage that no later stage of this run reads (e.g. users while export.users != users) */
+            status[i] = SP_STAGE_NOTIMPL;
+            secs[i] = 0;
+            if (rank == 0)
+                SP_WARN("stage_not_implemented", "stage=%s action=skipped reason=\"no later stage reads it\"",
+                        sp_stages[i].name);
+            continue;
+        }
+        rc = sp_stage_execute(&ctx, &sp_stages[i], a.force, &status[i], &secs[i], &results[i]);
     }
     sp_log_set_stage(NULL);
     if (rank == 0 && !is_job) {
@@ -455,7 +473,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "gen")) return cmd_gen(argc - 2, argv + 2);
     if (!strcmp(cmd, "config")) return cmd_config(argc - 2, argv + 2);
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 2, argv + 2);
-    if (!strcmp(cmd, "get") || !strcmp(cmd, "verify") || !strcmp(cmd, "nn") || !strcmp(cmd, "eval")) {
+    if (!strcmp(cmd, "get")) return sp_cmd_get(argc - 2, argv + 2);
+    if (!strcmp(cmd, "verify")) return sp_cmd_verify(argc - 2, argv + 2);
+    if (!strcmp(cmd, "nn")) return sp_cmd_nn(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) {
         if (has_help(argc - 2, argv + 2)) {
             fputs(USAGE, stdout);
             return 0;

@@ -77,6 +77,11 @@ static int announce(const sp_run_ctx *ctx) {
 }
 
 int sp_publish_run(const sp_run_ctx *ctx, sp_stage_result *res) {
+    if (!sp_config_bool(ctx->cfg, "kafka", "publish")) {
+        if (ctx->rank == 0) SP_INFO("publish_off", "reason=\"kafka.publish = false: no message\"");
+        sp_stage_count(res, "messages", 0);
+        return SP_OK;
+    }
     int rc = ctx->rank == 0 ? announce(ctx) : SP_OK;
     sp_stage_count(res, "messages", ctx->rank == 0 && !rc ? 1 : 0);
     return rc;

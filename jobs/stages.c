@@ -1,6 +1,9 @@
 /* stages: the DAG (DESIGN §4) in order, with what each stage's output
  * depends on. Stages with run == NULL are not built yet and say so. */
+#include "export.h"
+#include "eval_stage.h"
 #include "graph_stage.h"
+#include "publish.h"
 #include "infer_stage.h"
 #include "ingest.h"
 #include "stage.h"
@@ -23,8 +26,7 @@ static const char *const U_INGEST[] = {"ingest", NULL};
 static const char *const U_TRAIN_IN[] = {"walks", "graph", "ingest", NULL};
 static const char *const U_INFER_IN[] = {"train", "walks", "graph", "ingest", NULL};
 static const char *const U_INFER[] = {"infer", NULL};
-static const char *const U_USERS[] = {"infer", "users", NULL};
-static const char *const U_EVAL[] = {"export", NULL};
+static const char *const U_EVAL[] = {"export", "infer", "train", "ingest", NULL};
 static const char *const U_PUBLISH[] = {"export", "eval", NULL};
 
 /* Upstream lists of not-yet-built stages are their intended inputs. */
@@ -35,8 +37,8 @@ const sp_stage_def sp_stages[] = {
     {"train", S_TRAIN, U_TRAIN_IN, sp_train_run, sp_train_digest, "multi-task training of the item and user encoders"},
     {"infer", S_INFER, U_INFER_IN, sp_infer_run, NULL, "layer-wise inference of every pin and board"},
     {"users", S_USERS, U_INFER, NULL, NULL, "user histories and user embeddings"},
-    {"export", S_EXPORT, U_USERS, NULL, NULL, "LMDB shards + manifest, verified, published"},
-    {"eval", S_EVAL, U_EVAL, NULL, NULL, "held-out quality, drift, quality gate"},
-    {"publish", S_KAFKA, U_PUBLISH, NULL, NULL, "announce the manifest on Kafka"},
+    {"export", S_EXPORT, U_INFER, sp_export_run, NULL, "LMDB shards + manifest, verified, published"},
+    {"eval", S_EVAL, U_EVAL, sp_eval_run, NULL, "held-out quality, drift, quality gate"},
+    {"publish", S_KAFKA, U_PUBLISH, sp_publish_run, NULL, "announce the manifest on Kafka"},
 };
 const int sp_nstages = (int)(sizeof sp_stages / sizeof sp_stages[0]);

@@ -506,10 +506,9 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             float extra[2] = {dtau * scale, loss * scale};
             if (!rc) rc = sp_dist_sum_f32(extra, 2);
             dtau = extra[0], loss = extra[1];
+            /* id/token rows: the union of the touched rows, then only those rows' gradients (packed below) */
             if (!rc && G.emb) rc = sp_dist_max_u8(touched, D.n);
-            if (!rc && G.emb) rc = sp_dist_sum_f32(G.emb, D.n * (size_t)d);
             if (!rc && G.tok) rc = sp_dist_max_u8(ttouched, (size_t)mc.tok_rows);
-            if (!rc && G.tok) rc = sp_dist_sum_f32(G.tok, (size_t)mc.tok_rows * d);
             if (rc) break;
         }
         float lr = nn_lr_at(s, tc.warmup, total, (float)tc.lr, (float)tc.lr_min);
@@ -533,9 +532,11 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                     tch[u] = 0;
                     nr++;
                 }
+            if (ctx->size > 1 && (rc = sp_dist_sum_f32(grow_buf, (size_t)nr * d))) break;
             nn_adam_rows(tab ? C.P.tok : C.P.emb, tab ? C.M.tok : C.M.emb, tab ? C.V.tok : C.V.emb, rows, grow_buf,
                          (int)nr, d, &adam_rows, t, lr);
         }
+        if (rc) break;
         loss_acc += loss;
         loss_n++;
         sp_progress_add(&prog, 1);

@@ -146,6 +146,11 @@ static const kdef SCHEMA[] = {
      "Shard root: shards and MANIFEST.json land in <dir>/<date>/ (export stage)."},
     {"export", "nshards", T_INT, "16", R(1, 65536), NULL, 0, "Shards per entity kind."},
     {"export", "dtype", T_ENUM, "f32", R(0, 0), "f32|f16|i8", 0, "Vector encoding in the shards."},
+    {"export", "users", T_ENUM, "none", R(0, 0), "none|boards|users", 0,
+     "Users entity: none; boards (user k gets board k's vector: benchmark imports where users are boards); "
+     "users (the users stage's vectors)."},
+    {"eval", "gate", T_BOOL, "false", R(0, 0), NULL, 0,
+     "Quality gate: export leaves `latest` unchanged and the eval stage flips it when the gate passes."},
     {"eval", "test", T_STR, "none", R(0, 0), NULL, 0,
      "Held-out user-item lists (LightGCN format: 'user item item ...'; user k is board k) scored by full ranking; "
      "none = no held-out data."},
@@ -161,6 +166,8 @@ static const kdef SCHEMA[] = {
      "Extra attempts of each broker call, with backoff 100 ms, 200 ms, ... (at most timeout_ms); then exit 4."},
     {"kafka", "timeout_ms", T_INT, "10000", R(100, 3600000), NULL, F_NODIGEST,
      "Limit of one broker call; reading fails when no message arrives for timeout_ms x (retries + 1)."},
+    {"kafka", "publish", T_BOOL, "false", R(0, 0), NULL, 0,
+     "The publish stage produces its message (true) or succeeds without one (false: no Kafka needed)."},
     {"kafka", "publish_topic", T_STR, "sagepipe-manifests", R(0, 0), NULL, 0,
      "Topic of the publish stage's one message per date (key = date, value = JSON naming the manifest)."},
 };

@@ -18,15 +18,17 @@ t_help() {
 check "help, version, unknown command" t_help
 
 t_not_impl() {
-    for c in get verify nn eval; do
+    for c in eval; do
         expect_exit 2 sp $c --manifest x
         grep -q "not implemented yet" "$E2E_ERR" || fail "$c should say not implemented yet"
     done
     write_config "$E2E_TMP/c.ini" "$E2E_TMP/in" "$E2E_TMP/w"
-    for st in users export eval publish; do
+    for st in users; do
         expect_exit 2 sp job $st --config "$E2E_TMP/c.ini" --date 2026-11-21
         grep -q "stage $st is not implemented yet" "$E2E_ERR" || fail "job $st"
     done
+    expect_exit 2 sp job export --config "$E2E_TMP/c.ini" --date 2026-11-21 # built; needs infer
+    grep -q "stage export needs stage infer" "$E2E_ERR" || fail "job export without infer"
     expect_exit 2 sp job nosuch --config "$E2E_TMP/c.ini" --date 2026-11-21
 }
 check "unbuilt commands and stages exit 2" t_not_impl

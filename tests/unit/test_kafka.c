@@ -165,6 +165,7 @@ static void test_publish(void) {
     snprintf(set, sizeof set, "kafka.brokers=%s", brokers);
     CHECK_RC(sp_config_set(cfg, set), SP_OK);
     CHECK_RC(sp_config_set(cfg, "kafka.publish_topic=pub"), SP_OK);
+    CHECK_RC(sp_config_set(cfg, "kafka.publish=true"), SP_OK);
     sp_run_ctx ctx = {.cfg = cfg, .date = "2025-11-22", .day_ms = T0, .rank = 0, .size = 1};
     static sp_stage_result res;
     /* no manifest yet: a usage error naming it */

@@ -1,0 +1,282 @@
+/* reader_cmds: verify / get / nn on a MANIFEST.json. Results go to stdout,
+ * messages to stderr. Exit codes: 0 ok, 2 usage (or no such manifest),
+ * 3 corrupt set or an id that is not in it, 4 I/O, 1 internal. */
+#include "reader_cmds.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "manifest.h"
+#include "sagepipe_reader.h"
+#include "sp_base.h"
+#include "tsv.h"
+
+static const char *HELP_VERIFY =
+    "usage: sagepipe verify --manifest FILE\n"
+    "Checks a shard set against its MANIFEST.json: every shard's size and xxh64, then every key (9 bytes,\n"
+    "a type of the entity, strictly ascending, routed to its shard by xxh64 of the big-endian id), every\n"
+    "value (the dtype's size, finite numbers) and every count. Prints one line per entity and a summary.\n"
+    "exit 0: all good; 3: corrupt (each bad shard named on stderr); 2: no such manifest.\n";
+static const char *HELP_GET =
+    "usage: sagepipe get --manifest FILE ID...\n"
+    "Looks up each ID (p123 pin, b7 board, u5 user) as a downstream service would (one shard, no scan)\n"
+    "and prints 'ID<TAB>v1 v2 ...' (the vector decoded to floats, %.9g), or 'ID<TAB>NOT_FOUND', one line\n"
+    "per ID in the order given. exit 0: all found; 3: some ID not in the set (or a corrupt set);\n"
+    "2: a malformed ID or no such manifest.\n";
+static const char *HELP_NN =
+    "usage: sagepipe nn --manifest FILE --id ID [-k 10]\n"
+    "Exact cosine nearest neighbours of ID among the entries of its entity (items: pins and boards;\n"
+    "users), by scanning every shard. Prints 'ID<TAB>cosine' for the k best, best first (ties by key),\n"
+    "the query itself left out. exit 0 ok; 3: ID not in the set or its vector is zero; 2: usage.\n";
+
+static int has_help(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+    return 0;
+}
+
+static int usage(const char *cmd, const char *what, const char *arg) {
+    fprintf(stderr, "sagepipe %s: %s%s\n(see sagepipe %s --help)\n", cmd, what, arg, cmd);
+    return SP_EXIT_USAGE;
+}
+
+/* Exit code of a reader library code, after printing it. */
+static int reader_fail(const char *cmd, int rc) {
+    fprintf(stderr, "sagepipe %s: %s: %s\n", cmd, spr_strerror(rc), spr_errmsg());
+    if (rc == ENOENT || rc == EINVAL) return SP_EXIT_USAGE;
+    if (rc == SPR_CORRUPT || rc == SPR_VERSION || rc == SPR_NOTFOUND || rc == SPR_NOTYPE) return SP_EXIT_INPUT;
+    if (rc == ENOMEM) return SP_EXIT_INTERNAL;
+    return SP_EXIT_EXTERNAL;
+}
+
+int sp_cmd_verify(int argc, char **argv) {
+    if (has_help(argc, argv)) {
+        fputs(HELP_VERIFY, stdout);
+        return 0;
+    }
+    if (argc != 2 || strcmp(argv[0], "--manifest")) return usage("verify", "expected --manifest FILE", "");
+    const char *path = argv[1];
+    sp_manifest m;
+    double t0 = sp_now();
+    int rc = sp_manifest_load(&m, path);
+    if (rc) {
+        fprintf(stderr, "sagepipe verify: %s: %s\n", sp_strerror(rc), sp_errmsg());
+        return sp_exit_code(rc);
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    sp_verify_report rep;
+    rc = sp_manifest_verify(&m, dir, &rep);
+    if (rc && rc != SP_EFORMAT) {
+        fprintf(stderr, "sagepipe verify: %s: %s\n", sp_strerror(rc), sp_errmsg());
+        sp_manifest_free(&m);
+        return sp_exit_code(rc);
+    }
+    for (int i = 0; i < rep.nproblems && i < SP_VERIFY_MAX_PROBLEMS; i++)
+        fprintf(stderr, "CORRUPT %s\n", rep.problem[i]);
+    if (rep.nproblems > SP_VERIFY_MAX_PROBLEMS)
+        fprintf(stderr, "... and %d more bad shards\n", rep.nproblems - SP_VERIFY_MAX_PROBLEMS);
+    uint64_t nshards = 0;
+    for (int e = 0; e < m.nentities; e++) {
+        const sp_manifest_entity *en = &m.ent[e];
+        char types[32] = "";
+        for (int t = 0; t < SP_NTYPES; t++)
+            if (en->types & (1u << t)) snprintf(types + strlen(types), sizeof types - strlen(types), "%s%s",
+                                                types[0] ? "," : "", sp_type_name[t]);
+        printf("%-8s types=%s dim=%u dtype=%s shards=%u entries=%" PRIu64 " %s\n", en->name, types, en->dim,
+               sp_dtype_name(en->dtype), en->nshards, en->count, rep.ent_problems[e] ? "CORRUPT" : "ok");
+        nshards += en->nshards;
+    }
+    if (rep.nproblems)
+        printf("CORRUPT: %d of %" PRIu64 " shards failed (%s, date %s)\n", rep.nproblems, nshards, path, m.date);
+    else
+        printf("ok: %s, date %s, %d entities, %" PRIu64 " shards, %" PRIu64 " entries, %" PRIu64
+               " bytes verified in %.2f s\n", path, m.date, m.nentities, rep.shards, rep.entries, rep.bytes,
+               sp_now() - t0);
+    sp_manifest_free(&m);
+    return rep.nproblems ? SP_EXIT_INPUT : SP_EXIT_OK;
+}
+
+int sp_cmd_get(int argc, char **argv) {
+    if (has_help(argc, argv)) {
+        fputs(HELP_GET, stdout);
+        return 0;
+    }
+    const char *path = NULL;
+    int nids = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--manifest") && i + 1 < argc) path = argv[++i];
+        else if (argv[i][0] == '-') return usage("get", "unknown option ", argv[i]);
+        else {
+            char t;
+            uint64_t id;
+            if (spr_parse_id(argv[i], &t, &id)) return usage("get", "bad ID (want p123, b7 or u5): ", argv[i]);
+            nids++;
+        }
+    }
+    if (!path) return usage("get", "missing --manifest FILE", "");
+    if (!nids) return usage("get", "no ID given", "");
+    spr_set *set;
+    int rc = spr_open(path, 0, &set);
+    if (rc) return reader_fail("get", rc);
+    unsigned maxdim = 0;
+    for (unsigned e = 0; e < spr_entity_count(set); e++) {
+        spr_entity en;
+        spr_entity_get(set, e, &en);
+        if (en.dim > maxdim) maxdim = en.dim;
+    }
+    float *vec = malloc(sizeof *vec * maxdim);
+    int missing = 0, ex = SP_EXIT_OK;
+    if (!vec) ex = reader_fail("get", ENOMEM);
+    for (int i = 0; i < argc && ex == SP_EXIT_OK; i++) {
+        char t;
+        uint64_t id;
+        if (!strcmp(argv[i], "--manifest")) {
+            i++;
+            continue;
+        }
+        spr_parse_id(argv[i], &t, &id);
+        spr_entity en;
+        rc = spr_entity_of(set, t, &en);
+        if (!rc) rc = spr_get(set, t, id, vec, maxdim);
+        if (rc == SPR_NOTFOUND || rc == SPR_NOTYPE) {
+            printf("%s\tNOT_FOUND\n", argv[i]);
+            missing++;
+            continue;
+        }
+        if (rc) {
+            ex = reader_fail("get", rc);
+            break;
+        }
+        printf("%c%" PRIu64 "\t", t, id);
+        for (unsigned j = 0; j < en.dim; j++) printf(j ? " %.9g" : "%.9g", (double)vec[j]);
+        putchar('\n');
+    }
+    free(vec);
+    spr_close(set);
+    if (ex == SP_EXIT_OK && missing) {
+        fprintf(stderr, "sagepipe get: %d of %d ids not found\n", missing, nids);
+        ex = SP_EXIT_INPUT;
+    }
+    if (fflush(stdout)) ex = SP_EXIT_EXTERNAL;
+    return ex;
+}
+
+/* ---- nn: a bounded min-heap of the k best (score, key) ---- */
+
+typedef struct {
+    double score;
+    char type;
+    uint64_t id;
+} hit;
+
+/* a ranks below b: lower score, or equal score and a later key */
+static int worse(const hit *a, const hit *b) {
+    if (a->score != b->score) return a->score < b->score;
+    if (a->type != b->type) return a->type > b->type;
+    return a->id > b->id;
+}
+
+static void heap_push(hit *h, size_t *n, size_t k, hit x) {
+    if (*n == k) {
+        if (!worse(&h[0], &x)) return;
+        h[0] = x; /* replace the worst, sift down */
+        for (size_t i = 0;;) {
+            size_t l = 2 * i + 1, r = l + 1, m = i;
+            if (l < *n && worse(&h[l], &h[m])) m = l;
+            if (r < *n && worse(&h[r], &h[m])) m = r;
+            if (m == i) break;
+            hit t = h[i];
+            h[i] = h[m], h[m] = t, i = m;
+        }
+        return;
+    }
+    size_t i = (*n)++;
+    h[i] = x;
+    while (i && worse(&h[i], &h[(i - 1) / 2])) {
+        hit t = h[i];
+        h[i] = h[(i - 1) / 2], h[(i - 1) / 2] = t, i = (i - 1) / 2;
+    }
+}
+
+static int by_rank(const void *a, const void *b) {
+    return worse(a, b) ? 1 : worse(b, a) ? -1 : 0;
+}
+
+int sp_cmd_nn(int argc, char **argv) {
+    if (has_help(argc, argv)) {
+        fputs(HELP_NN, stdout);
+        return 0;
+    }
+    const char *path = NULL, *qtext = NULL;
+    uint64_t k = 10;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--manifest") && i + 1 < argc) path = argv[++i];
+        else if (!strcmp(argv[i], "--id") && i + 1 < argc) qtext = argv[++i];
+        else if (!strcmp(argv[i], "-k") && i + 1 < argc) {
+            if (sp_parse_u64(argv[++i], &k) || k < 1 || k > 1000000)
+                return usage("nn", "-k: expected an integer in [1, 1000000], got ", argv[i]);
+        } else return usage("nn", "unexpected argument ", argv[i]);
+    }
+    if (!path || !qtext) return usage("nn", "expected --manifest FILE --id ID", "");
+    char qt, t;
+    uint64_t qid, id;
+    if (spr_parse_id(qtext, &qt, &qid)) return usage("nn", "bad ID (want p123, b7 or u5): ", qtext);
+    spr_set *set;
+    int rc = spr_open(path, 0, &set);
+    if (rc) return reader_fail("nn", rc);
+    spr_entity en;
+    spr_iter *it = NULL;
+    float *q = NULL, *v = NULL;
+    hit *heap = NULL;
+    size_t n = 0;
+    rc = spr_entity_of(set, qt, &en);
+    if (!rc) {
+        q = malloc(sizeof *q * en.dim);
+        v = malloc(sizeof *v * en.dim);
+        heap = malloc(sizeof *heap * (size_t)k);
+        rc = q && v && heap ? spr_get(set, qt, qid, q, en.dim) : ENOMEM;
+    }
+    int ex = SP_EXIT_OK;
+    if (rc == SPR_NOTFOUND || rc == SPR_NOTYPE) {
+        printf("%s\tNOT_FOUND\n", qtext);
+        fprintf(stderr, "sagepipe nn: %s is not in the set\n", qtext);
+        ex = SP_EXIT_INPUT;
+    } else if (rc) ex = reader_fail("nn", rc);
+    double qn = 0;
+    for (unsigned j = 0; ex == SP_EXIT_OK && j < en.dim; j++) qn += (double)q[j] * q[j];
+    if (ex == SP_EXIT_OK && qn == 0) {
+        fprintf(stderr, "sagepipe nn: %s has a zero vector: cosine is undefined\n", qtext);
+        ex = SP_EXIT_INPUT;
+    }
+    if (ex == SP_EXIT_OK && (rc = spr_iter_open(set, en.name, &it))) ex = reader_fail("nn", rc);
+    while (ex == SP_EXIT_OK && !(rc = spr_iter_next(it, &t, &id, v, en.dim))) {
+        if (t == qt && id == qid) continue;
+        double dot = 0, vn = 0;
+        for (unsigned j = 0; j < en.dim; j++) {
+            dot += (double)q[j] * v[j];
+            vn += (double)v[j] * v[j];
+        }
+        if (vn > 0) heap_push(heap, &n, (size_t)k, (hit){dot / sqrt(qn * vn), t, id});
+    }
+    if (ex == SP_EXIT_OK && rc != SPR_NOTFOUND) ex = reader_fail("nn", rc);
+    if (ex == SP_EXIT_OK) {
+        qsort(heap, n, sizeof *heap, by_rank);
+        for (size_t i = 0; i < n; i++) printf("%c%" PRIu64 "\t%.6f\n", heap[i].type, heap[i].id, heap[i].score);
+    }
+    spr_iter_close(it);
+    spr_close(set);
+    free(q);
+    free(v);
+    free(heap);
+    if (fflush(stdout)) ex = SP_EXIT_EXTERNAL;
+    return ex;
+}

@@ -32,7 +32,7 @@ static const char *USAGE =
     "  sagepipe get    --manifest FILE ID...\n"
     "  sagepipe verify --manifest FILE\n"
     "  sagepipe nn     --manifest FILE --id ID [-k 10]\n"
-    "  sagepipe eval   ...                                (not implemented yet)\n"
+    "  sagepipe eval   --manifest FILE --test FILE [--train FILE] [-k 20]   (held-out recall/NDCG of a set)\n"
     "  sagepipe import lightgcn DATA_DIR OUT_DIR\n"
     "  sagepipe import s3rec SEQ_FILE OUT_DIR [--attributes JSON] [--holdout N]\n"
     "  sagepipe gen    --pins N --boards N --edges N [--users N] [--events N] [--seed S] [--dim D]\n"
@@ -476,13 +476,6 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "get")) return sp_cmd_get(argc - 2, argv + 2);
     if (!strcmp(cmd, "verify")) return sp_cmd_verify(argc - 2, argv + 2);
     if (!strcmp(cmd, "nn")) return sp_cmd_nn(argc - 2, argv + 2);
-    if (!strcmp(cmd, "eval")) {
-        if (has_help(argc - 2, argv + 2)) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        fprintf(stderr, "sagepipe %s: not implemented yet (it arrives with the export/eval stages)\n", cmd);
-        return SP_EXIT_USAGE;
-    }
+    if (!strcmp(cmd, "eval")) return sp_cmd_eval(argc - 2, argv + 2);
     return usage_error("unknown command '%s'", cmd);
 }

@@ -12,9 +12,11 @@
 
 #include "log.h"
 #include "manifest.h"
+#include "metrics.h"
 #include "sagepipe_reader.h"
 #include "sp_base.h"
 #include "tsv.h"
+#include "userlists.h"
 
 static const char *HELP_VERIFY =
     "usage: sagepipe verify --manifest FILE\n"
@@ -277,6 +279,93 @@ int sp_cmd_nn(int argc, char **argv) {
     free(q);
     free(v);
     free(heap);
+    if (fflush(stdout)) ex = SP_EXIT_EXTERNAL;
+    return ex;
+}
+
+static const char *HELP_EVAL =
+    "usage: sagepipe eval --manifest FILE --test FILE [--train FILE] [-k 20] [--threads N]\n"
+    "Scores a published shard set as an outside reader would (LightGCN protocol): for every user k of\n"
+    "the test file ('user item item ...', 0-based ids), the vector u<k> of the users entity ranks every\n"
+    "pin p<j> of the items entity by dot product; items of the user's line in --train are excluded;\n"
+    "prints one JSON line {\"users\":…,\"recall@K\":…,\"ndcg@K\":…}. exit 0; 3: a test user or item is\n"
+    "not in the set; 2: usage.\n";
+
+int sp_cmd_eval(int argc, char **argv) {
+    if (has_help(argc, argv)) {
+        fputs(HELP_EVAL, stdout);
+        return 0;
+    }
+    const char *path = NULL, *test_path = NULL, *train_path = NULL;
+    uint64_t k = 20, threads = 1;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--manifest") && i + 1 < argc) path = argv[++i];
+        else if (!strcmp(argv[i], "--test") && i + 1 < argc) test_path = argv[++i];
+        else if (!strcmp(argv[i], "--train") && i + 1 < argc) train_path = argv[++i];
+        else if (!strcmp(argv[i], "-k") && i + 1 < argc) {
+            if (sp_parse_u64(argv[++i], &k) || k < 1 || k > 100000)
+                return usage("eval", "-k: expected an integer in [1, 100000], got ", argv[i]);
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if (sp_parse_u64(argv[++i], &threads) || threads < 1 || threads > SP_METRICS_MAX_THREADS)
+                return usage("eval", "--threads: expected an integer in [1, 64], got ", argv[i]);
+        } else return usage("eval", "unexpected argument ", argv[i]);
+    }
+    if (!path || !test_path) return usage("eval", "expected --manifest FILE --test FILE", "");
+    sp_lists test = {0}, train = {0};
+    int rc = sp_lists_load_lightgcn(test_path, &test, NULL);
+    if (!rc && train_path) rc = sp_lists_load_lightgcn(train_path, &train, NULL);
+    if (rc) {
+        fprintf(stderr, "sagepipe eval: %s\n", sp_errmsg());
+        sp_lists_free(&test);
+        return sp_exit_code(rc);
+    }
+    spr_set *set;
+    if ((rc = spr_open(path, 0, &set))) {
+        sp_lists_free(&test), sp_lists_free(&train);
+        return reader_fail("eval", rc);
+    }
+    spr_entity ue, ie;
+    int ex = SP_EXIT_OK;
+    if ((rc = spr_entity_of(set, 'u', &ue)) || (rc = spr_entity_of(set, 'p', &ie))) ex = reader_fail("eval", rc);
+    else if (ue.dim != ie.dim) {
+        fprintf(stderr, "sagepipe eval: users have dim %u, items %u\n", ue.dim, ie.dim);
+        ex = SP_EXIT_INPUT;
+    }
+    uint32_t nu = test.n, ni = test.ncols > train.ncols ? test.ncols : train.ncols, d = ex ? 0 : ue.dim;
+    float *U = ex ? NULL : calloc((size_t)nu * d + 1, 4), *V = ex ? NULL : calloc((size_t)ni * d + 1, 4);
+    if (!ex && (!U || !V)) ex = SP_EXIT_INTERNAL;
+    uint64_t missing = 0;
+    /* users with test items must be in the set; items missing from the set keep a zero vector (counted) */
+    for (uint32_t u = 0; !ex && u < nu; u++) {
+        if (test.off[u + 1] == test.off[u]) continue;
+        rc = spr_get(set, 'u', u, U + (size_t)u * d, d);
+        if (rc == SPR_NOTFOUND) {
+            fprintf(stderr, "sagepipe eval: test user u%u is not in the set\n", u);
+            ex = SP_EXIT_INPUT;
+        } else if (rc) ex = reader_fail("eval", rc);
+    }
+    for (uint32_t j = 0; !ex && j < ni; j++) {
+        rc = spr_get(set, 'p', j, V + (size_t)j * d, d);
+        if (rc == SPR_NOTFOUND) missing++;
+        else if (rc) ex = reader_fail("eval", rc);
+    }
+    if (!ex) {
+        uint32_t ks[1] = {(uint32_t)k};
+        sp_topk_result r;
+        rc = sp_metrics_topk(U, nu, V, ni, d, train_path ? &train : NULL, &test, ks, 1, (int)threads, &r);
+        if (rc) {
+            fprintf(stderr, "sagepipe eval: %s\n", sp_errmsg());
+            ex = sp_exit_code(rc);
+        } else
+            printf("{\"users\":%" PRIu64 ",\"items\":%u,\"items_not_in_set\":%" PRIu64 ",\"recall@%" PRIu64
+                   "\":%.6f,\"ndcg@%" PRIu64 "\":%.6f}\n",
+                   r.users, ni, missing, k, r.recall[0], k, r.ndcg[0]);
+    }
+    free(U);
+    free(V);
+    spr_close(set);
+    sp_lists_free(&test);
+    sp_lists_free(&train);
     if (fflush(stdout)) ex = SP_EXIT_EXTERNAL;
     return ex;
 }

@@ -8,5 +8,7 @@
 int sp_cmd_verify(int argc, char **argv);
 int sp_cmd_get(int argc, char **argv);
 int sp_cmd_nn(int argc, char **argv);
+/* sagepipe eval: held-out recall/NDCG of a published set (users vs pins, LightGCN protocol). */
+int sp_cmd_eval(int argc, char **argv);
 
 #endif

@@ -18,10 +18,8 @@ t_help() {
 check "help, version, unknown command" t_help
 
 t_not_impl() {
-    for c in eval; do
-        expect_exit 2 sp $c --manifest x
-        grep -q "not implemented yet" "$E2E_ERR" || fail "$c should say not implemented yet"
-    done
+    expect_exit 2 sp eval --manifest x   # built; needs --test
+    grep -q "expected --manifest FILE --test FILE" "$E2E_ERR" || fail "eval without --test"
     write_config "$E2E_TMP/c.ini" "$E2E_TMP/in" "$E2E_TMP/w"
     for st in users; do
         expect_exit 2 sp job $st --config "$E2E_TMP/c.ini" --date 2026-11-21

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# pipeline: the whole DAG on 2 ranks, from input files to published shards:
+# `run` skips the unbuilt users stage (nothing downstream reads it), export
+# publishes shards that `verify` accepts, `get` reads, and `sagepipe eval`
+# scores from outside with the same recall as the eval stage's report; a rerun
+# gives bit-identical shards; the quality gate (eval.gate + eval.min_recall)
+# fails with exit 5 and leaves `latest` where it was.
+. "$(dirname "$0")/lib.sh" "$@"
+D=2026-11-21
+D2=2026-11-22
+IN=$E2E_TMP/in
+sp gen --pins 1500 --boards 250 --edges 15000 --users 200 --events 3000 --seed 9 "$IN" 2>/dev/null || fail "gen"
+python3 - "$IN" "$E2E_TMP" <<'PY' || fail "split"
+import sys, collections
+d, out = sys.argv[1], sys.argv[2]
+rows = [l.rstrip('\n').split('\t') for l in open(d + '/pin_board.tsv') if not l.startswith('#')]
+by = collections.defaultdict(list)
+for r in rows: by[int(r[1])].append(int(r[0]))
+held = {b: sorted(set(ps))[:2] for b, ps in sorted(by.items())[:80] if len(set(ps)) >= 6}
+keep = [r for r in rows if not (int(r[1]) in held and int(r[0]) in held[int(r[1])])]
+with open(d + '/pin_board.tsv', 'w') as f:
+    for r in keep: f.write('\t'.join(r) + '\n')
+train = collections.defaultdict(set)
+for r in keep: train[int(r[1])].add(int(r[0]))
+with open(out + '/test.txt', 'w') as f:
+    for b, ps in sorted(held.items()): f.write(' '.join(map(str, [b] + ps)) + '\n')
+with open(out + '/train.txt', 'w') as f:
+    for b in sorted(train): f.write(' '.join(map(str, [b] + sorted(train[b]))) + '\n')
+PY
+write_config "$E2E_TMP/c.ini" "$IN" "$E2E_TMP/w"
+C=$E2E_TMP/c.ini
+OUT=$E2E_TMP/shards
+SET=(--set walks.walks_per_source=50 --set train.epochs=2 --set train.batch=1024 --set train.negatives=256
+     --set sage.dim=16 --set export.dir="$OUT" --set export.nshards=3 --set export.users=boards
+     --set eval.test="$E2E_TMP/test.txt" --set input.window=all)
+
+t_run() {
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D "${SET[@]}"
+    grep -q 'stage=users action=skipped' "$E2E_ERR" || fail "users was not skipped"
+    for st in export eval publish; do grep -q "^$st  *ran" "$E2E_ERR" || fail "$st did not run"; done
+    [ "$(readlink "$OUT/latest")" = "$D" ] || fail "latest does not point at $D"
+    expect_exit 0 sp verify --manifest "$OUT/$D/MANIFEST.json"
+    expect_exit 0 sp get --manifest "$OUT/$D/MANIFEST.json" u3 p80
+    [ "$(wc -l < "$E2E_OUT")" -eq 2 ] || fail "get printed $(wc -l < "$E2E_OUT") lines"
+    [ "$(awk "{print NF}" "$E2E_OUT" | head -1)" -eq 17 ] || fail "u3 is not a 16-dim vector"
+    [ -s "$E2E_TMP/w/$D/eval/report.html" ] || fail "no report.html"
+    grep -q 'recall@20' "$E2E_TMP/w/$D/eval/report.html" || fail "report.html lacks recall@20"
+    local rs; rs=$(json_get "$E2E_TMP/w/$D/eval/report.json" metrics.recall@20)
+    expect_exit 0 sp eval --manifest "$OUT/$D/MANIFEST.json" --test "$E2E_TMP/test.txt" --train "$E2E_TMP/train.txt"
+    python3 - "$E2E_OUT" "$rs" <<'PY' || fail "sagepipe eval and the eval stage disagree"
+import json, sys
+r = json.loads(open(sys.argv[1]).read()); s = float(sys.argv[2])
+print(r, s)
+sys.exit(0 if abs(r["recall@20"] - s) < 1e-6 and r["users"] > 50 and s > 0.02 else 1)
+PY
+    cp "$OUT/$D/MANIFEST.json" "$E2E_TMP/m1.json"
+}
+check "run: ingest to publish on 2 ranks, shards verified, scored from outside" t_run
+
+t_rerun() {
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D --from train --force "${SET[@]}"
+    python3 - "$E2E_TMP/m1.json" "$OUT/$D/MANIFEST.json" <<'PY' || fail "rerun changed the shards"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+sa = [s["xxh64"] for e in sorted(a["entities"]) for s in a["entities"][e]["shards"]]
+sb = [s["xxh64"] for e in sorted(b["entities"]) for s in b["entities"][e]["shards"]]
+sys.exit(0 if sa == sb else 1)
+PY
+}
+check "a forced rerun gives bit-identical shards" t_rerun
+
+t_gate() {
+    expect_exit 5 mpi 2 "$SAGEPIPE" run --config "$C" --date $D2 "${SET[@]}" --set eval.gate=true --set eval.min_recall=0.99
+    grep -q 'quality gate' "$E2E_ERR" || fail "no quality-gate message"
+    [ "$(readlink "$OUT/latest")" = "$D" ] || fail "latest moved to $(readlink "$OUT/latest") though the gate failed"
+    [ ! -e "$E2E_TMP/w/$D2/eval/_SUCCESS.json" ] || fail "failed eval left a marker"
+    [ ! -e "$E2E_TMP/w/$D2/publish/_SUCCESS.json" ] || fail "publish ran after a failed gate"
+}
+check "quality gate: exit 5, latest unchanged, nothing published" t_gate
+finish

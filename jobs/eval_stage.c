@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "dist.h"
+#include "idrow.h"
 #include "fsutil.h"
 #include "ingest.h"
 #include "json.h"
@@ -85,21 +86,6 @@ static int emb_load(const sp_run_ctx *ctx, emb_set *e) {
     return rc;
 }
 
-/* Pin id -> row, by sorting (id, row) pairs. */
-typedef struct { uint64_t id, row; } idrow;
-static int cmp_idrow(const void *a, const void *b) {
-    const idrow *x = a, *y = b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-static uint64_t lookup(const idrow *v, uint64_t n, uint64_t id) {
-    uint64_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint64_t m = (lo + hi) / 2;
-        if (v[m].id < id) lo = m + 1;
-        else hi = m;
-    }
-    return lo < n && v[lo].id == id ? v[lo].row : UINT64_MAX;
-}
 
 /* Full-ranking recall/NDCG@k of boards (as users, by id) against pins (items, by id). */
 static int held_out(const sp_run_ctx *ctx, const emb_set *e, const char *test_path, int k, double *recall,
@@ -170,18 +156,18 @@ static int drift(const emb_set *a, const emb_set *b, double *cosine, double *ove
     *common = 0;
     if (a->d != b->d || !a->n[0] || !b->n[0]) return SP_OK;
     int d = a->d;
-    idrow *ib = malloc(sizeof *ib * (b->n[0] + 1));
+    sp_idrow *ib = malloc(sizeof *ib * (b->n[0] + 1));
     uint64_t *ra = malloc(8 * (a->n[0] + 1)), *rb = malloc(8 * (a->n[0] + 1));
     if (!ib || !ra || !rb) {
         free(ib), free(ra), free(rb);
         return SP_ENOMEM;
     }
-    for (uint64_t i = 0; i < b->n[0]; i++) ib[i] = (idrow){b->ids[0][i], i};
-    qsort(ib, b->n[0], sizeof *ib, cmp_idrow);
+    for (uint64_t i = 0; i < b->n[0]; i++) ib[i] = (sp_idrow){b->ids[0][i], i};
+    sp_idrow_sort(ib, b->n[0]);
     uint64_t m = 0;
     double cs = 0;
     for (uint64_t i = 0; i < a->n[0]; i++) {
-        uint64_t j = lookup(ib, b->n[0], a->ids[0][i]);
+        uint64_t j = sp_idrow_find(ib, b->n[0], a->ids[0][i]);
         if (j == UINT64_MAX) continue;
         ra[m] = i, rb[m] = j, m++;
         const float *x = a->vec[0] + i * d, *y = b->vec[0] + j * d;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dist.h"
+#include "idrow.h"
 #include "graph.h"
 #include "lines.h"
 #include "log.h"
@@ -81,21 +82,6 @@ static int cmp_sub(const void *a, const void *b) {
     return (x->rank > y->rank) - (x->rank < y->rank);
 }
 
-/* Row of the checkpoint's id table for (type, id): the ids are sorted per type in `order`. */
-typedef struct { uint64_t id, row; } id_row;
-static int cmp_idrow(const void *a, const void *b) {
-    const id_row *x = a, *y = b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-static uint64_t find_row(const id_row *v, uint64_t n, uint64_t id) {
-    uint64_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint64_t mid = (lo + hi) / 2;
-        if (v[mid].id < id) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < n && v[lo].id == id ? v[lo].row : UINT64_MAX;
-}
 
 int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     const sp_config *cfg = ctx->cfg;
@@ -264,7 +250,7 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     float *emb_local = NULL, *dense_local = NULL;
     uint64_t *tok_off = NULL;
     uint32_t *tok_row = NULL;
-    id_row *order = NULL;
+    sp_idrow *order = NULL;
     uint64_t missing = 0;
     if (!rc && C.P.emb) {
         order = malloc(sizeof *order * (C.P.n + 1));
@@ -272,13 +258,13 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         if (!order || !emb_local) rc = SP_ENOMEM;
         for (int t = 0; !rc && t < 2; t++) {
             uint64_t a = t ? C.npins : 0, b = t ? C.P.n : C.npins;
-            for (uint64_t i = a; i < b; i++) order[i] = (id_row){C.ids[i], i};
-            qsort(order + a, b - a, sizeof *order, cmp_idrow);
+            for (uint64_t i = a; i < b; i++) order[i] = (sp_idrow){C.ids[i], i};
+            sp_idrow_sort(order + a, b - a);
         }
         for (uint64_t i = 0; !rc && i < L; i++) {
             int t = i >= np;
-            uint64_t row = t ? find_row(order + C.npins, C.P.n - C.npins, boards[i - np])
-                             : find_row(order, C.npins, pins[i]);
+            uint64_t row = t ? sp_idrow_find(order + C.npins, C.P.n - C.npins, boards[i - np])
+                             : sp_idrow_find(order, C.npins, pins[i]);
             if (row == UINT64_MAX) missing++; /* a node the model never saw: id vector 0 (content only) */
             else memcpy(emb_local + i * (size_t)d, C.P.emb + row * (size_t)d, 4 * (size_t)d);
         }

@@ -72,6 +72,9 @@ check "a forced rerun gives bit-identical shards" t_rerun
 t_gate() {
     expect_exit 5 mpi 2 "$SAGEPIPE" run --config "$C" --date $D2 "${SET[@]}" --set eval.gate=true --set eval.min_recall=0.99
     grep -q 'quality gate' "$E2E_ERR" || fail "no quality-gate message"
+    # drift against $D: the next date warm-starts from $D's model on the same inputs, so vectors stay close
+    local c; c=$(sed -n 's/.*event=eval .*drift_cosine=\([0-9.]*\).*/\1/p' "$E2E_ERR" | head -1)
+    python3 -c "import sys; sys.exit(0 if 0.3 < float('$c' or 0) <= 1.0001 else 1)" || fail "drift cosine '$c'"
     [ "$(readlink "$OUT/latest")" = "$D" ] || fail "latest moved to $(readlink "$OUT/latest") though the gate failed"
     [ ! -e "$E2E_TMP/w/$D2/eval/_SUCCESS.json" ] || fail "failed eval left a marker"
     [ ! -e "$E2E_TMP/w/$D2/publish/_SUCCESS.json" ] || fail "publish ran after a failed gate"

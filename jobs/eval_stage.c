@@ -258,6 +258,75 @@ static int read_series(const char *path, int xcol, int ycol, sp_report_point **p
     return SP_OK;
 }
 
+/* The run so far, from the stage markers of this date: one row per completed
+ * stage (ranks, slowest rank's seconds, counts), and the ingest rejects by
+ * reason. Cells are malloc'd strings (freed by stage_rows_free). */
+typedef struct {
+    char **cells; size_t nrows;
+    char **rej; size_t nrej;
+} stage_rows;
+
+static void stage_rows_free(stage_rows *t) {
+    for (size_t i = 0; i < t->nrows * 4; i++) free(t->cells[i]);
+    for (size_t i = 0; i < t->nrej * 2; i++) free(t->rej[i]);
+    free(t->cells);
+    free(t->rej);
+    memset(t, 0, sizeof *t);
+}
+
+static int stage_rows_load(const sp_run_ctx *ctx, stage_rows *t) {
+    memset(t, 0, sizeof *t);
+    t->cells = calloc((size_t)sp_nstages * 4, sizeof *t->cells);
+    t->rej = calloc(64 * 2, sizeof *t->rej);
+    if (!t->cells || !t->rej) return SP_ENOMEM;
+    for (int i = 0; i < sp_nstages; i++) {
+        char path[PATH_MAX + 64], *text = NULL;
+        size_t len;
+        sp_stage_path(ctx, sp_stages[i].name, "_SUCCESS.json", path, sizeof path);
+        if (sp_read_file(path, &text, &len)) {
+            sp_err_clear();
+            continue;
+        }
+        sp_json *j = NULL;
+        if (!sp_json_parse(&j, text, len)) {
+            double secs = 0;
+            const sp_json *w = sp_json_get(j, "wall_s"), *c = sp_json_get(j, "counts");
+            for (size_t k = 0; k < sp_json_len(w); k++) secs = fmax(secs, sp_json_num(sp_json_at(w, k)));
+            char counts[512] = "";
+            size_t used = 0;
+            for (size_t k = 0; k < sp_json_len(c) && used < sizeof counts - 64; k++) {
+                const char *key = sp_json_key_at(c, k);
+                uint64_t v = 0;
+                sp_json_u64(sp_json_at(c, k), &v);
+                if (!strncmp(key, "reject_", 7)) {
+                    if (v && t->nrej < 64) {
+                        char num[32];
+                        snprintf(num, sizeof num, "%" PRIu64, v);
+                        t->rej[t->nrej * 2] = strdup(key + 7);
+                        t->rej[t->nrej * 2 + 1] = strdup(num);
+                        t->nrej++;
+                    }
+                    continue;
+                }
+                if (k < 8) used += (size_t)snprintf(counts + used, sizeof counts - used, "%s%s=%" PRIu64, used ? " " : "", key, v);
+            }
+            uint64_t ranks = 0;
+            sp_json_u64(sp_json_get(j, "ranks"), &ranks);
+            char rk[32], sc[32];
+            snprintf(rk, sizeof rk, "%" PRIu64, ranks);
+            snprintf(sc, sizeof sc, "%.2f", secs);
+            size_t r = t->nrows++;
+            t->cells[r * 4] = strdup(sp_stages[i].name);
+            t->cells[r * 4 + 1] = strdup(rk);
+            t->cells[r * 4 + 2] = strdup(sc);
+            t->cells[r * 4 + 3] = strdup(counts);
+        }
+        sp_json_free(j);
+        free(text);
+    }
+    return SP_OK;
+}
+
 static void prev_date_ctx(const sp_run_ctx *ctx, sp_run_ctx *prev, char *date_buf) {
     *prev = *ctx;
     time_t t = (time_t)((ctx->day_ms - SP_DAY_MS) / 1000);
@@ -319,7 +388,14 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         const char *notes[2] = {"Held-out protocol: full ranking over all pins, each board's own pins excluded "
                                 "(LightGCN); boards stand for users by id.",
                                 gate_note};
-        sp_report rep = {"sagepipe eval", ctx->date, NULL, m, 6, charts, nev ? 2 : 1, NULL, 0, notes, 2};
+        stage_rows st = {0};
+        if (!rc) rc = stage_rows_load(ctx, &st);
+        static const char *const scols[4] = {"stage", "ranks", "seconds (slowest rank)", "counts"};
+        static const char *const rcols[2] = {"reject reason (ingest)", "rows"};
+        sp_report_table tabs[2] = {{"Stages of this date", scols, 4, (const char *const *)st.cells, st.nrows},
+                                   {"Rejected input rows", rcols, 2, (const char *const *)st.rej, st.nrej}};
+        sp_report rep = {"sagepipe run report", ctx->date, NULL, m, 6, charts, nev ? 2 : 1, tabs, st.nrej ? 2 : 1,
+                         notes, 2};
         if (!rc) {
             sp_stage_path(ctx, "eval", NULL, dir, sizeof dir);
             rc = sp_report_write(&rep, dir);
@@ -333,6 +409,7 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
         free(loss);
         free(evc);
+        stage_rows_free(&st);
         emb_free(&cur);
         if (!rc && min_recall > 0 && !(recall >= min_recall)) {
             gate_failed = 1;

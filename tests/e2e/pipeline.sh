@@ -45,6 +45,13 @@ t_run() {
     [ "$(awk "{print NF}" "$E2E_OUT" | head -1)" -eq 17 ] || fail "u3 is not a 16-dim vector"
     [ -s "$E2E_TMP/w/$D/eval/report.html" ] || fail "no report.html"
     grep -q 'recall@20' "$E2E_TMP/w/$D/eval/report.html" || fail "report.html lacks recall@20"
+    grep -q '<td>train</td>' "$E2E_TMP/w/$D/eval/report.html" || fail "report.html lacks the stage table"
+    if command -v chromium >/dev/null; then # the run report renders in a real browser (tests/e2e/report_html.sh installs it)
+        timeout 60 chromium --headless --no-sandbox --disable-gpu --dump-dom "file://$E2E_TMP/w/$D/eval/report.html" \
+            > "$E2E_TMP/dom.html" 2>/dev/null || fail "chromium could not render report.html"
+        grep -q '<polyline' "$E2E_TMP/dom.html" || fail "rendered report has no chart"
+        grep -q 'recall@20' "$E2E_TMP/dom.html" || fail "rendered report has no recall@20"
+    fi
     local rs; rs=$(json_get "$E2E_TMP/w/$D/eval/report.json" metrics.recall@20)
     expect_exit 0 sp eval --manifest "$OUT/$D/MANIFEST.json" --test "$E2E_TMP/test.txt" --train "$E2E_TMP/train.txt"
     python3 - "$E2E_OUT" "$rs" <<'PY' || fail "sagepipe eval and the eval stage disagree"

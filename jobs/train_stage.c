@@ -32,7 +32,7 @@
 #include "sp_base.h"
 
 typedef struct {
-    int batch, inbatch, negatives, margin_loss, hard, learn_tau, epochs, threads;
+    int mask_known, batch, inbatch, negatives, margin_loss, hard, learn_tau, epochs, threads;
     double lr, lr_min, wd, tau, tau_min, margin, w_bp, w_pp;
     int64_t warmup;
     uint64_t seed;
@@ -146,6 +146,7 @@ static void read_cfg(const sp_config *cfg, train_cfg *t) {
     t->batch = (int)sp_config_int(cfg, "train", "batch");
     t->negatives = (int)sp_config_int(cfg, "train", "negatives");
     t->inbatch = (int)sp_config_int(cfg, "train", "inbatch");
+    t->mask_known = sp_config_bool(cfg, "train", "mask_known");
     t->margin_loss = !strcmp(sp_config_str(cfg, "train", "loss"), "margin");
     t->hard = sp_config_bool(cfg, "train", "hard_negatives");
     t->learn_tau = sp_config_bool(cfg, "train", "learn_tau");
@@ -361,6 +362,22 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             S.logq_pos[v] = (float)log((double)(tc.inbatch < tc.batch ? tc.inbatch : tc.batch) * f[v] + (double)tc.negatives / (double)D.npins + 1e-12);
         free(f);
     }
+    /* board -> its pins (node indices), to mask a board query's other pins among its candidates */
+    uint64_t *bp_off = NULL, *bp_ids = NULL, *excl_off = NULL, *excl = NULL;
+    if (!rc && tc.mask_known && !tc.margin_loss) {
+        bp_off = calloc(D.nboards + 2, 8);
+        bp_ids = malloc(8 * (D.nboard_pin + 1));
+        uint64_t *fill = calloc(D.nboards + 1, 8);
+        if (!bp_off || !bp_ids || !fill) rc = SP_ENOMEM;
+        for (uint64_t i = 0; !rc && i < D.nboard_pin; i++) bp_off[D.board_pin[i].q - D.npins + 1]++;
+        for (uint64_t b = 0; !rc && b < D.nboards; b++) bp_off[b + 1] += bp_off[b];
+        for (uint64_t i = 0; !rc && i < D.nboard_pin; i++) {
+            uint64_t b = D.board_pin[i].q - D.npins;
+            bp_ids[bp_off[b] + fill[b]++] = D.board_pin[i].p;
+        }
+        free(fill);
+    }
+    size_t excl_cap = 0;
     uint64_t main_pairs = D.nboard_pin + D.npin_pin;
     int64_t steps_per_epoch = (int64_t)((main_pairs + (uint64_t)tc.batch - 1) / (uint64_t)tc.batch);
     int64_t total = steps_per_epoch * tc.epochs;
@@ -479,8 +496,34 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                 memcpy(cand_logq, b->logq + i0, 4 * (size_t)bq);
                 memcpy(cand_logq + bq, b->logq + nq, 4 * (size_t)nneg);
                 for (uint32_t i = 0; i < bq; i++) pos_idx[i] = (int)i;
-                float l = nn_sampled_softmax(out + (size_t)i0 * d, cand, pos_idx, cand_id, cand_logq, (int)bq, (int)ncb, d,
-                                             C.tau, dout + (size_t)i0 * d, dcand, &dt, scratch);
+                if (bp_off) { /* exclusion lists: a board query's pins */
+                    size_t need = 0;
+                    for (uint32_t i = 0; i < bq; i++) {
+                        uint32_t u = b->targets[i0 + i];
+                        if (u >= D.npins) need += bp_off[u - D.npins + 1] - bp_off[u - D.npins];
+                    }
+                    if (need + 1 > excl_cap || !excl_off) {
+                        uint64_t *e1 = realloc(excl, 8 * (need + 1)), *e2 = realloc(excl_off, 8 * ((size_t)blk + 1));
+                        if (e1) excl = e1;
+                        if (e2) excl_off = e2;
+                        if (!e1 || !e2) { rc = SP_ENOMEM; break; }
+                        excl_cap = need + 1;
+                    }
+                    size_t k = 0;
+                    excl_off[0] = 0;
+                    for (uint32_t i = 0; i < bq; i++) {
+                        uint32_t u = b->targets[i0 + i];
+                        if (u >= D.npins) {
+                            uint64_t a0 = bp_off[u - D.npins], a1 = bp_off[u - D.npins + 1];
+                            memcpy(excl + k, bp_ids + a0, 8 * (a1 - a0));
+                            k += a1 - a0;
+                        }
+                        excl_off[i + 1] = k;
+                    }
+                }
+                float l = nn_sampled_softmax_ex(out + (size_t)i0 * d, cand, pos_idx, cand_id, cand_logq,
+                                                bp_off ? excl_off : NULL, excl, (int)bq, (int)ncb, d, C.tau,
+                                                dout + (size_t)i0 * d, dcand, &dt, scratch);
                 loss += wgt * l;
                 dtau += wgt * dt;
                 for (size_t j = 0; j < (size_t)bq * d; j++) dout[(size_t)i0 * d + j] *= wgt;
@@ -488,6 +531,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                 for (size_t j = 0; j < (size_t)bq * d; j++) dp[j] = wgt * dcand[j];
                 for (size_t j = 0; j < (size_t)nneg * d; j++) dneg[j] += wgt * dcand[(size_t)bq * d + j];
             }
+            if (rc) break;
         } else {
             const float *hard = b->nhard ? out + (size_t)(2 * nq + b->nneg) * d : NULL;
             loss = nn_max_margin(out, out + (size_t)nq * d, out + (size_t)2 * nq * d, hard, (int)nq, (int)b->nneg,
@@ -619,6 +663,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     free(dout);
     free(scratch);
     free(pos_idx);
+    free(bp_off);
+    free(bp_ids);
+    free(excl_off);
+    free(excl);
     free(cand);
     free(dcand);
     free(cand_logq);

@@ -2,6 +2,7 @@
  * sampled softmax with logQ correction and accidental-hit masking
  * (OmniSage/PinnerFormer), and the max-margin hinge of PinSage. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn.h"
@@ -31,6 +32,45 @@ static inline float nn_expf_fast(float x) {
 
 float nn_sampled_softmax(const float *q, const float *c, const int *pos, const uint64_t *cid, const float *logq,
                          int nq, int nc, int d, float tau, float *dq, float *dc, float *dtau, float *scratch) {
+    return nn_sampled_softmax_ex(q, c, pos, cid, logq, NULL, NULL, nq, nc, d, tau, dq, dc, dtau, scratch);
+}
+
+/* Columns of each candidate id, for the per-query exclusion lists: an open-addressing table of
+ * (id -> first column) plus a next-column chain. */
+typedef struct { uint64_t *key; int *first, *next; uint32_t mask; } colmap;
+
+static int colmap_build(colmap *m, const uint64_t *cid, int nc) {
+    uint32_t cap = 16;
+    while (cap < 2u * (uint32_t)nc) cap <<= 1;
+    m->key = malloc(sizeof *m->key * cap);
+    m->first = malloc(sizeof *m->first * cap);
+    m->next = malloc(sizeof *m->next * (size_t)nc);
+    if (!m->key || !m->first || !m->next) return -1;
+    m->mask = cap - 1;
+    for (uint32_t i = 0; i < cap; i++) m->first[i] = -1;
+    for (int j = nc - 1; j >= 0; j--) {
+        uint32_t h = (uint32_t)(sp_mix64(cid[j]) & m->mask);
+        while (m->first[h] >= 0 && m->key[h] != cid[j]) h = (h + 1) & m->mask;
+        m->next[j] = m->first[h];
+        m->key[h] = cid[j];
+        m->first[h] = j;
+    }
+    return 0;
+}
+static int colmap_first(const colmap *m, uint64_t id) {
+    uint32_t h = (uint32_t)(sp_mix64(id) & m->mask);
+    while (m->first[h] >= 0) {
+        if (m->key[h] == id) return m->first[h];
+        h = (h + 1) & m->mask;
+    }
+    return -1;
+}
+
+float nn_sampled_softmax_ex(const float *q, const float *c, const int *pos, const uint64_t *cid, const float *logq,
+                            const uint64_t *excl_off, const uint64_t *excl, int nq, int nc, int d, float tau, float *dq,
+                            float *dc, float *dtau, float *scratch) {
+    colmap cm = {0};
+    if (excl_off && cid && colmap_build(&cm, cid, nc)) excl_off = NULL; /* no memory: no exclusion (documented) */
     if (nq <= 0 || nc <= 0) {
         if (dc && nc > 0) memset(dc, 0, sizeof *dc * (size_t)nc * (size_t)d);
         if (dq && nq > 0) memset(dq, 0, sizeof *dq * (size_t)nq * (size_t)d);
@@ -56,6 +96,10 @@ float nn_sampled_softmax(const float *q, const float *c, const int *pos, const u
             for (int j = 0; j < nc; j++) s[j] = cid[j] == pid ? -INFINITY : s[j];
             s[p] = zp; /* the positive is never masked */
         }
+        if (excl_off && cid)
+            for (uint64_t e = excl_off[i]; e < excl_off[i + 1]; e++)
+                for (int j = colmap_first(&cm, excl[e]); j >= 0; j = cm.next[j])
+                    if (j != p) s[j] = -INFINITY;
         float lane[LANES], mx = -INFINITY;
         int j0 = nc - nc % LANES;
         for (int l = 0; l < LANES; l++) lane[l] = -INFINITY;
@@ -91,6 +135,7 @@ float nn_sampled_softmax(const float *q, const float *c, const int *pos, const u
         }
         *dtau = (float)(-st / tau);
     }
+    free(cm.key), free(cm.first), free(cm.next);
     return (float)(loss / nq);
 }
 

@@ -80,6 +80,13 @@ uint32_t nn_hash_row(const void *tok, size_t len, uint64_t seed, uint32_t nrows)
  * scratch: nq·nc floats supplied by the caller. Returns mean loss. */
 float nn_sampled_softmax(const float *q, const float *c, const int *pos, const uint64_t *cid, const float *logq,
                          int nq, int nc, int d, float tau, float *dq, float *dc, float *dtau, float *scratch);
+/* The same with per-query exclusions: query i also masks every candidate whose id is in
+ * excl[excl_off[i] .. excl_off[i+1]) (e.g. the query's other known positives), except its own
+ * positive column. Needs cid. Allocates a small id -> column table (O(nc)); if that allocation
+ * fails, the exclusions are ignored. excl_off NULL = nn_sampled_softmax. */
+float nn_sampled_softmax_ex(const float *q, const float *c, const int *pos, const uint64_t *cid, const float *logq,
+                            const uint64_t *excl_off, const uint64_t *excl, int nq, int nc, int d, float tau, float *dq,
+                            float *dc, float *dtau, float *scratch);
 /* Max-margin (PinSage): for query i with positive p_i, shared negatives neg (nneg, d) and its
  * own hard negatives hard (nq, nhard, d) (NULL when nhard == 0):
  * loss_i = mean over its negatives n of max(0, ⟨q_i, n⟩ − ⟨q_i, p_i⟩ + margin).

@@ -110,8 +110,9 @@ static const kdef SCHEMA[] = {
      "the step's shared negatives."},
     {"train", "negatives", T_INT, "2048", R(0, 1 << 24), NULL, 0,
      "Random negative pins per step, shared by every query of the step (besides the in-batch positives)."},
-    {"train", "mask_known", T_BOOL, "true", R(0, 0), NULL, 0,
-     "softmax loss: a board query does not count its own other pins among its negatives (they are positives)."},
+    {"train", "mask_known", T_BOOL, "false", R(0, 0), NULL, 0,
+     "softmax loss: a board query does not count its own other pins among its negatives (they are positives); "
+     "off by default: on Gowalla it measured the same (recall@20 0.1321 vs 0.1335 after 2 epochs)."},
     {"train", "loss", T_ENUM, "softmax", R(0, 0), "softmax|margin", 0,
      "softmax: sampled softmax over in-batch + shared negatives with logQ correction (OmniSage); margin: "
      "PinSage max-margin with shared and curriculum hard negatives."},

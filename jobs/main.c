@@ -18,6 +18,7 @@
 #include "walks_stage.h"
 #include "import.h"
 #include "log.h"
+#include "ops.h"
 #include "reader_cmds.h"
 #include "sp_base.h"
 #include "stage.h"
@@ -208,9 +209,13 @@ static int cmd_run(int argc, char **argv, int is_job) {
         sp_dist_set_timeout(sp_config_f64(cfg, "pipeline", "collective_timeout_s"));
         rc = make_ctx(cfg, a.date, &ctx);
     }
+    /* One run or job per (work_dir, date) at a time; the kernel drops the lock when the process ends. */
+    sp_run_lock lock = {.fd = -1};
+    if (!rc && rank == 0) rc = sp_run_lock_take(ctx.date_dir, &lock);
     rc = sp_dist_agree(rc);
     if (rc) {
         if (rank == 0) SP_ERROR("error", "exit_code=%d message=%s", sp_exit_code(rc), sp_log_q(sp_errmsg()));
+        sp_run_unlock(&lock);
         sp_config_free(cfg);
         sp_dist_finalize();
         return sp_exit_code(rc);
@@ -270,7 +275,13 @@ static int cmd_run(int argc, char **argv, int is_job) {
                 SP_ERROR("not_implemented", "exit_code=2 message=%s built=%s", sp_log_q(sp_errmsg()), sp_log_q(built + 1));
             } else SP_ERROR("error", "exit_code=%d message=%s", sp_exit_code(rc), sp_log_q(sp_errmsg()));
         }
-    } else if (rank == 0) SP_INFO("finish", "status=ok");
+    } else if (rank == 0) {
+        if (!is_job)
+            sp_retention_apply(sp_config_str(cfg, "pipeline", "work_dir"), sp_config_str(cfg, "export", "dir"), a.date,
+                               sp_config_int(cfg, "pipeline", "keep_days"));
+        SP_INFO("finish", "status=ok");
+    }
+    sp_run_unlock(&lock);
     sp_config_free(cfg);
     sp_dist_finalize();
     return sp_exit_code(rc);

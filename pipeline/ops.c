@@ -1,0 +1,187 @@
+/* ops: the per-date run lock (flock on <work_dir>/<date>/.lock) and retention
+ * of old dates (pipeline.keep_days). See ops.h and docs/OPERATIONS.md. */
+#include "ops.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "sp_base.h"
+
+/* Opens (creating) path and tries flock(LOCK_EX | LOCK_NB). 0: locked, *fd
+ * set; EWOULDBLOCK: held elsewhere, *fd still open (to read the holder);
+ * another errno: failed, *fd = -1. */
+static int try_lock(const char *path, int *fd) {
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0) return errno;
+    if (!flock(*fd, LOCK_EX | LOCK_NB)) return 0;
+    int e = errno == EAGAIN ? EWOULDBLOCK : errno;
+    if (e != EWOULDBLOCK) {
+        close(*fd);
+        *fd = -1;
+    }
+    return e;
+}
+
+/* The holder's "<pid> <host>" from the lock file, or "unknown". */
+static void read_holder(int fd, char *out, size_t cap) {
+    ssize_t n = pread(fd, out, cap - 1, 0);
+    if (n < 0) n = 0;
+    out[n] = 0;
+    out[strcspn(out, "\n")] = 0;
+    if (!out[0]) snprintf(out, cap, "unknown");
+}
+
+int sp_run_lock_take(const char *date_dir, sp_run_lock *lk) {
+    lk->fd = -1;
+    int rc = sp_mkdir_p(date_dir);
+    if (rc) return rc;
+    snprintf(lk->path, sizeof lk->path, "%s/.lock", date_dir);
+    int fd, e = try_lock(lk->path, &fd);
+    if (e == EWOULDBLOCK) {
+        char holder[160];
+        read_holder(fd, holder, sizeof holder);
+        close(fd);
+        char pid[32] = "unknown", host[128] = "";
+        sscanf(holder, "%31s %127s", pid, host);
+        return sp_err(SP_EEXTERNAL,
+                      "%s is locked by another sagepipe run or job of this date (pid %s%s%s); wait for it to finish "
+                      "(a run of another date is not blocked)",
+                      lk->path, pid, host[0] ? " on " : "", host);
+    }
+    if (e) return sp_err(SP_EIO, "cannot lock %s: %s", lk->path, strerror(e));
+    char host[64] = "", line[128];
+    if (gethostname(host, sizeof host - 1)) snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = 0;
+    int n = snprintf(line, sizeof line, "%ld %s\n", (long)getpid(), host);
+    if (ftruncate(fd, 0) || pwrite(fd, line, (size_t)n, 0) != n) {
+        e = errno;
+        close(fd);
+        return sp_err(SP_EIO, "cannot write the pid into %s: %s", lk->path, strerror(e));
+    }
+    lk->fd = fd;
+    return SP_OK;
+}
+
+void sp_run_unlock(sp_run_lock *lk) {
+    if (lk->fd >= 0) {
+        /* Empty the pid first, so that a later holder that is no sagepipe (flock(1)) is not named by a stale pid. */
+        if (ftruncate(lk->fd, 0)) SP_WARN("lock_release", "path=%s error=%s", sp_log_q(lk->path), sp_log_q(strerror(errno)));
+        close(lk->fd); /* closing the descriptor releases the flock */
+    }
+    lk->fd = -1;
+}
+
+int sp_is_date_name(const char *name, int64_t *day_ms) {
+    if (strlen(name) != 10) return 0;
+    for (int i = 0; i < 10; i++)
+        if (i == 4 || i == 7 ? name[i] != '-' : !isdigit((unsigned char)name[i])) return 0;
+    /* A real day: it survives the round trip through timegm/gmtime_r. */
+    struct tm t = {0}, back;
+    t.tm_year = atoi(name) - 1900;
+    t.tm_mon = atoi(name + 5) - 1;
+    t.tm_mday = atoi(name + 8);
+    time_t s = timegm(&t);
+    if (s < 0 || !gmtime_r(&s, &back) || back.tm_year != atoi(name) - 1900 || back.tm_mon != atoi(name + 5) - 1 ||
+        back.tm_mday != atoi(name + 8))
+        return 0;
+    if (day_ms) *day_ms = (int64_t)s * 1000;
+    return 1;
+}
+
+/* nftw callback of rm_tree: remove every entry, children first; no symlink is followed. */
+static char rm_failed[PATH_MAX];
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    if (remove(path) && errno != ENOENT) {
+        int e = errno;
+        snprintf(rm_failed, sizeof rm_failed, "%s: %s", path, strerror(e));
+        return e;
+    }
+    return 0;
+}
+
+/* rm -rf of a directory; 0 or an errno with rm_failed naming the entry. */
+static int rm_tree(const char *dir) {
+    rm_failed[0] = 0;
+    int r = nftw(dir, rm_entry, 32, FTW_DEPTH | FTW_PHYS);
+    if (r && !rm_failed[0]) snprintf(rm_failed, sizeof rm_failed, "%s: %s", dir, strerror(errno));
+    return r ? (errno ? errno : EIO) : 0;
+}
+
+/* Deletes the old date directories of one root; returns how many. */
+static int sweep(const char *root, const char *what, int64_t cutoff_ms, const char *keep, int check_lock) {
+    DIR *d = opendir(root);
+    if (!d) {
+        if (errno != ENOENT)
+            SP_WARN("retention_error", "dir=%s error=%s", sp_log_q(root), sp_log_q(strerror(errno)));
+        return 0;
+    }
+    int deleted = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int64_t day;
+        if (!sp_is_date_name(e->d_name, &day) || day >= cutoff_ms || !strcmp(e->d_name, keep)) continue;
+        char path[PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+        if (lstat(path, &st) || !S_ISDIR(st.st_mode)) continue; /* only real directories, never a symlink's target */
+        int fd = -1;
+        if (check_lock) {
+            /* A run or job of that date in progress holds its lock: leave the date alone. */
+            char lock[PATH_MAX];
+            snprintf(lock, sizeof lock, "%s/.lock", path);
+            int le = try_lock(lock, &fd);
+            if (le) {
+                if (fd >= 0) close(fd);
+                SP_WARN("retention_error", "what=%s date=%s path=%s error=%s", what, e->d_name, sp_log_q(path),
+                        sp_log_q(le == EWOULDBLOCK ? "locked by a running sagepipe; kept" : strerror(le)));
+                continue;
+            }
+        }
+        int r = rm_tree(path);
+        if (fd >= 0) close(fd);
+        if (r) {
+            SP_WARN("retention_error", "what=%s date=%s path=%s error=%s", what, e->d_name, sp_log_q(path),
+                    sp_log_q(rm_failed));
+            continue;
+        }
+        SP_INFO("retention_delete", "what=%s date=%s path=%s", what, e->d_name, sp_log_q(path));
+        deleted++;
+    }
+    closedir(d);
+    return deleted;
+}
+
+int sp_retention_apply(const char *work_dir, const char *export_dir, const char *date, int64_t keep_days) {
+    int64_t day;
+    if (keep_days <= 0 || !sp_is_date_name(date, &day)) return 0;
+    int64_t cutoff = day - keep_days * SP_DAY_MS;
+    /* The date `latest` points to is kept, however old (a gate may have held it back). */
+    char link[PATH_MAX], latest[PATH_MAX] = "";
+    snprintf(link, sizeof link, "%s/latest", export_dir);
+    ssize_t n = readlink(link, latest, sizeof latest - 1);
+    latest[n > 0 ? n : 0] = 0;
+    char *slash = strrchr(latest, '/');
+    const char *keep = slash ? slash + 1 : latest;
+    int deleted = sweep(work_dir, "work", cutoff, keep, 1);
+    deleted += sweep(export_dir, "shards", cutoff, keep, 0);
+    char cut[32] = "?";
+    time_t cs = (time_t)(cutoff / 1000);
+    struct tm ct;
+    if (gmtime_r(&cs, &ct)) strftime(cut, sizeof cut, "%Y-%m-%d", &ct);
+    SP_INFO("retention", "keep_days=%lld deletes_before=%s latest=%s deleted=%d", (long long)keep_days, cut,
+            keep[0] ? keep : "none", deleted);
+    return deleted;
+}

@@ -89,7 +89,7 @@ static int emb_load(const sp_run_ctx *ctx, emb_set *e) {
 
 /* Full-ranking recall/NDCG@k of boards (as users, by id) against pins (items, by id). */
 static int held_out(const sp_run_ctx *ctx, const emb_set *e, const char *test_path, int k, double *recall,
-                    double *ndcg, uint64_t *users) {
+                    double *ndcg, uint64_t *users, sp_related_result *rel) {
     sp_lists test = {0}, train = {0};
     int rc = sp_lists_load_lightgcn(test_path, &test, NULL);
     if (rc) return rc;
@@ -140,6 +140,22 @@ static int held_out(const sp_run_ctx *ctx, const emb_set *e, const char *test_pa
     sp_topk_result res;
     if (!rc) rc = sp_metrics_topk(U, (uint32_t)nu, V, (uint32_t)ni, (uint32_t)d, &train, &test, ks, 1, 1, &res);
     if (!rc) *recall = res.recall[0], *ndcg = res.ndcg[0], *users = res.users;
+    /* PinSage's related-pin view of the same split: query = the user's first train pin, positive = its
+     * first held-out pin, ranked among every pin of the date by the query pin's embedding */
+    uint32_t *q = rc ? NULL : malloc(4 * ((size_t)test.n + 1)), *pp = rc ? NULL : malloc(4 * ((size_t)test.n + 1)),
+             *pool = rc ? NULL : malloc(4 * (e->n[0] + 1));
+    if (!rc && (!q || !pp || !pool)) rc = SP_ENOMEM;
+    uint64_t np = 0;
+    for (uint32_t u = 0; !rc && u < test.n && u < nu; u++)
+        if (test.off[u + 1] > test.off[u] && train.off[u + 1] > train.off[u] &&
+            train.idx[train.off[u]] != test.idx[test.off[u]])
+            q[np] = train.idx[train.off[u]], pp[np++] = test.idx[test.off[u]];
+    for (uint64_t i = 0; !rc && i < e->n[0]; i++) pool[i] = (uint32_t)e->ids[0][i];
+    if (!rc && np) rc = sp_metrics_related(V, (uint32_t)ni, (uint32_t)d, pool, (uint32_t)e->n[0], q, pp, np, ks, 1, 100,
+                                           1, rel);
+    free(q);
+    free(pp);
+    free(pool);
     free(U);
     free(V);
     free(train.off);
@@ -349,7 +365,10 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (ctx->rank == 0) {
         emb_set cur, prev = {0};
         rc = emb_load(ctx, &cur);
-        if (!rc && strcmp(test, "none")) rc = held_out(ctx, &cur, test, k, &recall, &ndcg, &users);
+        sp_related_result rel;
+        memset(&rel, 0, sizeof rel);
+        rel.hit[0] = rel.mrr = rel.mrr_scaled = NAN;
+        if (!rc && strcmp(test, "none")) rc = held_out(ctx, &cur, test, k, &recall, &ndcg, &users, &rel);
         if (!rc) {
             sp_run_ctx pc;
             char pdate[16];
@@ -363,11 +382,18 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             sp_err_clear();
         }
         /* report */
-        char path[PATH_MAX + 64], dir[PATH_MAX + 64], kname[2][32];
+        char path[PATH_MAX + 64], dir[PATH_MAX + 64], kname[3][32];
         snprintf(kname[0], sizeof kname[0], "recall@%d", k);
         snprintf(kname[1], sizeof kname[1], "ndcg@%d", k);
-        sp_report_metric m[6] = {{kname[0], recall}, {kname[1], ndcg}, {"eval_users", (double)users},
-                                 {"drift_mean_cosine", cosine}, {"drift_top10_overlap", overlap},
+        snprintf(kname[2], sizeof kname[2], "related_hit@%d", k);
+        sp_report_metric m[9] = {{kname[0], recall},
+                                 {kname[1], ndcg},
+                                 {"eval_users", (double)users},
+                                 {kname[2], rel.hit[0]},
+                                 {"related_mrr_scaled100", rel.mrr_scaled},
+                                 {"related_mrr", rel.mrr},
+                                 {"drift_mean_cosine", cosine},
+                                 {"drift_top10_overlap", overlap},
                                  {"drift_common_pins", (double)common}};
         sp_report_point *loss = NULL, *evc = NULL;
         size_t nloss = 0, nev = 0;
@@ -386,7 +412,9 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         snprintf(gate_note, sizeof gate_note, "Quality gate: %s >= %g: %s.", kname[0], min_recall,
                  min_recall <= 0 ? "off" : recall >= min_recall ? "passed" : "FAILED, nothing published");
         const char *notes[2] = {"Held-out protocol: full ranking over all pins, each board's own pins excluded "
-                                "(LightGCN); boards stand for users by id.",
+                                "(LightGCN); boards stand for users by id. Related pins (PinSage): query = a test "
+                                "user's first train pin, positive = its first held-out pin, ranked among all pins; "
+                                "scaled MRR = mean 1/ceil(rank/100).",
                                 gate_note};
         stage_rows st = {0};
         if (!rc) rc = stage_rows_load(ctx, &st);
@@ -394,7 +422,7 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         static const char *const rcols[2] = {"reject reason (ingest)", "rows"};
         sp_report_table tabs[2] = {{"Stages of this date", scols, 4, (const char *const *)st.cells, st.nrows},
                                    {"Rejected input rows", rcols, 2, (const char *const *)st.rej, st.nrej}};
-        sp_report rep = {"sagepipe run report", ctx->date, NULL, m, 6, charts, nev ? 2 : 1, tabs, st.nrej ? 2 : 1,
+        sp_report rep = {"sagepipe run report", ctx->date, NULL, m, 9, charts, nev ? 2 : 1, tabs, st.nrej ? 2 : 1,
                          notes, 2};
         if (!rc) {
             sp_stage_path(ctx, "eval", NULL, dir, sizeof dir);

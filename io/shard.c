@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -321,6 +322,12 @@ struct sp_shard_w {
 };
 
 static int lmdb_err(const sp_shard_w *w, int rc, const char *what) {
+    /* LMDB turns a failed write (ENOSPC, EFBIG) into EIO: say how full the file system is */
+    struct statvfs vfs;
+    if (rc == EIO && !statvfs(w->tmp, &vfs))
+        return sp_err(SP_EIO, "%s: %s: %s (%llu bytes free on its file system; a full disk or the file size limit "
+                      "shows as this)", w->tmp, what, strerror(rc),
+                      (unsigned long long)vfs.f_bavail * (unsigned long long)vfs.f_frsize);
     if (rc == ENOSPC || rc == EIO || rc == EACCES || rc == ENOENT || rc == EROFS)
         return sp_err(SP_EIO, "%s: %s: %s", w->tmp, what, strerror(rc));
     if (rc == ENOMEM) return sp_err(SP_ENOMEM, "%s: %s: out of memory", w->tmp, what);

@@ -389,6 +389,7 @@ int sp_export_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             puts += si.count;
             bytes += si.bytes;
         }
+    if (!rc) sp_test_stall_at(ctx, "export", "written"); /* test hook: shards in staging, none published */
     if (!rc) rc = sp_dist_agree(lrc);
     if (!rc) SP_INFO("export_written", "puts=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f mb_s=%.1f", puts, bytes,
                      sp_now() - tw, (double)bytes / 1e6 / (sp_now() - tw + 1e-9));

@@ -277,7 +277,7 @@ int sp_graph_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc) {
         rc = sp_grow((void **)&pp.v, &pp.cap, pp.n + npp, sizeof *pp.v);
         if (!rc) {
-            memcpy(pp.v + pp.n, ppl, sizeof *ppl * npp);
+            if (npp) memcpy(pp.v + pp.n, ppl, sizeof *ppl * npp); /* pp.v may be NULL when both are empty */
             pp.n += npp;
             rc = sort_unique_pairs(pp.v, &pp.n);
         }

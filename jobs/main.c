@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,6 +463,9 @@ static int cmd_dump(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    /* Past RLIMIT_FSIZE a write then fails with EFBIG (exit 4 naming the file)
+     * instead of the kernel killing the process with SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
     sp_blas_setup(argv);
     sp_log_init(0, SP_LOG_INFO);
     if (argc < 2) {

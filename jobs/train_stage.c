@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dist.h"
 #include "fsutil.h"
@@ -266,14 +267,24 @@ static void ckpt_path(const sp_run_ctx *ctx, const char *date, char *out, size_t
     snprintf(out, cap, "%s/%s/train/checkpoint.bin", wd, date);
 }
 
+/* Reads the previous date's checkpoint into *c (path: where it is). ENOENT
+ * when that date's train has no marker: a killed train leaves its last epoch's
+ * checkpoint behind, which no later stage may read (DESIGN §4). */
+static int prev_ckpt_read(const sp_run_ctx *ctx, char *path, size_t cap, sp_ckpt *c) {
+    char prev[16], marker[PATH_MAX + 64];
+    prev_date(ctx->day_ms, prev, sizeof prev);
+    ckpt_path(ctx, prev, path, cap);
+    snprintf(marker, sizeof marker, "%s/%s/train/_SUCCESS.json", sp_config_str(ctx->cfg, "pipeline", "work_dir"), prev);
+    if (access(marker, F_OK)) return ENOENT;
+    return sp_ckpt_read(path, c);
+}
+
 int sp_train_digest(const sp_run_ctx *ctx, uint64_t *digest) {
     /* the previous date's checkpoint is an input (warm start): its file digest, 0 when absent */
-    char prev[16], path[PATH_MAX + 64];
-    prev_date(ctx->day_ms, prev, sizeof prev);
-    ckpt_path(ctx, prev, path, sizeof path);
+    char path[PATH_MAX + 64];
     *digest = 0;
     sp_ckpt c;
-    int rc = sp_ckpt_read(path, &c);
+    int rc = prev_ckpt_read(ctx, path, sizeof path, &c);
     if (rc == ENOENT) {
         sp_err_clear();
         return SP_OK;
@@ -329,12 +340,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     C.npins = D.npins;
     C.tau = (float)tc.tau;
     /* warm start */
-    char prev[16], path[PATH_MAX + 64];
-    prev_date(ctx->day_ms, prev, sizeof prev);
-    ckpt_path(ctx, prev, path, sizeof path);
+    char path[PATH_MAX + 64];
     if (!rc) {
         sp_ckpt old;
-        int wr = sp_ckpt_read(path, &old);
+        int wr = prev_ckpt_read(ctx, path, sizeof path, &old);
         if (!wr) {
             uint64_t taken = warm_start(&old, &D, &C);
             if (taken == UINT64_MAX)
@@ -612,6 +621,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                 }
             }
             rc = sp_dist_agree(rc);
+            sp_test_stall_at(ctx, "train", "epoch"); /* test hook: a checkpoint exists, no marker */
         }
         cur ^= 1;
     }

@@ -62,7 +62,7 @@ typedef struct {
 static int table_add(nbr_table *t, uint64_t src_index, const sp_nbr *v, size_t n) {
     if (n == SP_WALK_TOPT_ENOMEM) return SP_ENOMEM; /* sp_walk_topt could not count */
     if (sp_grow((void **)&t->v, &t->cap, t->n + n, sizeof *t->v)) return SP_ENOMEM;
-    memcpy(t->v + t->n, v, sizeof *v * n);
+    if (n) memcpy(t->v + t->n, v, sizeof *v * n); /* t->v is NULL before the first entry */
     t->n += n;
     t->off[src_index + 1] = t->n;
     return SP_OK;

@@ -69,11 +69,11 @@ int sp_stage_commit_part(sp_stage_result *res, sp_sfile_w *w, int rc, const char
         sp_sfile_discard(w);
         return rc;
     }
-    uint64_t xxh;
-    if ((rc = sp_sfile_commit(w, &xxh))) return rc;
-    struct stat sb;
-    if (stat(path, &sb)) return sp_err(SP_EIO, "%s: %s", path, strerror(errno));
-    sp_stage_output(res, name, (uint64_t)sb.st_size, xxh);
+    /* the marker records the whole file's xxh64 (as for every output), which a
+     * skip verifies; the sfile's own digest is a checksum of its checksums */
+    uint64_t xxh, bytes;
+    if ((rc = sp_sfile_commit(w, NULL)) || (rc = sp_file_digest(path, &bytes, &xxh))) return rc;
+    sp_stage_output(res, name, bytes, xxh);
     return SP_OK;
 }
 
@@ -305,17 +305,64 @@ static int write_marker(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t 
     return rc;
 }
 
-/* Test hook (fault injection for the MPI timeout test, documented in
- * docs/OPERATIONS.md): SAGEPIPE_TEST_STALL=STAGE:RANK:SECONDS makes that rank
- * sleep before running that stage, so its peers hit the collective timeout. */
-static void test_stall(const sp_run_ctx *ctx, const sp_stage_def *st) {
+/* Test hook (fault injection, documented in docs/OPERATIONS.md):
+ * SAGEPIPE_TEST_STALL=STAGE:RANK:SECONDS makes that rank sleep before running
+ * that stage (its peers hit the collective timeout);
+ * SAGEPIPE_TEST_STALL=STAGE@POINT:RANK:SECONDS sleeps at a named point inside
+ * the stage (tests/e2e/faults.sh kills the rank there). The log line carries
+ * the pid. */
+void sp_test_stall_at(const sp_run_ctx *ctx, const char *stage, const char *point) {
     const char *v = getenv("SAGEPIPE_TEST_STALL");
-    char stage[32];
+    char where[64], want[64];
     int rank, secs;
-    if (v && sscanf(v, "%31[^:]:%d:%d", stage, &rank, &secs) == 3 && !strcmp(stage, st->name) && rank == ctx->rank) {
-        SP_WARN("test_stall", "seconds=%d", secs);
-        sleep((unsigned)secs);
+    if (!v || sscanf(v, "%63[^:]:%d:%d", where, &rank, &secs) != 3 || rank != ctx->rank) return;
+    if (point) snprintf(want, sizeof want, "%s@%s", stage, point);
+    else snprintf(want, sizeof want, "%s", stage);
+    if (strcmp(where, want)) return;
+    SP_WARN("test_stall", "point=%s seconds=%d pid=%ld", sp_log_q(want), secs, (long)getpid());
+    sleep((unsigned)secs);
+}
+
+/* Collective, after rank 0 found a matching marker: every rank hashes its
+ * share of the marker's outputs (entry i on rank i % size) and compares the
+ * xxh64 with the marker. Returns SP_OK when all match, SP_EUSAGE with the
+ * first mismatch (on rank 0's log) otherwise, so the stage reruns. */
+static int verify_outputs(const sp_run_ctx *ctx, const sp_stage_def *st, double *seconds, uint64_t *nbytes) {
+    double t0 = sp_now();
+    char path[PATH_MAX], *text = NULL;
+    size_t len = 0;
+    sp_json *j = NULL;
+    uint64_t acc[2] = {0, 0}; /* mismatches, bytes hashed */
+    sp_stage_path(ctx, st->name, MARKER, path, sizeof path);
+    int rc = sp_read_file(path, &text, &len);
+    if (!rc) rc = sp_json_parse(&j, text, len);
+    free(text);
+    const sp_json *outs = rc ? NULL : sp_json_get(j, "outputs");
+    for (size_t i = (size_t)ctx->rank; !rc && i < sp_json_len(outs); i += (size_t)ctx->size) {
+        const sp_json *o = sp_json_at(outs, i);
+        const char *file = sp_json_str(sp_json_get(o, "file")), *want = sp_json_str(sp_json_get(o, "xxh64"));
+        uint64_t bytes = 0, xxh = 0;
+        char fp[PATH_MAX], h[17];
+        if (!file || !want) {
+            acc[0]++;
+            continue;
+        }
+        sp_stage_path(ctx, st->name, file, fp, sizeof fp);
+        if (sp_file_digest(fp, &bytes, &xxh) || strcmp(hex64(xxh, h), want)) {
+            if (!acc[0]) SP_WARN("output_mismatch", "file=%s want_xxh64=%s", sp_log_q(fp), want);
+            acc[0]++;
+        }
+        acc[1] += bytes;
     }
+    sp_json_free(j);
+    if (rc) acc[0]++; /* the marker vanished or broke since rank 0 read it */
+    sp_err_clear();
+    rc = sp_dist_sum_u64(acc, 2);
+    *seconds = sp_now() - t0;
+    *nbytes = acc[1];
+    if (rc) return rc;
+    if (acc[0]) return sp_err(SP_EUSAGE, "%" PRIu64 " output file(s) no longer match the xxh64 in the marker", acc[0]);
+    return SP_OK;
 }
 
 int sp_stage_execute(const sp_run_ctx *ctx, const sp_stage_def *st, int force, sp_stage_status *status,
@@ -347,16 +394,27 @@ int sp_stage_execute(const sp_run_ctx *ctx, const sp_stage_def *st, int force, s
         return rc;
     }
     if (dig[2]) {
-        *status = SP_STAGE_SKIPPED;
-        SP_INFO("stage_skip", "reason=\"marker matches inputs and config\"");
-        return SP_OK;
+        double vs = 0;
+        uint64_t vb = 0;
+        int v = verify_outputs(ctx, st, &vs, &vb);
+        if (v && v != SP_EUSAGE) {
+            *status = SP_STAGE_FAILED;
+            return v;
+        }
+        if (!v) {
+            *status = SP_STAGE_SKIPPED;
+            SP_INFO("stage_skip", "reason=\"marker matches inputs, config and output digests\" verified_bytes=%" PRIu64
+                    " verify_seconds=%.3f", vb, vs);
+            return SP_OK;
+        }
+        SP_INFO("stage_start", "reason=%s", sp_log_q(sp_errmsg()));
     }
     char dir[PATH_MAX];
     sp_stage_path(ctx, st->name, NULL, dir, sizeof dir);
     rc = sp_dist_agree(ctx->rank == 0 ? clean_stage_dir(dir) : SP_OK);
     if (!rc) {
         sp_err_clear();
-        test_stall(ctx, st);
+        sp_test_stall_at(ctx, st->name, NULL);
         rc = sp_dist_agree(st->run(ctx, res));
     }
     double wall = sp_now() - t0;

@@ -90,6 +90,10 @@ typedef enum { SP_STAGE_RAN, SP_STAGE_SKIPPED, SP_STAGE_FAILED, SP_STAGE_NOTIMPL
 int sp_stage_execute(const sp_run_ctx *ctx, const sp_stage_def *st, int force, sp_stage_status *status,
                      double *seconds, sp_stage_result *res);
 
+/* Test hook (docs/OPERATIONS.md): sleeps when SAGEPIPE_TEST_STALL names this
+ * rank and STAGE (point NULL, before the stage) or STAGE@POINT. */
+void sp_test_stall_at(const sp_run_ctx *ctx, const char *stage, const char *point);
+
 /* Checks that `stage` has a complete, current marker (for readers and for
  * upstream checks); on success *output_digest is its outputs' digest. */
 int sp_stage_check_done(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t *output_digest);

@@ -441,7 +441,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     int cur = 0;
     if (!rc && total > 0) {
         prod[0].step = 0;
-        prod[0].nhard = tc.margin_loss && tc.hard ? 0 : 0;
+        prod[0].nhard = 0; /* epoch 1 of the curriculum: no hard negatives yet */
         rc = start_fill(&prod[0], threaded);
     }
     sp_progress prog;

@@ -181,6 +181,7 @@ static uint64_t warm_start(const sp_ckpt *prev, const sp_sage_data *D, sp_ckpt *
         memcpy(c->V.tok, prev->V.tok, 4 * (size_t)b->tok_rows * d);
     }
     c->tau = prev->tau, c->tau_m = prev->tau_m, c->tau_v = prev->tau_v;
+    c->step = prev->step; /* the restored Adam moments continue their bias correction */
     uint64_t taken = 0;
     if (a->id_emb && b->id_emb)
         for (uint64_t i = 0; i < prev->P.n; i++) {

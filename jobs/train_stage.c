@@ -393,7 +393,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     int64_t total = steps_per_epoch * tc.epochs;
     int d = mc.d;
     nn_adam_cfg adam = {0.9f, 0.999f, 1e-8f, (float)tc.wd};
-    nn_adam_cfg adam_rows = {0.9f, 0.999f, 1e-8f, 0.f};
+    nn_adam_cfg adam_rows = {0.9f, 0.999f, 1e-8f, (float)sp_config_f64(cfg, "train", "row_decay")};
+    nn_adam_cfg adam_tau = {0.9f, 0.999f, 1e-8f, 0.f};
     batch bufs[2] = {0};
     producer prod[2] = {{.S = &S, .b = &bufs[0]}, {.S = &S, .b = &bufs[1]}};
     sp_sage_acts A = {0};
@@ -569,7 +570,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         int64_t t = ++step;
         nn_adam_step(C.P.dense, G.dense, C.M.dense, C.V.dense, C.P.ndense, &adam, t, lr);
         if (tc.learn_tau && !tc.margin_loss) {
-            nn_adam_step(&C.tau, &dtau, &C.tau_m, &C.tau_v, 1, &adam_rows, t, lr);
+            nn_adam_step(&C.tau, &dtau, &C.tau_m, &C.tau_v, 1, &adam_tau, t, lr);
             if (C.tau < (float)tc.tau_min) C.tau = (float)tc.tau_min;
         }
         for (int tab = 0; tab < 2; tab++) {

@@ -124,6 +124,8 @@ static const kdef SCHEMA[] = {
     {"train", "lr_min", T_F64, "0.1", R(0, 1), NULL, 0,
      "Cosine decay to lr * lr_min at the last step."},
     {"train", "weight_decay", T_F64, "0", R(0, 1), NULL, 0, "Decoupled weight decay of the dense parameters (AdamW)."},
+    {"train", "row_decay", T_F64, "0", R(0, 10), NULL, 0,
+     "Decoupled weight decay of the id and token rows, applied when a row is updated (lazy AdamW)."},
     {"train", "tau", T_F64, "0.1", R(1e-4, 10), NULL, 0, "Initial softmax temperature."},
     {"train", "tau_min", T_F64, "0.03", R(1e-4, 10), NULL, 0, "Floor of the learned temperature."},
     {"train", "learn_tau", T_BOOL, "true", R(0, 0), NULL, 0, "Learn the temperature (else fixed at tau)."},

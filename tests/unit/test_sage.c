@@ -48,25 +48,39 @@ static double objective(const sp_sage_params *P, const sp_sage_graph *g, const s
     return s;
 }
 
-/* Checks analytic gradient g[i] of parameter array x[i] (n entries, every stride-th). */
+/* Checks analytic gradient g[i] of parameter array x[i] (n entries, every stride-th) against central
+ * differences. The network has ReLUs and runs in float: an element whose one-sided slopes disagree (a
+ * kink between the probes, or rounding noise) cannot judge the analytic value
+ * and is skipped; at most 25% of the elements may be skipped (a wrong formula shows on judgeable
+ * elements: their two numeric estimates agree with each other but not with the analytic value). */
 static void fd_check(const char *what, float *x, const float *g, size_t n, size_t stride, const sp_sage_params *P,
                      const sp_sage_graph *G, const sp_sage_plan *pl, sp_sage_acts *a, const float *r) {
     double worst = 0, gmax = 0;
-    size_t wi = 0;
+    size_t wi = 0, skipped = 0, checked = 0;
+    const float h = 2e-3f;
+    double f0 = objective(P, G, pl, a, r);
     for (size_t i = 0; i < n; i++) gmax = fabs(g[i]) > gmax ? fabs(g[i]) : gmax;
     for (size_t i = 0; i < n; i += stride) {
         float x0 = x[i];
-        float h = 1e-3f;
         x[i] = x0 + h;
         double fp = objective(P, G, pl, a, r);
         x[i] = x0 - h;
         double fm = objective(P, G, pl, a, r);
         x[i] = x0;
-        double num = (fp - fm) / (2.0 * h), err = fabs(num - g[i]);
-        double bound = 3e-2 * fmax(fmax(fabs(num), fabs(g[i])), fmax(0.1 * gmax, 1e-4));
+        double up = (fp - f0) / h, down = (f0 - fm) / h, central = (fp - fm) / (2.0 * h);
+        double floor_ = fmax(0.1 * gmax, 1e-4);
+        /* the one-sided slopes differ across a ReLU kink (or when rounding noise dominates): unjudgeable */
+        if (fabs(up - down) > 6e-2 * fmax(fmax(fabs(up), fabs(down)), floor_)) {
+            skipped++;
+            continue;
+        }
+        checked++;
+        double err = fabs(central - g[i]), bound = 4e-2 * fmax(fmax(fabs(central), fabs(g[i])), floor_);
         if (err / bound > worst) worst = err / bound, wi = i;
     }
     CHECK_MSG(worst <= 1.0, "%s: worst element %zu off by %.3g of its bound (analytic %.6g)", what, wi, worst, g[wi]);
+    CHECK_MSG(skipped * 100 <= 25 * (checked + skipped), "%s: %zu of %zu elements unjudgeable (kinks or noise)", what,
+              skipped, checked + skipped);
 }
 
 static void grad_test(int K) {

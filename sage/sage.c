@@ -71,17 +71,6 @@ void sp_sage_params_free(sp_sage_params *P) {
 
 /* ---------- plans ---------- */
 
-static int grow(void *pp, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return SP_OK;
-    size_t c = *cap ? *cap : 1024;
-    while (c < need) c *= 2;
-    void *q = realloc(*(void **)pp, c * elem);
-    if (!q) return SP_ENOMEM;
-    *(void **)pp = q;
-    *cap = c;
-    return SP_OK;
-}
-
 /* Position of node v in the level being built, appending it when new. */
 static inline uint32_t plan_add(sp_sage_plan *pl, int lvl, uint32_t v) {
     if (pl->stamp[v] != pl->epoch) {
@@ -100,7 +89,7 @@ int sp_sage_plan_build(sp_sage_plan *pl, const sp_sage_graph *g, int K, const ui
         if (!pl->pos || !pl->stamp) return SP_ENOMEM;
     }
     pl->K = K;
-    if (grow(&pl->node[K], &pl->cap_n[K], nt, sizeof(uint32_t))) return SP_ENOMEM;
+    if (sp_grow((void **)&pl->node[K], &pl->cap[K][0], nt, sizeof(uint32_t))) return SP_ENOMEM;
     memcpy(pl->node[K], targets, sizeof *targets * nt);
     pl->n[K] = nt;
     for (int k = K; k >= 1; k--) {
@@ -111,24 +100,16 @@ int sp_sage_plan_build(sp_sage_plan *pl, const sp_sage_graph *g, int K, const ui
             ep += g->pn_off[nodes[i] + 1] - g->pn_off[nodes[i]];
             eb += g->bn_off[nodes[i] + 1] - g->bn_off[nodes[i]];
         }
-        size_t maxn = nk + ep + eb;
-        if (grow(&pl->node[k - 1], &pl->cap_n[k - 1], maxn, sizeof(uint32_t)) ||
-            grow(&pl->self[k], &pl->cap_e[k][0], nk + 1, sizeof(uint32_t)) ||
-            grow(&pl->poff[k], &pl->cap_e[k][1], nk + 1, sizeof(uint64_t)))
+        size_t *cap = pl->cap[k];
+        if (sp_grow((void **)&pl->node[k - 1], &pl->cap[k - 1][0], nk + ep + eb, sizeof(uint32_t)) ||
+            sp_grow((void **)&pl->self[k], &cap[1], nk, sizeof(uint32_t)) ||
+            sp_grow((void **)&pl->poff[k], &cap[2], nk + 1, sizeof(uint64_t)) ||
+            sp_grow((void **)&pl->boff[k], &cap[3], nk + 1, sizeof(uint64_t)) ||
+            sp_grow((void **)&pl->pidx[k], &cap[4], ep, sizeof(uint32_t)) ||
+            sp_grow((void **)&pl->pw[k], &cap[5], ep, sizeof(float)) ||
+            sp_grow((void **)&pl->bidx[k], &cap[6], eb, sizeof(uint32_t)) ||
+            sp_grow((void **)&pl->bw[k], &cap[7], eb, sizeof(float)))
             return SP_ENOMEM;
-        /* boff shares poff's capacity bookkeeping via a second realloc */
-        size_t capb = pl->cap_e[k][1];
-        void *bo = realloc(pl->boff[k], capb * sizeof(uint64_t));
-        if (!bo) return SP_ENOMEM;
-        pl->boff[k] = bo;
-        size_t ce = ep + eb + 1;
-        void *a = realloc(pl->pidx[k], ce * 4), *b = realloc(pl->pw[k], ce * 4);
-        if (a) pl->pidx[k] = a;
-        if (b) pl->pw[k] = b;
-        void *c2 = realloc(pl->bidx[k], ce * 4), *d2 = realloc(pl->bw[k], ce * 4);
-        if (c2) pl->bidx[k] = c2;
-        if (d2) pl->bw[k] = d2;
-        if (!a || !b || !c2 || !d2) return SP_ENOMEM;
         if (++pl->epoch == 0) { /* wrapped: clear stamps */
             memset(pl->stamp, 0, sizeof *pl->stamp * (g->n + 1));
             pl->epoch = 1;
@@ -232,51 +213,43 @@ void sp_sage_head(const sp_sage_params *P, uint32_t n, const float *h, float *a,
     nn_l2norm_fwd(out, ynrm, y, (int)n, d);
 }
 
+/* Reallocates each of n arrays ps[i] to rows * width[i] floats. */
+static int regrow(float **ps[], const size_t width[], int n, size_t rows) {
+    int rc = SP_OK;
+    for (int i = 0; i < n; i++) {
+        float *q = realloc(*ps[i], rows * width[i] * sizeof(float));
+        if (q) *ps[i] = q;
+        else rc = SP_ENOMEM;
+    }
+    return rc;
+}
+
 static int acts_grow(sp_sage_acts *a, const sp_sage_plan *pl, int d) {
+    size_t dd = (size_t)d, most = 1;
     for (int k = 0; k <= pl->K; k++) {
         size_t need = pl->n[k] ? pl->n[k] : 1;
-        if (need > a->cap[k]) {
-            size_t c = need + need / 4;
-            float *p[5];
-            p[0] = realloc(a->H[k], c * d * sizeof(float));
-            if (p[0]) a->H[k] = p[0];
-            p[1] = realloc(a->Z[k], c * d * sizeof(float));
-            if (p[1]) a->Z[k] = p[1];
-            p[2] = realloc(a->nrm[k], c * sizeof(float));
-            if (p[2]) a->nrm[k] = p[2];
-            p[3] = realloc(a->X[k], c * 3 * d * sizeof(float));
-            if (p[3]) a->X[k] = p[3];
-            p[4] = realloc(a->M[k], c * d * sizeof(float)); /* M[k+1] lives on level k's row count */
-            if (p[4]) a->M[k] = p[4];
-            if (!p[0] || !p[1] || !p[2] || !p[3] || !p[4]) return SP_ENOMEM;
-            a->cap[k] = c;
-        }
+        most = need > most ? need : most;
+        if (need <= a->cap[k]) continue;
+        size_t c = need + need / 4;
+        /* M[k+1] lives on level k's row count */
+        float **ps[5] = {&a->H[k], &a->Z[k], &a->nrm[k], &a->X[k], &a->M[k]};
+        const size_t w[5] = {dd, dd, 1, 3 * dd, dd};
+        if (regrow(ps, w, 5, c)) return SP_ENOMEM;
+        a->cap[k] = c;
     }
     size_t nK = pl->n[pl->K] ? pl->n[pl->K] : 1;
     if (nK > a->capK) {
         size_t c = nK + nK / 4;
-        float *p[4];
-        p[0] = realloc(a->A, c * d * sizeof(float));
-        if (p[0]) a->A = p[0];
-        p[1] = realloc(a->Y, c * d * sizeof(float));
-        if (p[1]) a->Y = p[1];
-        p[2] = realloc(a->out, c * d * sizeof(float));
-        if (p[2]) a->out = p[2];
-        p[3] = realloc(a->ynrm, c * sizeof(float));
-        if (p[3]) a->ynrm = p[3];
-        if (!p[0] || !p[1] || !p[2] || !p[3]) return SP_ENOMEM;
+        float **ps[4] = {&a->A, &a->Y, &a->out, &a->ynrm};
+        const size_t w[4] = {dd, dd, dd, 1};
+        if (regrow(ps, w, 4, c)) return SP_ENOMEM;
         a->capK = c;
     }
-    size_t t = 1;
-    for (int k = 0; k <= pl->K; k++)
-        if (pl->n[k] > t) t = pl->n[k];
-    if (t * 3 > a->captmp) {
-        size_t c = t * 3 + t;
-        float *p0 = realloc(a->tmp, c * d * sizeof(float)), *p1;
-        if (p0) a->tmp = p0;
-        p1 = realloc(a->tmp2, c * d * sizeof(float));
-        if (p1) a->tmp2 = p1;
-        if (!p0 || !p1) return SP_ENOMEM;
+    if (most * 3 > a->captmp) { /* scratch: 3 (n, d) blocks of the largest level */
+        size_t c = most * 4;
+        float **ps[2] = {&a->tmp, &a->tmp2};
+        const size_t w[2] = {dd, dd};
+        if (regrow(ps, w, 2, c)) return SP_ENOMEM;
         a->captmp = c;
     }
     return SP_OK;

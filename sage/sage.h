@@ -74,7 +74,7 @@ typedef struct {
     uint64_t *boff[SP_SAGE_MAXK + 1];
     uint32_t *bidx[SP_SAGE_MAXK + 1];
     float *bw[SP_SAGE_MAXK + 1];
-    size_t cap_n[SP_SAGE_MAXK + 1], cap_e[SP_SAGE_MAXK + 1][2];
+    size_t cap[SP_SAGE_MAXK + 1][8]; /* element capacities of node, self, poff, boff, pidx, pw, bidx, bw */
     uint32_t *pos;  /* (graph n) scratch: position of a node in the level being built */
     uint32_t *stamp;/* (graph n) scratch */
     uint32_t epoch;

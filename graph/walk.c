@@ -348,3 +348,11 @@ size_t sp_walk_topt(const sp_visit *v, size_t n, const uint64_t *self, size_t t,
     if (nranked) *nranked = ranked ? m : 0;
     return k;
 }
+
+uint64_t sp_nbr_weights(const sp_nbr *v, uint64_t n, uint64_t keep, float *w) {
+    uint64_t m = n < keep ? n : keep;
+    double tot = 0;
+    for (uint64_t j = 0; j < m; j++) tot += v[j].count;
+    for (uint64_t j = 0; j < m; j++) w[j] = tot > 0 ? (float)(v[j].count / tot) : 0.f;
+    return m;
+}

@@ -113,6 +113,12 @@ int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_wa
  * all distinct visited nodes in that order (capacity >= n) for the
  * hard-negative band. */
 typedef struct { uint64_t ext; sp_gref ref; float weight; uint32_t count; } sp_nbr;
+/* Importance weights of a neighbour list cut to its first min(n, keep)
+ * entries: visit counts L1-normalised over the kept entries, into w (0 when
+ * they sum to 0). Returns the kept count. The encoder's training view
+ * (jobs/sage_data.c) and its MapReduce inference (jobs/infer_stage.c) both
+ * pool with these weights. */
+uint64_t sp_nbr_weights(const sp_nbr *v, uint64_t n, uint64_t keep, float *w);
 /* sp_walk_topt's result when its scratch memory cannot be allocated. */
 #define SP_WALK_TOPT_ENOMEM ((size_t)-1)
 size_t sp_walk_topt(const sp_visit *v, size_t n, const uint64_t *self, size_t t, sp_nbr *top, sp_nbr *ranked,

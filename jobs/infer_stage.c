@@ -163,9 +163,7 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             const uint64_t *o = off[(isb ? 2 : 0) + s];
             uint64_t *ro = s ? bn_off : pn_off, *rr = s ? bn_ref : pn_ref;
             float *ww = s ? bn_w : pn_w;
-            uint64_t m = ro[i + 1] - ro[i];
-            double tot = 0;
-            for (uint64_t j = 0; j < m; j++) tot += vv[o[li] + j].count;
+            uint64_t m = sp_nbr_weights(vv + o[li], o[li + 1] - o[li], (uint64_t)(s ? tb : tp), ww + ro[i]);
             for (uint64_t j = 0; j < m; j++) {
                 const sp_nbr *e = &vv[o[li] + j];
                 int er = sp_gref_rank(e->ref);
@@ -174,7 +172,6 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                     break;
                 }
                 rr[ro[i] + j] = nref(er, s, sp_gref_local(e->ref));
-                ww[ro[i] + j] = tot > 0 ? (float)(e->count / tot) : 0.f;
             }
         }
     }

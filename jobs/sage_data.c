@@ -58,14 +58,10 @@ void sp_sage_data_free(sp_sage_data *d) {
 /* Appends node src's first `keep` neighbours of a table (renormalised counts). */
 static void add_list(const sp_nbr *v, uint64_t a, uint64_t b, int keep, uint64_t base_of_type, const uint64_t *part_base,
                      uint32_t *idx, float *w, uint64_t *pos) {
-    uint64_t m = b - a < (uint64_t)keep ? b - a : (uint64_t)keep;
-    double tot = 0;
-    for (uint64_t j = 0; j < m; j++) tot += v[a + j].count;
+    uint64_t m = sp_nbr_weights(v + a, b - a, (uint64_t)keep, w + *pos);
     for (uint64_t j = 0; j < m; j++) {
         const sp_nbr *e = &v[a + j];
-        idx[*pos] = (uint32_t)(base_of_type + part_base[sp_gref_rank(e->ref)] + sp_gref_local(e->ref));
-        w[*pos] = tot > 0 ? (float)(e->count / tot) : 0.f;
-        (*pos)++;
+        idx[(*pos)++] = (uint32_t)(base_of_type + part_base[sp_gref_rank(e->ref)] + sp_gref_local(e->ref));
     }
 }
 

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dist.h"
 #include "idrow.h"
@@ -343,17 +342,6 @@ static int stage_rows_load(const sp_run_ctx *ctx, stage_rows *t) {
     return SP_OK;
 }
 
-static void prev_date_ctx(const sp_run_ctx *ctx, sp_run_ctx *prev, char *date_buf) {
-    *prev = *ctx;
-    time_t t = (time_t)((ctx->day_ms - SP_DAY_MS) / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(date_buf, 16, "%Y-%m-%d", &tm);
-    prev->date = date_buf;
-    prev->day_ms = ctx->day_ms - SP_DAY_MS;
-    snprintf(prev->date_dir, sizeof prev->date_dir, "%s/%s", sp_config_str(ctx->cfg, "pipeline", "work_dir"), date_buf);
-}
-
 int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     const sp_config *cfg = ctx->cfg;
     int rc = SP_OK, gate_failed = 0;
@@ -372,7 +360,7 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         if (!rc) {
             sp_run_ctx pc;
             char pdate[16];
-            prev_date_ctx(ctx, &pc, pdate);
+            sp_stage_prev_ctx(ctx, &pc, pdate);
             const sp_stage_def *inf = sp_stage_find("infer");
             uint64_t dg;
             if (!sp_stage_check_done(&pc, inf, &dg) && !emb_load(&pc, &prev)) {

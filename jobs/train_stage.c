@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dist.h"
@@ -59,13 +58,6 @@ typedef struct {
     double wsum;      /* w_bp + w_pp over tasks that have pairs */
     float *logq_pos;  /* (npins) log(B·f(v) + R/npins) */
 } sampler;
-
-static void prev_date(int64_t day_ms, char *out, size_t cap) {
-    time_t t = (time_t)((day_ms - SP_DAY_MS) / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, cap, "%Y-%m-%d", &tm);
-}
 
 static int fill_batch(const sampler *S, batch *b, int64_t step, int nhard) {
     const sp_sage_data *D = S->D;
@@ -263,44 +255,28 @@ static int eval_run(evaluator *e, const sp_sage_data *D, const sp_sage_params *P
     return rc;
 }
 
-static void ckpt_path(const sp_run_ctx *ctx, const char *date, char *out, size_t cap) {
-    const char *wd = sp_config_str(ctx->cfg, "pipeline", "work_dir");
-    snprintf(out, cap, "%s/%s/train/checkpoint.bin", wd, date);
-}
-
-/* Reads the previous date's checkpoint into *c (path: where it is). ENOENT
- * when that date's train has no marker: a killed train leaves its last epoch's
- * checkpoint behind, which no later stage may read (DESIGN §4). */
-static int prev_ckpt_read(const sp_run_ctx *ctx, char *path, size_t cap, sp_ckpt *c) {
+/* The previous date's checkpoint (path into path) if that date's train has a
+ * marker; 0 otherwise. A killed train leaves its last epoch's checkpoint
+ * behind, which no later stage may read (DESIGN §4). */
+static int prev_ckpt_path(const sp_run_ctx *ctx, char *path, size_t cap) {
+    sp_run_ctx pc;
     char prev[16], marker[PATH_MAX + 64];
-    prev_date(ctx->day_ms, prev, sizeof prev);
-    ckpt_path(ctx, prev, path, cap);
-    snprintf(marker, sizeof marker, "%s/%s/train/_SUCCESS.json", sp_config_str(ctx->cfg, "pipeline", "work_dir"), prev);
-    if (access(marker, F_OK)) return ENOENT;
-    return sp_ckpt_read(path, c);
+    sp_stage_prev_ctx(ctx, &pc, prev);
+    sp_stage_path(&pc, "train", "checkpoint.bin", path, cap);
+    sp_stage_path(&pc, "train", "_SUCCESS.json", marker, sizeof marker);
+    return access(marker, F_OK) == 0;
 }
 
 int sp_train_digest(const sp_run_ctx *ctx, uint64_t *digest) {
-    /* the previous date's checkpoint is an input (warm start): its file digest, 0 when absent */
+    /* the previous date's checkpoint is an input (warm start): the file's xxh64, 0 when there is none.
+     * Hashing the bytes is enough here; the train stage itself reads and verifies the file. */
     char path[PATH_MAX + 64];
+    uint64_t bytes;
     *digest = 0;
-    sp_ckpt c;
-    int rc = prev_ckpt_read(ctx, path, sizeof path, &c);
-    if (rc == ENOENT) {
+    if (!prev_ckpt_path(ctx, path, sizeof path) || sp_file_digest(path, &bytes, digest)) {
         sp_err_clear();
-        return SP_OK;
+        *digest = 0;
     }
-    if (rc) {
-        SP_WARN("warm_start_unreadable", "path=%s error=%s", sp_log_q(path), sp_log_q(sp_errmsg()));
-        return SP_OK; /* a corrupt previous checkpoint means a cold start, digest 0 */
-    }
-    *digest = sp_mix64((uint64_t)c.step ^ sp_mix64(c.P.n)) ^ (uint64_t)c.P.ndense;
-    for (size_t i = 0; i < c.P.ndense; i++) {
-        uint32_t v;
-        memcpy(&v, &c.P.dense[i], 4);
-        *digest = sp_mix64(*digest ^ v);
-    }
-    sp_ckpt_free(&c);
     return SP_OK;
 }
 
@@ -344,7 +320,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     char path[PATH_MAX + 64];
     if (!rc) {
         sp_ckpt old;
-        int wr = prev_ckpt_read(ctx, path, sizeof path, &old);
+        int wr = prev_ckpt_path(ctx, path, sizeof path) ? sp_ckpt_read(path, &old) : ENOENT;
         if (!wr) {
             uint64_t taken = warm_start(&old, &D, &C);
             if (taken == UINT64_MAX)

@@ -63,6 +63,10 @@ void sp_stage_count(sp_stage_result *r, const char *name, uint64_t v);
 /* Records an output file of this rank with its size and checksum. */
 void sp_stage_output(sp_stage_result *r, const char *file, uint64_t bytes, uint64_t xxh);
 
+/* The context of the date before ctx's: date (into date_buf, 16 bytes),
+ * day_ms and date_dir; everything else, input_dir included, stays ctx's. For
+ * reading the previous date's stage outputs (warm start, drift). */
+void sp_stage_prev_ctx(const sp_run_ctx *ctx, sp_run_ctx *prev, char *date_buf);
 /* Paths: <date_dir>/<stage>[/<file>]. */
 void sp_stage_path(const sp_run_ctx *ctx, const char *stage, const char *file, char *out, size_t cap);
 /* "<prefix>-RRRRR-of-NNNNN.bin" for this rank. */

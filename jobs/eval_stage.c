@@ -18,6 +18,7 @@
 
 #include "dist.h"
 #include "idrow.h"
+#include "infer_stage.h"
 #include "fsutil.h"
 #include "ingest.h"
 #include "json.h"
@@ -29,65 +30,8 @@
 #include "sp_base.h"
 #include "userlists.h"
 
-typedef struct {
-    uint64_t n[2];      /* pins, boards */
-    uint64_t *ids[2];
-    float *vec[2];
-    int d;
-} emb_set;
-
-static void emb_free(emb_set *e) {
-    for (int t = 0; t < 2; t++) free(e->ids[t]), free(e->vec[t]);
-    memset(e, 0, sizeof *e);
-}
-
-/* Every infer part of the date in ctx (any rank count), pins and boards. */
-static int emb_load(const sp_run_ctx *ctx, emb_set *e) {
-    memset(e, 0, sizeof *e);
-    int parts, rc = sp_stage_ranks(ctx, "infer", &parts);
-    char path[PATH_MAX + 64];
-    for (int pass = 0; pass < 2 && !rc; pass++) {
-        uint64_t at[2] = {0, 0};
-        for (int r = 0; r < parts && !rc; r++) {
-            sp_sfile_r *f;
-            sp_stage_part(ctx, "infer", r, parts, NULL, 0, path, sizeof path);
-            if ((rc = sp_sfile_open(&f, path, "emb"))) break;
-            const uint64_t *meta;
-            uint64_t nm;
-            rc = sp_sfile_get(f, "meta", 8, (const void **)&meta, &nm);
-            if (!rc && (nm != 4 || meta[2] < 1 || meta[2] > 4096 || (e->d && (uint64_t)e->d != meta[2])))
-                rc = sp_err(SP_EFORMAT, "%s: bad meta", path);
-            if (!rc) e->d = (int)meta[2];
-            for (int t = 0; t < 2 && !rc; t++) {
-                const uint64_t *ids;
-                const float *v;
-                uint64_t n, nv;
-                rc = sp_sfile_get(f, t ? "board_ids" : "pin_ids", 8, (const void **)&ids, &n);
-                if (!rc) rc = sp_sfile_get(f, t ? "board_vecs" : "pin_vecs", 4, (const void **)&v, &nv);
-                if (!rc && nv != n * (uint64_t)e->d) rc = sp_err(SP_EFORMAT, "%s: vectors do not match ids", path);
-                if (!rc && pass) {
-                    memcpy(e->ids[t] + at[t], ids, 8 * n);
-                    memcpy(e->vec[t] + at[t] * e->d, v, 4 * n * e->d);
-                }
-                at[t] += n;
-            }
-            sp_sfile_close(f);
-        }
-        if (!rc && !pass)
-            for (int t = 0; t < 2 && !rc; t++) {
-                e->n[t] = at[t];
-                e->ids[t] = malloc(8 * (at[t] + 1));
-                e->vec[t] = malloc(4 * (at[t] * e->d + 1));
-                if (!e->ids[t] || !e->vec[t]) rc = SP_ENOMEM;
-            }
-    }
-    if (rc) emb_free(e);
-    return rc;
-}
-
-
 /* Full-ranking recall/NDCG@k of boards (as users, by id) against pins (items, by id). */
-static int held_out(const sp_run_ctx *ctx, const emb_set *e, const char *test_path, int k, double *recall,
+static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const char *test_path, int k, double *recall,
                     double *ndcg, uint64_t *users, sp_related_result *rel) {
     sp_lists test = {0}, train = {0};
     int rc = sp_lists_load_lightgcn(test_path, &test, NULL);
@@ -166,7 +110,7 @@ static int held_out(const sp_run_ctx *ctx, const emb_set *e, const char *test_pa
 /* Drift of pins against the previous date: mean cosine over common ids, and
  * the mean overlap of the top-10 neighbours (by dot product among the common
  * pins) of up to 1000 sample pins. */
-static int drift(const emb_set *a, const emb_set *b, double *cosine, double *overlap, uint64_t *common) {
+static int drift(const sp_emb_set *a, const sp_emb_set *b, double *cosine, double *overlap, uint64_t *common) {
     *cosine = *overlap = NAN;
     *common = 0;
     if (a->d != b->d || !a->n[0] || !b->n[0]) return SP_OK;
@@ -351,8 +295,8 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     double min_recall = sp_config_f64(cfg, "eval", "min_recall");
     const char *test = sp_config_str(cfg, "eval", "test");
     if (ctx->rank == 0) {
-        emb_set cur, prev = {0};
-        rc = emb_load(ctx, &cur);
+        sp_emb_set cur, prev = {0};
+        rc = sp_infer_load(ctx, &cur);
         sp_related_result rel;
         memset(&rel, 0, sizeof rel);
         rel.hit[0] = rel.mrr = rel.mrr_scaled = NAN;
@@ -363,9 +307,9 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             sp_stage_prev_ctx(ctx, &pc, pdate);
             const sp_stage_def *inf = sp_stage_find("infer");
             uint64_t dg;
-            if (!sp_stage_check_done(&pc, inf, &dg) && !emb_load(&pc, &prev)) {
+            if (!sp_stage_check_done(&pc, inf, &dg) && !sp_infer_load(&pc, &prev)) {
                 rc = drift(&cur, &prev, &cosine, &overlap, &common);
-                emb_free(&prev);
+                sp_emb_set_free(&prev);
             }
             sp_err_clear();
         }
@@ -426,7 +370,7 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         free(loss);
         free(evc);
         stage_rows_free(&st);
-        emb_free(&cur);
+        sp_emb_set_free(&cur);
         if (!rc && min_recall > 0 && !(recall >= min_recall)) {
             gate_failed = 1;
             rc = sp_err(SP_EQUALITY, "quality gate: %s = %.5f is below eval.min_recall %g (report: %s/report.html)",

@@ -421,38 +421,64 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     return rc;
 }
 
-int sp_infer_dump(const sp_run_ctx *ctx, FILE *out) {
-    int size, rc = sp_stage_ranks(ctx, "infer", &size);
-    if (rc) return rc;
-    sp_lines lines = {0};
+void sp_emb_set_free(sp_emb_set *e) {
+    for (int t = 0; t < 2; t++) free(e->ids[t]), free(e->vec[t]);
+    memset(e, 0, sizeof *e);
+}
+
+int sp_infer_load(const sp_run_ctx *ctx, sp_emb_set *e) {
+    memset(e, 0, sizeof *e);
+    int parts, rc = sp_stage_ranks(ctx, "infer", &parts);
     char path[PATH_MAX + 64];
-    for (int r = 0; r < size && !rc; r++) {
+    size_t capi[2] = {0, 0}, capv[2] = {0, 0};
+    for (int r = 0; r < parts && !rc; r++) {
         sp_sfile_r *f;
-        sp_stage_part(ctx, "infer", r, size, NULL, 0, path, sizeof path);
+        sp_stage_part(ctx, "infer", r, parts, NULL, 0, path, sizeof path);
         if ((rc = sp_sfile_open(&f, path, "emb"))) break;
         const uint64_t *meta;
         uint64_t nm;
         rc = sp_sfile_get(f, "meta", 8, (const void **)&meta, &nm);
-        if (!rc && (nm != 4 || meta[2] == 0 || meta[2] > 4096)) rc = sp_err(SP_EFORMAT, "%s: bad meta", path);
+        if (!rc && (nm != 4 || meta[2] < 1 || meta[2] > 4096 || (e->d && (uint64_t)e->d != meta[2])))
+            rc = sp_err(SP_EFORMAT, "%s: bad meta", path);
+        if (!rc) e->d = (int)meta[2];
         for (int t = 0; t < 2 && !rc; t++) {
             const uint64_t *ids;
             const float *v;
-            uint64_t n, nv, d = rc ? 0 : meta[2];
+            uint64_t n, nv, d = (uint64_t)e->d;
             rc = sp_sfile_get(f, t ? "board_ids" : "pin_ids", 8, (const void **)&ids, &n);
             if (!rc) rc = sp_sfile_get(f, t ? "board_vecs" : "pin_vecs", 4, (const void **)&v, &nv);
             if (!rc && nv != n * d) rc = sp_err(SP_EFORMAT, "%s: %" PRIu64 " values for %" PRIu64 " ids", path, nv, n);
-            for (uint64_t i = 0; !rc && i < n; i++) {
-                char buf[64 * 1024];
-                size_t k = (size_t)snprintf(buf, sizeof buf, "%c%" PRIu64, t ? 'b' : 'p', ids[i]);
-                for (uint64_t j = 0; j < d && k < sizeof buf - 20; j++)
-                    k += (size_t)snprintf(buf + k, sizeof buf - k, " %.6g", v[i * d + j]);
-                rc = sp_lines_addf(&lines, "%s", buf);
+            if (!rc) rc = sp_grow((void **)&e->ids[t], &capi[t], e->n[t] + n, 8);
+            if (!rc) rc = sp_grow((void **)&e->vec[t], &capv[t], (e->n[t] + n) * d, 4);
+            if (!rc) {
+                memcpy(e->ids[t] + e->n[t], ids, 8 * n);
+                memcpy(e->vec[t] + e->n[t] * d, v, 4 * n * d);
+                e->n[t] += n;
             }
         }
         sp_sfile_close(f);
     }
+    if (rc) sp_emb_set_free(e);
+    return rc;
+}
+
+/* One dump line: "p<id>" / "b<id>" and the values (%.6g). */
+static int emb_line(sp_lines *lines, int board, uint64_t id, const float *v, int d) {
+    char buf[64 * 1024];
+    size_t k = (size_t)snprintf(buf, sizeof buf, "%c%" PRIu64, board ? 'b' : 'p', id);
+    for (int j = 0; j < d && k < sizeof buf - 20; j++) k += (size_t)snprintf(buf + k, sizeof buf - k, " %.6g", v[j]);
+    return sp_lines_addf(lines, "%s", buf);
+}
+
+int sp_infer_dump(const sp_run_ctx *ctx, FILE *out) {
+    sp_emb_set e;
+    int rc = sp_infer_load(ctx, &e);
+    sp_lines lines = {0};
+    for (int t = 0; t < 2 && !rc; t++)
+        for (uint64_t i = 0; !rc && i < e.n[t]; i++) rc = emb_line(&lines, t, e.ids[t][i], e.vec[t] + i * e.d, e.d);
     if (!rc) sp_lines_sort_write(&lines, out);
     sp_lines_free(&lines);
+    sp_emb_set_free(&e);
     return rc;
 }
 
@@ -476,12 +502,7 @@ int sp_infer_dump_reference(const sp_run_ctx *ctx, FILE *out) {
     if (!rc && !e) rc = SP_ENOMEM;
     if (!rc) rc = sp_sage_embed_all(&C.P, &D.g, e);
     sp_lines lines = {0};
-    for (uint64_t u = 0; !rc && u < D.n; u++) {
-        char buf[64 * 1024];
-        size_t k = (size_t)snprintf(buf, sizeof buf, "%c%" PRIu64, u < D.npins ? 'p' : 'b', D.ext[u]);
-        for (size_t j = 0; j < d && k < sizeof buf - 20; j++) k += (size_t)snprintf(buf + k, sizeof buf - k, " %.6g", e[u * d + j]);
-        rc = sp_lines_addf(&lines, "%s", buf);
-    }
+    for (uint64_t u = 0; !rc && u < D.n; u++) rc = emb_line(&lines, u >= D.npins, D.ext[u], e + u * d, (int)d);
     if (!rc) sp_lines_sort_write(&lines, out);
     sp_lines_free(&lines);
     free(e);

@@ -9,6 +9,17 @@
 #include "stage.h"
 
 int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res);
+/* Every embedding of the date's infer parts (any rank count), in memory:
+ * [0] pins, [1] boards, part by part; vec rows of d floats. Each part is read
+ * (and verified) once. Free with sp_emb_set_free (also after an error). */
+typedef struct {
+    uint64_t n[2];
+    uint64_t *ids[2];
+    float *vec[2];
+    int d;
+} sp_emb_set;
+int sp_infer_load(const sp_run_ctx *ctx, sp_emb_set *e);
+void sp_emb_set_free(sp_emb_set *e);
 /* Debug/test view: every embedding of the date's infer parts (any rank
  * count), one line per node "p<id>" / "b<id>" and its values (%.6g), sorted. */
 #include <stdio.h>

@@ -29,15 +29,24 @@
 #include "shard.h"
 #include "sp_base.h"
 #include "userlists.h"
+#include "users_stage.h"
 
-/* Full-ranking recall/NDCG@k of boards (as users, by id) against pins (items, by id). */
-static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const char *test_path, int k, double *recall,
-                    double *ndcg, uint64_t *users, sp_related_result *rel) {
+/* Full-ranking recall/NDCG at the cut-offs ks[nk] against pins (items, by id), each board's pins
+ * excluded, of two user sides: [0] boards as users (by id), [1] the users stage's vectors (by id;
+ * NaN when there are none). */
+typedef struct {
+    double recall[2][SP_METRICS_MAX_K], ndcg[2][SP_METRICS_MAX_K];
+    uint64_t users[2], users_without_vector;
+} held_out_result;
+
+static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_set *us, const char *test_path,
+                    const uint32_t *ks, int nk, held_out_result *out, sp_related_result *rel) {
     sp_lists test = {0}, train = {0};
     int rc = sp_lists_load_lightgcn(test_path, &test, NULL);
     if (rc) return rc;
     uint64_t nu = test.n, ni = test.ncols;
     for (uint64_t i = 0; i < e->n[1]; i++) nu = e->ids[1][i] + 1 > nu ? e->ids[1][i] + 1 : nu;
+    for (uint64_t i = 0; i < us->n; i++) nu = us->ids[i] + 1 > nu ? us->ids[i] + 1 : nu;
     for (uint64_t i = 0; i < e->n[0]; i++) ni = e->ids[0][i] + 1 > ni ? e->ids[0][i] + 1 : ni;
     if (nu > (1u << 28) || ni > (1u << 28)) {
         sp_lists_free(&test);
@@ -79,12 +88,34 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const char *test
         }
         free(fill);
     }
-    uint32_t ks[1] = {(uint32_t)k};
     sp_topk_result res;
-    if (!rc) rc = sp_metrics_topk(U, (uint32_t)nu, V, (uint32_t)ni, (uint32_t)d, &train, &test, ks, 1, 1, &res);
-    if (!rc) *recall = res.recall[0], *ndcg = res.ndcg[0], *users = res.users;
+    for (int side = 0; side < 2 && !rc; side++) {
+        for (int i = 0; i < nk; i++) out->recall[side][i] = out->ndcg[side][i] = NAN;
+        if (side == 1) {
+            if (!us->n) break;
+            if (us->d != d) {
+                rc = sp_err(SP_EINPUT, "eval: user vectors have dim %d, items %d", us->d, d);
+                break;
+            }
+            memset(U, 0, 4 * nu * d);
+            for (uint64_t i = 0; i < us->n; i++) memcpy(U + us->ids[i] * d, us->vec + i * d, 4 * (size_t)d);
+            /* test users the users stage has no vector for keep a zero row: they count as misses */
+            uint8_t *has = calloc(nu + 1, 1);
+            if (!has) {
+                rc = SP_ENOMEM;
+                break;
+            }
+            for (uint64_t i = 0; i < us->n; i++) has[us->ids[i]] = 1;
+            for (uint32_t u = 0; u < test.n; u++) out->users_without_vector += test.off[u + 1] > test.off[u] && !has[u];
+            free(has);
+        }
+        rc = sp_metrics_topk(U, (uint32_t)nu, V, (uint32_t)ni, (uint32_t)d, &train, &test, ks, nk, 1, &res);
+        for (int i = 0; !rc && i < nk; i++) out->recall[side][i] = res.recall[i], out->ndcg[side][i] = res.ndcg[i];
+        if (!rc) out->users[side] = res.users;
+    }
     /* PinSage's related-pin view of the same split: query = the user's first train pin, positive = its
      * first held-out pin, ranked among every pin of the date by the query pin's embedding */
+    uint32_t ks1[1] = {ks[nk - 1]};
     uint32_t *q = rc ? NULL : malloc(4 * ((size_t)test.n + 1)), *pp = rc ? NULL : malloc(4 * ((size_t)test.n + 1)),
              *pool = rc ? NULL : malloc(4 * (e->n[0] + 1));
     if (!rc && (!q || !pp || !pool)) rc = SP_ENOMEM;
@@ -94,7 +125,7 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const char *test
             train.idx[train.off[u]] != test.idx[test.off[u]])
             q[np] = train.idx[train.off[u]], pp[np++] = test.idx[test.off[u]];
     for (uint64_t i = 0; !rc && i < e->n[0]; i++) pool[i] = (uint32_t)e->ids[0][i];
-    if (!rc && np) rc = sp_metrics_related(V, (uint32_t)ni, (uint32_t)d, pool, (uint32_t)e->n[0], q, pp, np, ks, 1, 100,
+    if (!rc && np) rc = sp_metrics_related(V, (uint32_t)ni, (uint32_t)d, pool, (uint32_t)e->n[0], q, pp, np, ks1, 1, 100,
                                            1, rel);
     free(q);
     free(pp);
@@ -292,15 +323,27 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     double recall = NAN, ndcg = NAN, cosine = NAN, overlap = NAN;
     uint64_t users = 0, common = 0;
     int k = (int)sp_config_int(cfg, "eval", "k");
+    /* cut-offs: 10 (the sequential benchmarks' HR@10) and eval.k; eval.k is the last */
+    uint32_t ks[2] = {10, (uint32_t)k};
+    int nk = k > 10 ? 2 : 1;
+    if (nk == 1) ks[0] = (uint32_t)k;
     double min_recall = sp_config_f64(cfg, "eval", "min_recall");
     const char *test = sp_config_str(cfg, "eval", "test");
     if (ctx->rank == 0) {
         sp_emb_set cur, prev = {0};
+        sp_user_set us = {0};
+        held_out_result ho;
+        memset(&ho, 0, sizeof ho);
+        for (int sd = 0; sd < 2; sd++)
+            for (int i = 0; i < SP_METRICS_MAX_K; i++) ho.recall[sd][i] = ho.ndcg[sd][i] = NAN;
         rc = sp_infer_load(ctx, &cur);
+        if (!rc) rc = sp_users_load(ctx, &us);
         sp_related_result rel;
         memset(&rel, 0, sizeof rel);
         rel.hit[0] = rel.mrr = rel.mrr_scaled = NAN;
-        if (!rc && strcmp(test, "none")) rc = held_out(ctx, &cur, test, k, &recall, &ndcg, &users, &rel);
+        if (!rc && strcmp(test, "none")) rc = held_out(ctx, &cur, &us, test, ks, nk, &ho, &rel);
+        recall = ho.recall[0][nk - 1], ndcg = ho.ndcg[0][nk - 1], users = ho.users[0];
+        sp_user_set_free(&us);
         if (!rc) {
             sp_run_ctx pc;
             char pdate[16];
@@ -314,19 +357,28 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             sp_err_clear();
         }
         /* report */
-        char path[PATH_MAX + 64], dir[PATH_MAX + 64], kname[3][32];
-        snprintf(kname[0], sizeof kname[0], "recall@%d", k);
-        snprintf(kname[1], sizeof kname[1], "ndcg@%d", k);
-        snprintf(kname[2], sizeof kname[2], "related_hit@%d", k);
-        sp_report_metric m[9] = {{kname[0], recall},
-                                 {kname[1], ndcg},
-                                 {"eval_users", (double)users},
-                                 {kname[2], rel.hit[0]},
-                                 {"related_mrr_scaled100", rel.mrr_scaled},
-                                 {"related_mrr", rel.mrr},
-                                 {"drift_mean_cosine", cosine},
-                                 {"drift_top10_overlap", overlap},
-                                 {"drift_common_pins", (double)common}};
+        char path[PATH_MAX + 64], dir[PATH_MAX + 64], kname[2][4][40], rname[40];
+        static const char *const side_pre[2] = {"", "users_"};
+        sp_report_metric m[24];
+        int nm = 0;
+        for (int i = 0; i < nk; i++)
+            for (int sd = 0; sd < 2; sd++) {
+                snprintf(kname[sd][2 * i], sizeof kname[sd][2 * i], "%srecall@%u", side_pre[sd], ks[i]);
+                snprintf(kname[sd][2 * i + 1], sizeof kname[sd][2 * i + 1], "%sndcg@%u", side_pre[sd], ks[i]);
+                m[nm++] = (sp_report_metric){kname[sd][2 * i], ho.recall[sd][i]};
+                m[nm++] = (sp_report_metric){kname[sd][2 * i + 1], ho.ndcg[sd][i]};
+            }
+        const char *rk = kname[0][2 * (nk - 1)]; /* recall@eval.k of the boards: the gate's metric */
+        snprintf(rname, sizeof rname, "related_hit@%d", k);
+        m[nm++] = (sp_report_metric){"eval_users", (double)users};
+        m[nm++] = (sp_report_metric){"users_eval_users", (double)ho.users[1]};
+        m[nm++] = (sp_report_metric){"users_without_vector", (double)ho.users_without_vector};
+        m[nm++] = (sp_report_metric){rname, rel.hit[0]};
+        m[nm++] = (sp_report_metric){"related_mrr_scaled100", rel.mrr_scaled};
+        m[nm++] = (sp_report_metric){"related_mrr", rel.mrr};
+        m[nm++] = (sp_report_metric){"drift_mean_cosine", cosine};
+        m[nm++] = (sp_report_metric){"drift_top10_overlap", overlap};
+        m[nm++] = (sp_report_metric){"drift_common_pins", (double)common};
         sp_report_point *loss = NULL, *evc = NULL;
         size_t nloss = 0, nev = 0;
         if (!rc) {
@@ -337,14 +389,16 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             sp_stage_path(ctx, "train", "eval.tsv", path, sizeof path);
             rc = read_series(path, 2, 3, &evc, &nev);
         }
-        sp_report_series s1 = {"training loss", loss, nloss}, s2 = {kname[0], evc, nev};
+        sp_report_series s1 = {"training loss", loss, nloss}, s2 = {rk, evc, nev};
         sp_report_chart charts[2] = {{"Training loss", "step", "loss", &s1, 1},
-                                     {"Held-out quality during training", "training seconds", kname[0], &s2, 1}};
+                                     {"Held-out quality during training", "training seconds", rk, &s2, 1}};
         char gate_note[160];
-        snprintf(gate_note, sizeof gate_note, "Quality gate: %s >= %g: %s.", kname[0], min_recall,
+        snprintf(gate_note, sizeof gate_note, "Quality gate: %s >= %g: %s.", rk, min_recall,
                  min_recall <= 0 ? "off" : recall >= min_recall ? "passed" : "FAILED, nothing published");
         const char *notes[2] = {"Held-out protocol: full ranking over all pins, each board's own pins excluded "
-                                "(LightGCN); boards stand for users by id. Related pins (PinSage): query = a test "
+                                "(LightGCN; with one held-out item per user this is leave-one-out HR/NDCG, history excluded at "
+                                "-inf); boards stand for users by id, users_* rows score the users stage's vectors "
+                                "(user k = board k in imports). Related pins (PinSage): query = a test "
                                 "user's first train pin, positive = its first held-out pin, ranked among all pins; "
                                 "scaled MRR = mean 1/ceil(rank/100).",
                                 gate_note};
@@ -354,7 +408,7 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         static const char *const rcols[2] = {"reject reason (ingest)", "rows"};
         sp_report_table tabs[2] = {{"Stages of this date", scols, 4, (const char *const *)st.cells, st.nrows},
                                    {"Rejected input rows", rcols, 2, (const char *const *)st.rej, st.nrej}};
-        sp_report rep = {"sagepipe run report", ctx->date, NULL, m, 9, charts, nev ? 2 : 1, tabs, st.nrej ? 2 : 1,
+        sp_report rep = {"sagepipe run report", ctx->date, NULL, m, (size_t)nm, charts, nev ? 2 : 1, tabs, st.nrej ? 2 : 1,
                          notes, 2};
         if (!rc) {
             sp_stage_path(ctx, "eval", NULL, dir, sizeof dir);
@@ -374,14 +428,19 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         if (!rc && min_recall > 0 && !(recall >= min_recall)) {
             gate_failed = 1;
             rc = sp_err(SP_EQUALITY, "quality gate: %s = %.5f is below eval.min_recall %g (report: %s/report.html)",
-                        kname[0], recall, min_recall, dir);
+                        rk, recall, min_recall, dir);
         }
         if (!rc && sp_config_bool(cfg, "eval", "gate")) {
             rc = sp_shard_flip_latest(sp_config_str(cfg, "export", "dir"), ctx->date);
             if (!rc) SP_INFO("eval_latest", "latest=%s reason=\"quality gate passed\"", ctx->date);
         }
-        SP_INFO("eval", "%s=%.5f %s=%.5f users=%" PRIu64 " drift_cosine=%.4f drift_overlap=%.4f gate=%s", kname[0],
-                recall, kname[1], ndcg, users, cosine, overlap, gate_failed ? "failed" : "ok");
+        SP_INFO("eval", "%s=%.5f %s=%.5f users=%" PRIu64 " users_%s=%.5f users_%s=%.5f drift_cosine=%.4f "
+                "drift_overlap=%.4f gate=%s", rk, recall, kname[0][2 * (nk - 1) + 1], ndcg, users, rk,
+                ho.recall[1][nk - 1], kname[0][2 * (nk - 1) + 1], ho.ndcg[1][nk - 1], cosine, overlap,
+                gate_failed ? "failed" : "ok");
+        if (nk > 1)
+            SP_INFO("eval_at_10", "%s=%.5f %s=%.5f users_%s=%.5f users_%s=%.5f", kname[0][0], ho.recall[0][0],
+                    kname[0][1], ho.ndcg[0][0], kname[0][0], ho.recall[1][0], kname[0][1], ho.ndcg[1][0]);
     }
     rc = sp_dist_agree(rc);
     sp_stage_count(res, "eval_users", users);

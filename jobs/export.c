@@ -29,6 +29,7 @@
 #include "shard.h"
 #include "sort.h"
 #include "sp_base.h"
+#include "users_stage.h"
 
 enum { ENT_ITEMS = 0, ENT_USERS = 1, MAX_ENT = 2 };
 static const char *const ENT_NAME[MAX_ENT] = {"items", "users"};
@@ -162,6 +163,55 @@ static int send_all(exporter *x, int ninfer, part *cur, size_t buffer, uint64_t 
         rc = sp_shuffle_exchange(s, done || lrc, lrc, &all_done);
     }
     sp_progress_end(&prog);
+    sp_shuffle_free(s);
+    free(rec);
+    return rc;
+}
+
+/* Sends every user vector of this rank's users parts (p % size == rank) to the ranks of their
+ * shards. Collective. */
+static int send_users(exporter *x, size_t buffer, uint64_t *sent) {
+    const sp_run_ctx *ctx = x->ctx;
+    int nparts = 0;
+    int rc = sp_dist_agree(sp_stage_ranks(ctx, "users", &nparts));
+    sp_shuffle *s = NULL;
+    if (!rc) rc = sp_dist_agree(sp_shuffle_new(&s, buffer, sink, x));
+    if (rc) return rc;
+    uint8_t *rec = malloc(x->recsz);
+    int lrc = rec ? SP_OK : SP_ENOMEM, all_done = 0, done = 0, p = ctx->rank - ctx->size;
+    sp_users_part up = {0};
+    uint64_t i = 0;
+    while (!rc && !all_done) {
+        while (!lrc && !done && !sp_shuffle_full(s)) {
+            if (i == up.n) { /* next part */
+                sp_users_part_close(&up);
+                i = 0;
+                p += ctx->size;
+                if (p >= nparts) {
+                    done = 1;
+                    break;
+                }
+                if ((lrc = sp_users_part_open(ctx, p, nparts, &up))) break;
+                if ((uint32_t)up.d != x->dim)
+                    lrc = sp_err(SP_EFORMAT, "users part %d of %s: dim %d, the items have %u", p, ctx->date, up.d, x->dim);
+                continue;
+            }
+            const float *v = up.vec + i * x->dim;
+            for (uint32_t j = 0; j < x->dim && !lrc; j++)
+                if (!isfinite(v[j]))
+                    lrc = sp_err(SP_EINPUT, "users part %d of %s: user %" PRIu64 ": value %u is %g", p, ctx->date,
+                                 up.ids[i], j, (double)v[j]);
+            if (lrc) break;
+            sp_shard_key(rec, SP_USER, up.ids[i]);
+            sp_vec_encode(x->dt, v, x->dim, rec + SP_SHARD_KEY_LEN);
+            if ((lrc = sp_shuffle_put(s, (int)(sp_shard_of(up.ids[i], x->nshards) % (uint32_t)ctx->size), rec, x->recsz)))
+                break;
+            (*sent)++;
+            i++;
+        }
+        rc = sp_shuffle_exchange(s, done || lrc, lrc, &all_done);
+    }
+    sp_users_part_close(&up);
     sp_shuffle_free(s);
     free(rec);
     return rc;
@@ -322,9 +372,6 @@ int sp_export_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     x.nshards = (uint32_t)sp_config_int(cfg, "export", "nshards");
     x.users = !strcmp(users, "boards") ? USERS_BOARDS : !strcmp(users, "users") ? USERS_STAGE : USERS_NONE;
     x.nent = x.users == USERS_NONE ? 1 : 2;
-    if (x.users == USERS_STAGE)
-        return sp_err(SP_ENOTIMPL, "export.users = users needs the users stage, which is not built yet "
-                                   "(use export.users = none, or boards where users are boards)");
     if (strlen(export_dir) > PATH_MAX - 256)
         return sp_err(SP_ECONFIG, "export.dir is longer than %d bytes", PATH_MAX - 256);
     double t0 = sp_now();
@@ -370,6 +417,7 @@ int sp_export_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     uint64_t sent = 0;
     size_t buffer = (size_t)sp_config_int(cfg, "pipeline", "shuffle_buffer_mb") << 20;
     if (!rc) rc = send_all(&x, ninfer, &cur, buffer, &sent);
+    if (!rc && x.users == USERS_STAGE) rc = send_users(&x, buffer, &sent);
     sp_sfile_close(cur.f);
     /* write this rank's shards; info[e][s] = {count, bytes, xxh64}, summed over ranks */
     size_t ninfo = 3 * (size_t)MAX_ENT * x.nshards;

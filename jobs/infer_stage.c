@@ -463,9 +463,9 @@ int sp_infer_load(const sp_run_ctx *ctx, sp_emb_set *e) {
 }
 
 /* One dump line: "p<id>" / "b<id>" and the values (%.6g). */
-static int emb_line(sp_lines *lines, int board, uint64_t id, const float *v, int d) {
+int sp_emb_line(sp_lines *lines, char type, uint64_t id, const float *v, int d) {
     char buf[64 * 1024];
-    size_t k = (size_t)snprintf(buf, sizeof buf, "%c%" PRIu64, board ? 'b' : 'p', id);
+    size_t k = (size_t)snprintf(buf, sizeof buf, "%c%" PRIu64, type, id);
     for (int j = 0; j < d && k < sizeof buf - 20; j++) k += (size_t)snprintf(buf + k, sizeof buf - k, " %.6g", v[j]);
     return sp_lines_addf(lines, "%s", buf);
 }
@@ -475,7 +475,8 @@ int sp_infer_dump(const sp_run_ctx *ctx, FILE *out) {
     int rc = sp_infer_load(ctx, &e);
     sp_lines lines = {0};
     for (int t = 0; t < 2 && !rc; t++)
-        for (uint64_t i = 0; !rc && i < e.n[t]; i++) rc = emb_line(&lines, t, e.ids[t][i], e.vec[t] + i * e.d, e.d);
+        for (uint64_t i = 0; !rc && i < e.n[t]; i++)
+            rc = sp_emb_line(&lines, t ? 'b' : 'p', e.ids[t][i], e.vec[t] + i * e.d, e.d);
     if (!rc) sp_lines_sort_write(&lines, out);
     sp_lines_free(&lines);
     sp_emb_set_free(&e);
@@ -502,7 +503,7 @@ int sp_infer_dump_reference(const sp_run_ctx *ctx, FILE *out) {
     if (!rc && !e) rc = SP_ENOMEM;
     if (!rc) rc = sp_sage_embed_all(&C.P, &D.g, e);
     sp_lines lines = {0};
-    for (uint64_t u = 0; !rc && u < D.n; u++) rc = emb_line(&lines, u >= D.npins, D.ext[u], e + u * d, (int)d);
+    for (uint64_t u = 0; !rc && u < D.n; u++) rc = sp_emb_line(&lines, u >= D.npins ? 'b' : 'p', D.ext[u], e + u * d, (int)d);
     if (!rc) sp_lines_sort_write(&lines, out);
     sp_lines_free(&lines);
     free(e);

@@ -24,6 +24,9 @@ void sp_emb_set_free(sp_emb_set *e);
  * count), one line per node "p<id>" / "b<id>" and its values (%.6g), sorted. */
 #include <stdio.h>
 int sp_infer_dump(const sp_run_ctx *ctx, FILE *out);
+/* One dump line "<type><id> v v v ..." (%.6g) into lines (the dump views' shared format). */
+#include "lines.h"
+int sp_emb_line(sp_lines *lines, char type, uint64_t id, const float *v, int d);
 /* The same view computed in one process from the train checkpoint by
  * sp_sage_embed_all (no MapReduce): the reference the infer stage must equal. */
 int sp_infer_dump_reference(const sp_run_ctx *ctx, FILE *out);

@@ -24,13 +24,14 @@
 #include "sp_base.h"
 #include "stage.h"
 #include "tsv.h"
+#include "users_stage.h"
 
 static const char *USAGE =
     "sagepipe " SAGEPIPE_VERSION " - nightly PinSage/OmniSage item and user embeddings as LMDB shards\n"
     "\n"
     "usage:\n"
-    "  sagepipe run    --config FILE --date YYYY-MM-DD [--from STAGE] [--to STAGE] [--force] [--set k=v]...\n"
-    "  sagepipe job    STAGE --config FILE --date YYYY-MM-DD [--force] [--set k=v]...\n"
+    "  sagepipe run    --config FILE --date YYYY-MM-DD [--from STAGE] [--to STAGE] [--force] [--full] [--set k=v]...\n"
+    "  sagepipe job    STAGE --config FILE --date YYYY-MM-DD [--force] [--full] [--set k=v]...\n"
     "  sagepipe get    --manifest FILE ID...\n"
     "  sagepipe verify --manifest FILE\n"
     "  sagepipe nn     --manifest FILE --id ID [-k 10]\n"
@@ -40,7 +41,7 @@ static const char *USAGE =
     "  sagepipe gen    --pins N --boards N --edges N [--users N] [--events N] [--seed S] [--dim D]\n"
     "                  [--date YYYY-MM-DD] [--no-tokens] OUT_DIR\n"
     "  sagepipe config defaults|reference | config show --config FILE [--set k=v]...\n"
-    "  sagepipe dump   graph|walks|emb|emb-ref --config FILE --date YYYY-MM-DD   (debug: tables by external id)\n"
+    "  sagepipe dump   graph|walks|emb|emb-ref|users --config FILE --date YYYY-MM-DD   (debug: tables by external id)\n"
     "  sagepipe --help | --version | COMMAND --help\n"
     "\n"
     "stages, in order: ingest graph walks train infer users export eval publish\n"
@@ -51,12 +52,14 @@ static const char *USAGE =
     "Run under MPI as `mpirun -np N sagepipe run ...`; one process alone is a valid deployment.\n";
 
 static const char *HELP_RUN =
-    "usage: sagepipe run --config FILE --date YYYY-MM-DD [--from STAGE] [--to STAGE] [--force] [--set section.key=value]...\n"
+    "usage: sagepipe run --config FILE --date YYYY-MM-DD [--from STAGE] [--to STAGE] [--force] [--full]\n"
+    "                    [--set section.key=value]...\n"
     "Runs the stages from --from (default ingest) to --to (default publish) for one date. A stage whose\n"
-    "_SUCCESS.json matches its inputs and config is skipped; --force reruns every selected stage.\n"
+    "_SUCCESS.json matches its inputs and config is skipped; --force reruns every selected stage; --full\n"
+    "reruns the users stage encoding every user (not only those active in the day's window).\n"
     "Stops with exit 2 at the first stage that is not implemented yet. Ends with a summary table.\n";
 static const char *HELP_JOB =
-    "usage: sagepipe job STAGE --config FILE --date YYYY-MM-DD [--force] [--set section.key=value]...\n"
+    "usage: sagepipe job STAGE --config FILE --date YYYY-MM-DD [--force] [--full] [--set section.key=value]...\n"
     "Runs one stage for one date (a backfill). Its upstream stages must have completed for that date\n"
     "with the same config, else exit 2 names the stage to run first.\n";
 static const char *HELP_IMPORT =
@@ -91,7 +94,7 @@ static int has_help(int argc, char **argv) {
 
 typedef struct {
     const char *config, *date, *from, *to, *stage;
-    int force;
+    int force, full;
     const char *sets[256];
     int nsets;
 } run_args;
@@ -107,6 +110,7 @@ static int parse_run_args(int argc, char **argv, int is_job, run_args *a) {
         const char *o = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(o, "--force")) a->force = 1;
+        else if (!strcmp(o, "--full")) a->full = 1;
         else if (!strcmp(o, "--config") && more) a->config = argv[++i];
         else if (!strcmp(o, "--date") && more) a->date = argv[++i];
         else if (!strcmp(o, "--from") && more && !is_job) a->from = argv[++i];
@@ -209,6 +213,7 @@ static int cmd_run(int argc, char **argv, int is_job) {
             if (!strcmp(l, lv[i])) sp_log_init(rank, i);
         sp_dist_set_timeout(sp_config_f64(cfg, "pipeline", "collective_timeout_s"));
         rc = make_ctx(cfg, a.date, &ctx);
+        ctx.full = a.full;
     }
     /* One run or job per (work_dir, date) at a time; the kernel drops the lock when the process ends. */
     sp_run_lock lock = {.fd = -1};
@@ -241,7 +246,9 @@ static int cmd_run(int argc, char **argv, int is_job) {
                         sp_stages[i].name);
             continue;
         }
-        rc = sp_stage_execute(&ctx, &sp_stages[i], a.force, &status[i], &secs[i], &results[i]);
+        /* --full re-encodes every user: it reruns the users stage even when its marker matches */
+        int force = a.force || (a.full && sp_stages[i].run == sp_users_run);
+        rc = sp_stage_execute(&ctx, &sp_stages[i], force, &status[i], &secs[i], &results[i]);
     }
     sp_log_set_stage(NULL);
     if (rank == 0 && !is_job) {
@@ -434,12 +441,14 @@ static int cmd_config(int argc, char **argv) {
 
 static int cmd_dump(int argc, char **argv) {
     if (argc < 1 || has_help(argc, argv) ||
-        (strcmp(argv[0], "graph") && strcmp(argv[0], "walks") && strcmp(argv[0], "emb") && strcmp(argv[0], "emb-ref"))) {
-        fputs("usage: sagepipe dump graph|walks|emb|emb-ref --config FILE --date YYYY-MM-DD [--set section.key=value]...\n"
+        (strcmp(argv[0], "graph") && strcmp(argv[0], "walks") && strcmp(argv[0], "emb") && strcmp(argv[0], "emb-ref") &&
+         strcmp(argv[0], "users"))) {
+        fputs("usage: sagepipe dump graph|walks|emb|emb-ref|users --config FILE --date YYYY-MM-DD [--set section.key=value]...\n"
               "graph: every kept edge of the date's graph partitions by external id, sorted (any rank count).\n"
               "walks: every neighbourhood entry, hard negative and training pair by external id, sorted.\n"
               "emb:   every pin and board embedding of the infer stage, sorted by id (p<id>/b<id> then values).\n"
-              "emb-ref: the same computed in one process from the train checkpoint (the reference of infer).\n",
+              "emb-ref: the same computed in one process from the train checkpoint (the reference of infer).\n"
+              "users: every user embedding of the users stage, sorted by id (u<id> then values).\n",
               stderr);
         return has_help(argc, argv) ? 0 : SP_EXIT_USAGE;
     }
@@ -456,6 +465,7 @@ static int cmd_dump(int argc, char **argv) {
         rc = !strcmp(argv[0], "walks") ? sp_walks_dump(&ctx, stdout)
              : !strcmp(argv[0], "emb") ? sp_infer_dump(&ctx, stdout)
              : !strcmp(argv[0], "emb-ref") ? sp_infer_dump_reference(&ctx, stdout)
+             : !strcmp(argv[0], "users") ? sp_users_dump(&ctx, stdout)
                                        : sp_graph_dump(&ctx, stdout);
     }
     sp_config_free(cfg);

@@ -22,6 +22,7 @@ typedef struct {
     const char *date;        /* YYYY-MM-DD */
     int64_t day_ms;          /* 00:00 UTC of date */
     int rank, size;
+    int full;                /* --full: the users stage re-encodes every user */
     char date_dir[PATH_MAX]; /* <work_dir>/<date> */
     char input_dir[PATH_MAX];/* input.dir with {date} replaced */
 } sp_run_ctx;

@@ -141,7 +141,7 @@ static int bad_token(const char *path, unsigned long long line, const char *tok,
                   why == -2 ? "does not fit in 64 bits" : "not a non-negative decimal integer");
 }
 
-static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, u64map *items, sp_import_stats *st) {
+static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u64map *items, sp_import_stats *st) {
     FILE *in = fopen(sp->path, "rb");
     if (!in) return sp_err(errno == ENOENT ? SP_EINPUT : SP_EIO, "%s: cannot open: %s", sp->path, strerror(errno));
     char *line = NULL;
@@ -204,6 +204,11 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, u64map *item
         memset(set, 0, sc * sizeof *set);
         if (sp->per_user_clock) clock = TS_BASE_MS;
         st->users++;
+        if (ho->f) { /* the held-out items, for eval.test (LightGCN format) */
+            fprintf(ho->f, "%llu", (unsigned long long)user);
+            for (uint64_t k = keep; k < n; k++) fprintf(ho->f, " %llu", (unsigned long long)ids[1 + k]);
+            fputc('\n', ho->f);
+        }
         for (uint64_t k = 0; k < keep; k++) {
             uint64_t item = ids[1 + k];
             if (item == UINT64_MAX) {
@@ -341,23 +346,26 @@ done:
 
 static int run_import(const seq_spec *sp, const char *out_dir, const char *attributes_json, sp_import_stats *stats) {
     sp_import_stats st = {0};
-    ofile pb = {0}, ev = {0}, tk = {0};
+    ofile pb = {0}, ev = {0}, tk = {0}, ho = {0};
     u64map items = {0};
     int rc = sp_mkdir_p(out_dir);
     if (rc) return rc;
     if ((rc = of_open(&pb, out_dir, "pin_board.tsv"))) goto done;
     if ((rc = of_open(&ev, out_dir, "events.tsv"))) goto done;
     if (attributes_json && (rc = of_open(&tk, out_dir, "pin_tokens.tsv"))) goto done;
-    if ((rc = read_sequences(sp, &pb, &ev, &items, &st))) goto done;
+    if (sp->holdout && (rc = of_open(&ho, out_dir, "heldout.txt"))) goto done;
+    if ((rc = read_sequences(sp, &pb, &ev, &ho, &items, &st))) goto done;
     if (attributes_json && (rc = write_tokens(attributes_json, &items, &tk, &st))) goto done;
-    if ((rc = of_close(&pb)) || (rc = of_close(&ev)) || (rc = of_close(&tk))) goto done;
+    if ((rc = of_close(&pb)) || (rc = of_close(&ev)) || (rc = of_close(&tk)) || (rc = of_close(&ho))) goto done;
     if ((rc = of_rename(&pb)) || (rc = of_rename(&ev))) goto done;
     if (attributes_json && (rc = of_rename(&tk))) goto done;
+    if (sp->holdout && (rc = of_rename(&ho))) goto done;
     if (stats) *stats = st;
 done:
     of_discard(&pb);
     of_discard(&ev);
     of_discard(&tk);
+    of_discard(&ho);
     map_free(&items);
     return rc;
 }

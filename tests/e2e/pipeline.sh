@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pipeline: the whole DAG on 2 ranks, from input files to published shards:
-# `run` skips the unbuilt users stage (nothing downstream reads it), export
+# every stage runs (users included), export
 # publishes shards that `verify` accepts, `get` reads, and `sagepipe eval`
 # scores from outside with the same recall as the eval stage's report; a rerun
 # gives bit-identical shards; the quality gate (eval.gate + eval.min_recall)
@@ -31,13 +31,13 @@ write_config "$E2E_TMP/c.ini" "$IN" "$E2E_TMP/w"
 C=$E2E_TMP/c.ini
 OUT=$E2E_TMP/shards
 SET=(--set walks.walks_per_source=50 --set train.epochs=2 --set train.batch=1024 --set train.negatives=256
+     --set sequence.epochs=2 --set sequence.width=16 --set sequence.max_len=32
      --set sage.dim=16 --set export.dir="$OUT" --set export.nshards=3 --set export.users=boards
      --set eval.test="$E2E_TMP/test.txt" --set input.window=all)
 
 t_run() {
     expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D "${SET[@]}"
-    grep -q 'stage=users action=skipped' "$E2E_ERR" || fail "users was not skipped"
-    for st in export eval publish; do grep -q "^$st  *ran" "$E2E_ERR" || fail "$st did not run"; done
+    for st in users export eval publish; do grep -q "^$st  *ran" "$E2E_ERR" || fail "$st did not run"; done
     [ "$(readlink "$OUT/latest")" = "$D" ] || fail "latest does not point at $D"
     expect_exit 0 sp verify --manifest "$OUT/$D/MANIFEST.json"
     expect_exit 0 sp get --manifest "$OUT/$D/MANIFEST.json" u3 p80

@@ -247,8 +247,11 @@ int main(int argc, char **argv) {
     CHECK_RC(make_infer(&c1, BAD_DIM), SP_OK);
     CHECK_RC(run_export(&c1, &res), SP_EFORMAT);
     CHECK_MSG(strstr(sp_errmsg(), "dim") != NULL, "%s", sp_errmsg());
+    /* users = users without a users stage for the date: a usage error naming it, nothing published */
+    CHECK_RC(make_infer(&c1, GOOD), SP_OK);
     CHECK_RC(sp_config_set(cfg, "export.users=users"), SP_OK);
-    CHECK_RC(run_export(&c1, &res), SP_ENOTIMPL);
+    CHECK_RC(run_export(&c1, &res), SP_EUSAGE);
+    CHECK_MSG(strstr(sp_errmsg(), "users") != NULL, "%s", sp_errmsg());
     if (rank == 0) {
         char *after = read_all(man1);
         CHECK(before && after && !strcmp(before, after));

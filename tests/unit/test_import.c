@@ -131,6 +131,7 @@ static void test_s3rec(void) {
                "1\t10\tengage\t1700000000000\n1\t11\tengage\t1700000060000\n1\t10\tengage\t1700000120000\n"
                "2\t11\tengage\t1700000000000\n");
     check_file(out, "pin_board.tsv", "10\t1\n11\t1\n11\t2\n");
+    check_file(out, "heldout.txt", "1 12\n2 13\n"); /* user 3 has no history left: not scored */
     check_file(out, "pin_tokens.tsv", "10\tattr7 attr8\n11\tattr3\n");
 
     /* no attributes: no pin_tokens.tsv */

@@ -1,0 +1,783 @@
+/* users stage (users_stage.h). Per rank, for the users it owns:
+ *   1. history: the previous completed users stage's history parts (any rank
+ *      count; looked up to sequence.lookback_days back) merged with the day's
+ *      events from ingest, deduplicated and bounded (sequence/history.c);
+ *   2. model: the user encoder, warm-started from that previous date's model,
+ *      trained sequence.epochs epochs data-parallel over the ranks (gradients
+ *      summed) on the frozen item embeddings of the infer stage: at up to
+ *      sequence.positions positions of a window of each sampled history, the
+ *      output must retrieve the next action's pin (next-action) and a random
+ *      pin of the next sequence.window_days (dense all-action), sampled softmax
+ *      over in-batch targets + shared random pins with logQ correction;
+ *   3. vectors: users whose history changed today are encoded; the others are
+ *      copied from the previous date when its encoder version (model
+ *      parameters + item embeddings + max_len) equals today's, else encoded
+ *      too. --full encodes everyone. Encoding is deterministic, so both paths
+ *      give the same vector for a user whose history did not change.
+ * Writes users/hist-*.bin (history), users/part-*.bin (sfile "uemb"),
+ * users/model.bin and users/loss.tsv (rank 0). Item embeddings are read on
+ * every rank (replicated, like the training view of the train stage). */
+#include "users_stage.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "dist.h"
+#include "encoder.h"
+#include "fsutil.h"
+#include "history.h"
+#include "idrow.h"
+#include "infer_stage.h"
+#include "ingest.h"
+#include "lines.h"
+#include "log.h"
+#include "nn.h"
+#include "seq_batch.h"
+#include "sfile.h"
+#include "sp_base.h"
+
+#define DAY_MS 86400000LL
+#define MODEL_VERSION 1
+
+typedef struct {
+    int epochs, batch, positions, negatives, inbatch, threads, lookback, learn_tau;
+    uint32_t max_history;
+    double lr, lr_min, wd, tau, tau_min, w_next, w_all, window_days;
+    int64_t warmup;
+    uint64_t seed;
+    sq_cfg mc;
+} users_cfg;
+
+static int read_cfg(const sp_run_ctx *ctx, users_cfg *u) {
+    const sp_config *c = ctx->cfg;
+    memset(u, 0, sizeof *u);
+    if (strcmp(sp_config_str(c, "sequence", "mode"), "frozen"))
+        return sp_err(SP_ENOTIMPL, "sequence.mode = %s: training the user encoder jointly with the item encoder "
+                                   "(OmniSage user-entity task) is not implemented yet; use sequence.mode = frozen",
+                      sp_config_str(c, "sequence", "mode"));
+    u->epochs = (int)sp_config_int(c, "sequence", "epochs");
+    u->batch = (int)sp_config_int(c, "sequence", "batch");
+    u->positions = (int)sp_config_int(c, "sequence", "positions");
+    u->negatives = (int)sp_config_int(c, "sequence", "negatives");
+    u->inbatch = (int)sp_config_int(c, "sequence", "inbatch");
+    u->threads = (int)sp_config_int(c, "sequence", "threads");
+    u->lookback = (int)sp_config_int(c, "sequence", "lookback_days");
+    u->learn_tau = sp_config_bool(c, "sequence", "learn_tau");
+    u->max_history = (uint32_t)sp_config_int(c, "sequence", "max_history");
+    u->lr = sp_config_f64(c, "sequence", "lr");
+    u->lr_min = sp_config_f64(c, "sequence", "lr_min");
+    u->wd = sp_config_f64(c, "sequence", "weight_decay");
+    u->warmup = sp_config_int(c, "sequence", "warmup_steps");
+    u->tau = sp_config_f64(c, "sequence", "tau");
+    u->tau_min = sp_config_f64(c, "sequence", "tau_min");
+    u->w_next = sp_config_f64(c, "sequence", "w_next");
+    u->w_all = sp_config_f64(c, "sequence", "w_all");
+    u->window_days = sp_config_f64(c, "sequence", "window_days");
+    u->seed = (uint64_t)sp_config_int(c, "sequence", "seed");
+    char *words[64], *store = NULL;
+    int nact = 0, nsurf = 0;
+    int rc = sp_config_words(c, "input", "actions", words, 64, &nact, &store);
+    free(store);
+    store = NULL;
+    if (!rc) rc = sp_config_words(c, "input", "surfaces", words, 64, &nsurf, &store);
+    free(store);
+    if (rc) return rc;
+    u->mc = (sq_cfg){.d_item = 0,
+                     .n_actions = nact,
+                     .n_surfaces = nsurf > 0 ? nsurf : 1,
+                     .d_e = (int)sp_config_int(c, "sequence", "action_dim"),
+                     .width = (int)sp_config_int(c, "sequence", "width"),
+                     .layers = (int)sp_config_int(c, "sequence", "layers"),
+                     .heads = (int)sp_config_int(c, "sequence", "heads"),
+                     .max_len = (int)sp_config_int(c, "sequence", "max_len")};
+    if (u->mc.width % u->mc.heads)
+        return sp_err(SP_ECONFIG, "sequence.width %d is not a multiple of sequence.heads %d", u->mc.width, u->mc.heads);
+    return SP_OK;
+}
+
+/* ---- the previous completed users stage ---- */
+
+/* The nearest earlier date (at most lookback days back) whose users stage has a marker: 1 and *pc set, or 0. */
+static int find_prev(const sp_run_ctx *ctx, int lookback, sp_run_ctx *pc, char *date_buf) {
+    sp_run_ctx cur = *ctx;
+    for (int back = 1; back <= lookback; back++) {
+        sp_stage_prev_ctx(&cur, pc, date_buf);
+        char marker[PATH_MAX + 64];
+        sp_stage_path(pc, "users", "_SUCCESS.json", marker, sizeof marker);
+        if (access(marker, F_OK) == 0) return 1;
+        cur = *pc;
+        cur.date = date_buf; /* the next step back starts from here (date_buf is rewritten in place) */
+    }
+    return 0;
+}
+
+int sp_users_digest(const sp_run_ctx *ctx, uint64_t *digest) {
+    sp_run_ctx pc;
+    char pdate[16], marker[PATH_MAX + 64];
+    uint64_t bytes;
+    *digest = 0;
+    int lookback = (int)sp_config_int(ctx->cfg, "sequence", "lookback_days");
+    if (find_prev(ctx, lookback, &pc, pdate)) {
+        sp_stage_path(&pc, "users", "_SUCCESS.json", marker, sizeof marker);
+        if (sp_file_digest(marker, &bytes, digest)) *digest = 0;
+        sp_err_clear();
+        *digest ^= sp_mix64((uint64_t)pc.day_ms);
+    }
+    return SP_OK;
+}
+
+typedef struct { int rank, size; } owner_filter;
+static int keep_owned(uint64_t user, void *arg) {
+    const owner_filter *f = arg;
+    return sp_owner(SP_USER, user, f->size) == f->rank;
+}
+
+/* This rank's users' history at the previous date (empty when there is none). */
+static int load_prev_history(const sp_run_ctx *ctx, const sp_run_ctx *pc, int have_prev, sq_hist *h) {
+    memset(h, 0, sizeof *h);
+    if (!have_prev) return SP_OK;
+    int n = 0, rc = sp_stage_ranks(pc, "users", &n);
+    owner_filter f = {ctx->rank, ctx->size};
+    char name[96], path[PATH_MAX + 128], dir[PATH_MAX + 64];
+    sp_stage_path(pc, "users", NULL, dir, sizeof dir);
+    for (int r = 0; !rc && r < n; r++) {
+        if (n == ctx->size && r != ctx->rank) continue; /* same partitioning: only our own part */
+        sp_part_name("hist", r, n, name, sizeof name);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        rc = sq_hist_load(h, path, n == ctx->size ? NULL : keep_owned, &f);
+    }
+    if (!rc) rc = sq_hist_sort(h);
+    return rc;
+}
+
+/* The day's events of this rank's users, sorted as ingest writes them: (user, ts, pin, action). */
+static int cmp_event(const void *x, const void *y) {
+    const sp_event_rec *a = x, *b = y;
+    if (a->user != b->user) return a->user < b->user ? -1 : 1;
+    if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
+    if (a->pin != b->pin) return a->pin < b->pin ? -1 : 1;
+    return (a->action > b->action) - (a->action < b->action);
+}
+
+static int load_events(const sp_run_ctx *ctx, sp_event_rec **out, uint64_t *nout) {
+    *out = NULL, *nout = 0;
+    int n = 0, rc = sp_stage_ranks(ctx, "ingest", &n);
+    size_t cap = 0;
+    char path[PATH_MAX + 64];
+    for (int r = 0; !rc && r < n; r++) {
+        if (n == ctx->size && r != ctx->rank) continue;
+        sp_sfile_r *f;
+        const sp_event_rec *ev;
+        uint64_t ne;
+        sp_stage_part(ctx, "ingest", r, n, NULL, 0, path, sizeof path);
+        if ((rc = sp_sfile_open(&f, path, "ingest"))) break;
+        rc = sp_sfile_get(f, "events", sizeof *ev, (const void **)&ev, &ne);
+        for (uint64_t i = 0; !rc && i < ne; i++) {
+            if (n != ctx->size && sp_owner(SP_USER, ev[i].user, ctx->size) != ctx->rank) continue;
+            if (sp_grow((void **)out, &cap, *nout + 1, sizeof **out)) rc = SP_ENOMEM;
+            else (*out)[(*nout)++] = ev[i];
+        }
+        sp_sfile_close(f);
+    }
+    if (!rc && n != ctx->size && *nout) qsort(*out, *nout, sizeof **out, cmp_event);
+    return rc;
+}
+
+/* ---- the model file (sfile "seqmodel"): dimensions, parameters, Adam moments, step, temperature ---- */
+
+typedef struct {
+    sq_model m;
+    float *am, *av; /* Adam moments (m.n) */
+    float tau, tau_m, tau_v;
+    int64_t step;
+} seq_state;
+
+static void cfg_words(const sq_cfg *c, uint64_t w[9]) {
+    uint64_t v[9] = {MODEL_VERSION, (uint64_t)c->d_item, (uint64_t)c->n_actions, (uint64_t)c->n_surfaces,
+                     (uint64_t)c->d_e, (uint64_t)c->width, (uint64_t)c->layers, (uint64_t)c->heads,
+                     (uint64_t)c->max_len};
+    memcpy(w, v, sizeof v);
+}
+
+static int model_write(const char *path, const seq_state *s, uint64_t *xxh) {
+    uint64_t meta[9];
+    cfg_words(&s->m.c, meta);
+    float tau[3] = {s->tau, s->tau_m, s->tau_v};
+    int64_t step = s->step;
+    sp_sfile_w *w;
+    int rc = sp_sfile_create(&w, path, "seqmodel");
+    if (rc) return rc;
+    rc = sp_sfile_put(w, "meta", 8, meta, 9);
+    if (!rc) rc = sp_sfile_put(w, "step", 8, &step, 1);
+    if (!rc) rc = sp_sfile_put(w, "tau", 4, tau, 3);
+    if (!rc) rc = sp_sfile_put(w, "params", 4, s->m.p, s->m.n);
+    if (!rc) rc = sp_sfile_put(w, "adam_m", 4, s->am, s->m.n);
+    if (!rc) rc = sp_sfile_put(w, "adam_v", 4, s->av, s->m.n);
+    if (rc) {
+        sp_sfile_discard(w);
+        return rc;
+    }
+    return sp_sfile_commit(w, xxh);
+}
+
+/* Loads path into s (already initialised with today's dimensions). 1 = loaded, 0 = the model's
+ * dimensions differ (not loaded), or an error. */
+static int model_read(const char *path, seq_state *s, int *loaded) {
+    *loaded = 0;
+    sp_sfile_r *r;
+    int rc = sp_sfile_open(&r, path, "seqmodel");
+    if (rc) return rc;
+    const uint64_t *meta;
+    const int64_t *step;
+    const float *tau, *p, *am, *av;
+    uint64_t n[6], want[9];
+    cfg_words(&s->m.c, want);
+    rc = sp_sfile_get(r, "meta", 8, (const void **)&meta, &n[0]);
+    if (!rc) rc = sp_sfile_get(r, "step", 8, (const void **)&step, &n[1]);
+    if (!rc) rc = sp_sfile_get(r, "tau", 4, (const void **)&tau, &n[2]);
+    if (!rc) rc = sp_sfile_get(r, "params", 4, (const void **)&p, &n[3]);
+    if (!rc) rc = sp_sfile_get(r, "adam_m", 4, (const void **)&am, &n[4]);
+    if (!rc) rc = sp_sfile_get(r, "adam_v", 4, (const void **)&av, &n[5]);
+    if (!rc && (n[0] != 9 || n[1] != 1 || n[2] != 3 || n[4] != n[3] || n[5] != n[3]))
+        rc = sp_err(SP_EFORMAT, "%s: user model sections have inconsistent sizes", path);
+    if (!rc && !memcmp(meta, want, sizeof want) && n[3] == s->m.n) {
+        memcpy(s->m.p, p, 4 * s->m.n);
+        memcpy(s->am, am, 4 * s->m.n);
+        memcpy(s->av, av, 4 * s->m.n);
+        s->tau = tau[0], s->tau_m = tau[1], s->tau_v = tau[2];
+        s->step = step[0];
+        for (size_t i = 0; i < s->m.n; i++)
+            if (!isfinite(s->m.p[i])) {
+                rc = sp_err(SP_EFORMAT, "%s: parameter %zu is %g", path, i, (double)s->m.p[i]);
+                break;
+            }
+        if (!rc) *loaded = 1;
+    }
+    sp_sfile_close(r);
+    return rc;
+}
+
+/* The encoder version: today's vectors equal yesterday's for an unchanged history only when this matches. */
+static uint64_t encoder_version(const seq_state *s, uint64_t items_digest) {
+    uint64_t v = XXH64(s->m.p, 4 * s->m.n, items_digest);
+    return v ^ sp_mix64((uint64_t)s->m.c.max_len + 0x9e37u);
+}
+
+/* ---- training ---- */
+
+typedef struct {
+    const users_cfg *uc;
+    const sq_hist *h;
+    const sq_items *it;
+    const float *logq; /* (items) log expected count of a pin among a step's candidates */
+    uint64_t *train;   /* users (history index) with ≥ 2 actions */
+    uint64_t ntrain;
+    sq_action *buf;    /* one decoded history (the longest) */
+} trainer;
+
+/* Appends one sampled window of user u (history index) to the packer and its query positions. */
+typedef struct {
+    uint64_t *qrow; /* (nq) packed row of each query */
+    uint32_t *tgt;  /* (nq, 2) item rows: next action, all-action target */
+    size_t cap_r, cap_t;
+} queries;
+
+static int sample_user(trainer *T, uint64_t u, sp_rng *r, sq_packer *pk, queries *Q, uint64_t *nq) {
+    uint64_t n = T->h->nact[u], M = (uint64_t)T->uc->mc.max_len;
+    int rc = sq_hist_user(T->h, u, T->buf, n);
+    if (rc) return rc;
+    const sq_action *a = T->buf;
+    /* c = index of the first action after the window: the latest window, or a random one in a long history */
+    uint64_t c = n - 1;
+    if (n - 1 > M) c = M + sp_rng_below(r, n - M);
+    uint64_t s = c > M ? c - M : 0, base = pk->N;
+    rc = sq_packer_add(pk, a + s, c - s, a[c].ts, T->it);
+    if (rc) return rc;
+    int64_t wms = (int64_t)(T->uc->window_days * (double)DAY_MS);
+    uint64_t P = (uint64_t)T->uc->positions, t0 = c - s > P ? c - P : s;
+    for (uint64_t t = t0; t < c; t++) {
+        uint64_t rn = sq_items_row(T->it, a[t + 1].pin);
+        if (rn == UINT64_MAX) continue;
+        /* all-action: a random action of (t, t + window] with an embedded pin (a few tries, else the next one) */
+        uint64_t hi = t + 1;
+        while (hi + 1 < n && a[hi + 1].ts <= a[t].ts + wms) hi++;
+        uint64_t ra = rn;
+        for (int k = 0; k < 4; k++) {
+            uint64_t j = t + 1 + sp_rng_below(r, hi - t), rr = sq_items_row(T->it, a[j].pin);
+            if (rr != UINT64_MAX) {
+                ra = rr;
+                break;
+            }
+        }
+        if (sp_grow((void **)&Q->qrow, &Q->cap_r, *nq + 1, 8) || sp_grow((void **)&Q->tgt, &Q->cap_t, 2 * (*nq + 1), 4))
+            return SP_ENOMEM;
+        Q->qrow[*nq] = base + (t - s);
+        Q->tgt[2 * *nq] = (uint32_t)rn;
+        Q->tgt[2 * *nq + 1] = (uint32_t)ra;
+        (*nq)++;
+    }
+    return SP_OK;
+}
+
+typedef struct {
+    sq_packer pk;
+    sq_acts *acts;
+    float *out, *dout, *grad, *q, *dq, *dq2, *cand, *logq, *scratch;
+    uint64_t *cid;
+    int *pos;
+    queries Q;
+    size_t cap_out, cap_q, cap_c, cap_s;
+} workspace;
+
+static void ws_free(workspace *w) {
+    sq_packer_free(&w->pk);
+    sq_acts_free(w->acts);
+    free(w->out), free(w->dout), free(w->grad), free(w->q), free(w->dq), free(w->dq2), free(w->cand);
+    free(w->logq), free(w->scratch), free(w->cid), free(w->Q.qrow), free(w->Q.tgt), free(w->pos);
+    memset(w, 0, sizeof *w);
+}
+
+/* One step's loss on this rank's sampled users; dout filled (scaled by `scale`), returns the mean loss. */
+static int step_loss(trainer *T, seq_state *S, workspace *w, uint64_t nq, sp_rng *r, float scale, float *loss,
+                     float *dtau) {
+    const users_cfg *uc = T->uc;
+    int d = T->it->d;
+    size_t N = (size_t)w->pk.N;
+    if (sp_grow((void **)&w->out, &w->cap_out, N * d, 4) || !(w->dout = realloc(w->dout, 4 * w->cap_out + 4)))
+        return SP_ENOMEM;
+    sq_batch b = sq_packer_batch(&w->pk);
+    int rc = sq_forward(&S->m, &b, w->acts, w->out);
+    if (rc) return rc;
+    memset(w->dout, 0, 4 * N * d);
+    *loss = 0, *dtau = 0;
+    uint32_t blk = (uint32_t)uc->inbatch, R = (uint32_t)uc->negatives;
+    size_t ncmax = 2 * (size_t)blk + R;
+    if (sp_grow((void **)&w->q, &w->cap_q, (size_t)blk * d, 4) || !(w->dq = realloc(w->dq, 4 * w->cap_q + 4)) ||
+        !(w->dq2 = realloc(w->dq2, 4 * w->cap_q + 4)) || sp_grow((void **)&w->cand, &w->cap_c, ncmax * d, 4) ||
+        !(w->logq = realloc(w->logq, 4 * w->cap_c + 4)) || !(w->cid = realloc(w->cid, 8 * w->cap_c + 8)) ||
+        !(w->pos = realloc(w->pos, 4 * w->cap_c + 4)) ||
+        sp_grow((void **)&w->scratch, &w->cap_s, (size_t)blk * ncmax, 4))
+        return SP_ENOMEM;
+    /* shared random pins of this step */
+    uint32_t *neg = malloc(4 * ((size_t)R + 1));
+    if (!neg) return SP_ENOMEM;
+    for (uint32_t j = 0; j < R; j++) neg[j] = (uint32_t)sp_rng_below(r, T->it->n);
+    for (uint64_t i0 = 0; i0 < nq; i0 += blk) {
+        uint32_t bq = (uint32_t)(nq - i0 < blk ? nq - i0 : blk), nc = 2 * bq + R;
+        float wgt = (float)bq / (float)nq;
+        for (uint32_t i = 0; i < bq; i++)
+            memcpy(w->q + (size_t)i * d, w->out + w->Q.qrow[i0 + i] * d, 4 * (size_t)d);
+        for (uint32_t j = 0; j < nc; j++) {
+            uint32_t row = j < bq ? w->Q.tgt[2 * (i0 + j)] : j < 2 * bq ? w->Q.tgt[2 * (i0 + j - bq) + 1] : neg[j - 2 * bq];
+            memcpy(w->cand + (size_t)j * d, T->it->vec + (size_t)row * d, 4 * (size_t)d);
+            w->cid[j] = row;
+            w->logq[j] = T->logq[row];
+        }
+        float ln = 0, la = 0, tn = 0, ta = 0;
+        for (uint32_t i = 0; i < bq; i++) w->pos[i] = (int)i;
+        if (uc->w_next > 0)
+            ln = nn_sampled_softmax(w->q, w->cand, w->pos, w->cid, w->logq, (int)bq, (int)nc, d, S->tau, w->dq, NULL,
+                                    &tn, w->scratch);
+        else memset(w->dq, 0, 4 * (size_t)bq * d);
+        for (uint32_t i = 0; i < bq; i++) w->pos[i] = (int)(bq + i);
+        if (uc->w_all > 0)
+            la = nn_sampled_softmax(w->q, w->cand, w->pos, w->cid, w->logq, (int)bq, (int)nc, d, S->tau, w->dq2, NULL,
+                                    &ta, w->scratch);
+        else memset(w->dq2, 0, 4 * (size_t)bq * d);
+        float an = (float)uc->w_next * wgt, aa = (float)uc->w_all * wgt;
+        *loss += an * ln + aa * la;
+        *dtau += scale * (an * tn + aa * ta);
+        for (uint32_t i = 0; i < bq; i++) {
+            float *dst = w->dout + w->Q.qrow[i0 + i] * d;
+            const float *g1 = w->dq + (size_t)i * d, *g2 = w->dq2 + (size_t)i * d;
+            for (int k = 0; k < d; k++) dst[k] += scale * (an * g1[k] + aa * g2[k]);
+        }
+    }
+    free(neg);
+    return SP_OK;
+}
+
+static int train_model(const sp_run_ctx *ctx, trainer *T, seq_state *S, FILE *loss_f, int64_t *steps_out) {
+    const users_cfg *uc = T->uc;
+    *steps_out = 0;
+    uint64_t cnt[2] = {T->ntrain, T->ntrain};
+    int rc = sp_dist_max_u64(&cnt[0], 1);
+    if (!rc) rc = sp_dist_sum_u64(&cnt[1], 1);
+    if (rc) return rc;
+    if (cnt[1] == 0 || uc->epochs == 0) {
+        SP_INFO("users_train_skipped", "reason=%s", uc->epochs == 0 ? "\"sequence.epochs = 0\"" : "\"no history with 2 actions\"");
+        return SP_OK;
+    }
+    uint64_t lb = ((uint64_t)uc->batch + (uint64_t)ctx->size - 1) / (uint64_t)ctx->size;
+    int64_t per_epoch = (int64_t)((cnt[0] + lb - 1) / lb), total = per_epoch * uc->epochs;
+    workspace w = {0};
+    w.acts = sq_acts_new();
+    float *grad = calloc(S->m.n + 1, 4);
+    if (!w.acts || !grad) rc = SP_ENOMEM;
+    uint64_t *perm = malloc(8 * (T->ntrain + 1));
+    if (!perm) rc = SP_ENOMEM;
+    rc = sp_dist_agree(rc);
+    nn_adam_cfg adam = {0.9f, 0.999f, 1e-8f, (float)uc->wd}, adam_tau = {0.9f, 0.999f, 1e-8f, 0.f};
+    sp_rng r;
+    sp_rng_init(&r, uc->seed, SP_RNG_TRAIN + 300, (uint64_t)ctx->rank);
+    uint64_t pi = T->ntrain;
+    double t0 = sp_now(), acc = 0;
+    int64_t accn = 0;
+    float scale = 1.f / (float)ctx->size;
+    SP_INFO("users_train_begin", "epochs=%d steps_per_epoch=%" PRId64 " batch=%d users=%" PRIu64 " params=%zu",
+            uc->epochs, per_epoch, uc->batch, cnt[1], S->m.n);
+    sp_progress prog = {.interval = sp_config_f64(ctx->cfg, "pipeline", "progress_seconds")};
+    sp_progress_begin(&prog, "users_train_steps", (uint64_t)total);
+    for (int64_t s = 0; !rc && s < total; s++) {
+        sq_packer_reset(&w.pk);
+        uint64_t nq = 0;
+        for (uint64_t k = 0; k < lb && T->ntrain && !rc; k++) {
+            if (pi == T->ntrain) { /* a fresh permutation of our trainable users */
+                for (uint64_t i = 0; i < T->ntrain; i++) perm[i] = T->train[i];
+                for (uint64_t i = T->ntrain; i > 1; i--) {
+                    uint64_t j = sp_rng_below(&r, i), t = perm[i - 1];
+                    perm[i - 1] = perm[j], perm[j] = t;
+                }
+                pi = 0;
+            }
+            rc = sample_user(T, perm[pi++], &r, &w.pk, &w.Q, &nq);
+        }
+        float loss = 0, dtau = 0;
+        memset(grad, 0, 4 * S->m.n);
+        if (!rc && nq) rc = step_loss(T, S, &w, nq, &r, scale, &loss, &dtau);
+        if (!rc && nq) {
+            sq_batch b = sq_packer_batch(&w.pk);
+            rc = sq_backward(&S->m, &b, w.acts, w.dout, grad, NULL);
+        }
+        rc = sp_dist_agree(rc);
+        if (rc) break;
+        float extra[2] = {dtau, loss * scale};
+        if (ctx->size > 1 && ((rc = sp_dist_sum_f32(grad, S->m.n)) || (rc = sp_dist_sum_f32(extra, 2)))) break;
+        float lr = nn_lr_at(s, uc->warmup, total, (float)uc->lr, (float)uc->lr_min);
+        int64_t t = ++S->step;
+        nn_adam_step(S->m.p, grad, S->am, S->av, S->m.n, &adam, t, lr);
+        if (uc->learn_tau) {
+            nn_adam_step(&S->tau, &extra[0], &S->tau_m, &S->tau_v, 1, &adam_tau, t, lr);
+            if (S->tau < (float)uc->tau_min) S->tau = (float)uc->tau_min;
+        }
+        acc += extra[1];
+        accn++;
+        sp_progress_add(&prog, 1);
+        if ((s + 1) % per_epoch == 0) {
+            int epoch = (int)((s + 1) / per_epoch);
+            SP_INFO("users_epoch_end", "epoch=%d loss=%.5f tau=%.4f seconds=%.1f", epoch, acc / (double)accn, S->tau,
+                    sp_now() - t0);
+            if (loss_f)
+                fprintf(loss_f, "%d\t%" PRId64 "\t%.6f\t%.6g\t%.5f\t%.2f\n", epoch, s + 1, acc / (double)accn, lr,
+                        S->tau, sp_now() - t0);
+            acc = 0, accn = 0;
+        }
+    }
+    sp_progress_end(&prog);
+    *steps_out = total;
+    free(perm);
+    free(grad);
+    ws_free(&w);
+    return sp_dist_agree(rc);
+}
+
+/* ---- user embedding parts (sfile "uemb": meta {rank, nranks, dim, version}, user_ids, user_vecs) ---- */
+
+int sp_users_part_open(const sp_run_ctx *ctx, int p, int n, sp_users_part *u) {
+    memset(u, 0, sizeof *u);
+    char path[PATH_MAX + 64];
+    sp_stage_part(ctx, "users", p, n, NULL, 0, path, sizeof path);
+    const uint64_t *meta = NULL;
+    uint64_t nm = 0, nv = 0;
+    int rc = sp_sfile_open(&u->f, path, "uemb");
+    if (!rc) rc = sp_sfile_get(u->f, "meta", 8, (const void **)&meta, &nm);
+    if (!rc && (nm != 4 || meta[0] != (uint64_t)p || meta[1] != (uint64_t)n || meta[2] == 0 || meta[2] > 4096))
+        rc = sp_err(SP_EFORMAT, "%s: meta = {rank, nranks, dim, version} should be {%d, %d, 1..4096, *}", path, p, n);
+    if (!rc) rc = sp_sfile_get(u->f, "user_ids", 8, (const void **)&u->ids, &u->n);
+    if (!rc) rc = sp_sfile_get(u->f, "user_vecs", 4, (const void **)&u->vec, &nv);
+    if (!rc && nv != u->n * meta[2])
+        rc = sp_err(SP_EFORMAT, "%s: user_vecs has %" PRIu64 " values, %" PRIu64 " ids x dim %" PRIu64 " need %" PRIu64,
+                    path, nv, u->n, meta[2], u->n * meta[2]);
+    if (!rc) u->d = (int)meta[2], u->version = meta[3];
+    if (rc) sp_users_part_close(u);
+    return rc;
+}
+
+void sp_users_part_close(sp_users_part *u) {
+    if (u->f) sp_sfile_close(u->f);
+    memset(u, 0, sizeof *u);
+}
+
+/* Loads the users parts of ctx's date (keep: this rank's users only, else all) into u; *version = the
+ * parts' encoder version (they all share it). */
+static int users_load_filtered(const sp_run_ctx *ctx, const owner_filter *keep, sp_user_set *u, uint64_t *version) {
+    memset(u, 0, sizeof *u);
+    int n = 0, rc = sp_stage_ranks(ctx, "users", &n);
+    size_t cap_i = 0, cap_v = 0;
+    for (int p = 0; !rc && p < n; p++) {
+        if (keep && n == keep->size && p != keep->rank) continue;
+        sp_users_part up;
+        if ((rc = sp_users_part_open(ctx, p, n, &up))) break;
+        if (u->d && u->d != up.d) rc = sp_err(SP_EFORMAT, "users part %d of %s: dim %d, other parts %d", p, ctx->date, up.d, u->d);
+        u->d = up.d;
+        if (version) *version = up.version;
+        for (uint64_t i = 0; !rc && i < up.n; i++) {
+            if (keep && sp_owner(SP_USER, up.ids[i], keep->size) != keep->rank) continue;
+            if (sp_grow((void **)&u->ids, &cap_i, u->n + 1, 8) || sp_grow((void **)&u->vec, &cap_v, (u->n + 1) * u->d, 4)) {
+                rc = SP_ENOMEM;
+                break;
+            }
+            u->ids[u->n] = up.ids[i];
+            memcpy(u->vec + u->n * u->d, up.vec + i * u->d, 4 * (size_t)u->d);
+            u->n++;
+        }
+        sp_users_part_close(&up);
+    }
+    return rc;
+}
+
+int sp_users_load(const sp_run_ctx *ctx, sp_user_set *u) { return users_load_filtered(ctx, NULL, u, NULL); }
+
+int sp_users_dump(const sp_run_ctx *ctx, FILE *out) {
+    sp_user_set u;
+    sp_lines lines = {0};
+    int rc = sp_users_load(ctx, &u);
+    for (uint64_t i = 0; !rc && i < u.n; i++) rc = sp_emb_line(&lines, 'u', u.ids[i], u.vec + i * u.d, u.d);
+    if (!rc) sp_lines_sort_write(&lines, out);
+    sp_lines_free(&lines);
+    sp_user_set_free(&u);
+    return rc;
+}
+
+void sp_user_set_free(sp_user_set *u) {
+    free(u->ids);
+    free(u->vec);
+    memset(u, 0, sizeof *u);
+}
+
+/* ---- the stage ---- */
+
+static int commit_file(sp_stage_result *res, const sp_run_ctx *ctx, const char *name) {
+    char path[PATH_MAX + 64];
+    uint64_t bytes, xxh;
+    sp_stage_path(ctx, "users", name, path, sizeof path);
+    int rc = sp_file_digest(path, &bytes, &xxh);
+    if (!rc) sp_stage_output(res, name, bytes, xxh);
+    return rc;
+}
+
+int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
+    users_cfg uc;
+    int rc = read_cfg(ctx, &uc);
+    rc = sp_dist_agree(rc);
+    if (rc) return rc;
+    double t0 = sp_now();
+    sp_run_ctx pc;
+    char pdate[16];
+    int have_prev = find_prev(ctx, uc.lookback, &pc, pdate);
+    if (ctx->rank == 0) {
+        if (!have_prev)
+            SP_WARN("users_history_start", "reason=\"no users stage in the %d days before %s: histories start empty\"",
+                    uc.lookback, ctx->date);
+        else if (pc.day_ms != ctx->day_ms - DAY_MS)
+            SP_WARN("users_history_gap", "previous=%s reason=\"the dates between have no users stage: their events are "
+                    "missing from the histories unless backfilled\"", pdate);
+    }
+    /* 1. history */
+    sq_hist prev = {0}, h = {0};
+    sp_event_rec *ev = NULL;
+    uint64_t nev = 0;
+    sq_hist_stats hs = {0};
+    rc = load_prev_history(ctx, &pc, have_prev, &prev);
+    if (!rc) rc = load_events(ctx, &ev, &nev);
+    if (!rc) rc = sq_hist_merge(&prev, ev, nev, uc.max_history, ctx->day_ms, &h, &hs);
+    sq_hist_free(&prev);
+    free(ev);
+    char name[96], path[PATH_MAX + 128];
+    uint64_t hist_bytes = 0, hist_xxh = 0;
+    if (!rc) {
+        sp_part_name("hist", ctx->rank, ctx->size, name, sizeof name);
+        sp_stage_path(ctx, "users", name, path, sizeof path);
+        uint64_t fbytes = 0;
+        rc = sq_hist_save(&h, path, &hist_bytes, NULL);
+        if (!rc) rc = sp_file_digest(path, &fbytes, &hist_xxh); /* the marker records the whole file's xxh64 */
+        if (!rc) sp_stage_output(res, name, fbytes, hist_xxh);
+    }
+    rc = sp_dist_agree(rc);
+    /* 2. items and model */
+    sp_emb_set E = {0};
+    sp_idrow *idx = NULL;
+    uint64_t items_digest = 0;
+    if (!rc) rc = sp_infer_load(ctx, &E);
+    if (!rc) rc = sp_stage_check_done(ctx, sp_stage_find("infer"), &items_digest);
+    if (!rc && !(idx = malloc(sizeof *idx * (E.n[0] + 1)))) rc = SP_ENOMEM;
+    for (uint64_t i = 0; !rc && i < E.n[0]; i++) idx[i] = (sp_idrow){E.ids[0][i], i};
+    if (!rc) sp_idrow_sort(idx, E.n[0]);
+    sq_items it = {E.n[0], E.d, E.vec[0], idx};
+    if (!rc && E.n[0] == 0) rc = sp_err(SP_EINPUT, "users: the infer stage embedded no pins");
+    seq_state S = {0};
+    uc.mc.d_item = E.d;
+    if (!rc) rc = sq_model_init(&S.m, &uc.mc, uc.seed);
+    if (!rc && (!(S.am = calloc(S.m.n + 1, 4)) || !(S.av = calloc(S.m.n + 1, 4)))) rc = SP_ENOMEM;
+    S.tau = (float)uc.tau;
+    int warm = 0;
+    if (!rc && have_prev) {
+        sp_stage_path(&pc, "users", "model.bin", path, sizeof path);
+        rc = model_read(path, &S, &warm);
+        if (!rc && ctx->rank == 0) {
+            if (warm) SP_INFO("users_warm_start", "model=%s step=%" PRId64, sp_log_q(path), S.step);
+            else SP_WARN("users_warm_start_skipped", "model=%s reason=\"model dimensions changed\"", sp_log_q(path));
+        }
+    }
+    rc = sp_dist_agree(rc);
+    if (!rc && uc.epochs == 0 && !warm)
+        rc = sp_err(SP_ECONFIG, "sequence.epochs = 0 reuses the previous date's user model, and there is none%s",
+                    have_prev ? " with today's dimensions" : "");
+    /* 3. train */
+    trainer T = {.uc = &uc, .h = &h, .it = &it};
+    float *logq = NULL;
+    FILE *loss_f = NULL;
+    char loss_tmp[PATH_MAX + 96];
+    int64_t steps = 0;
+    if (!rc) {
+        /* logQ: a pin's expected count among a step's candidates, from its frequency in the histories */
+        float *cnt = calloc(it.n + 1, 4);
+        logq = malloc(4 * (it.n + 1));
+        T.train = malloc(8 * (h.n + 1));
+        uint64_t longest = 1;
+        for (uint64_t u = 0; u < h.n; u++) longest = h.nact[u] > longest ? h.nact[u] : longest;
+        T.buf = malloc(sizeof *T.buf * longest);
+        if (!cnt || !logq || !T.train || !T.buf) rc = SP_ENOMEM;
+        double tot = 0;
+        for (uint64_t u = 0; !rc && u < h.n; u++) {
+            uint64_t n = h.nact[u];
+            if (n >= 2) T.train[T.ntrain++] = u;
+            rc = sq_hist_user(&h, u, T.buf, longest);
+            for (uint64_t j = 1; !rc && j < n; j++) { /* targets: every action but a history's first */
+                uint64_t row = sq_items_row(&it, T.buf[j].pin);
+                if (row != UINT64_MAX) cnt[row] += 1.f;
+            }
+        }
+        if (!rc && ctx->size > 1) rc = sp_dist_sum_f32(cnt, it.n);
+        for (uint64_t v = 0; !rc && v < it.n; v++) tot += cnt[v];
+        double per_step = 2.0 * (double)uc.inbatch;
+        for (uint64_t v = 0; !rc && v < it.n; v++)
+            logq[v] = (float)log(per_step * (tot > 0 ? cnt[v] / tot : 0) + (double)uc.negatives / (double)it.n + 1e-12);
+        free(cnt);
+        T.logq = logq;
+        if (!rc && ctx->rank == 0) {
+            sp_stage_path(ctx, "users", "loss.tsv", path, sizeof path);
+            snprintf(loss_tmp, sizeof loss_tmp, "%s.tmp", path);
+            if (!(loss_f = fopen(loss_tmp, "w"))) rc = sp_err(SP_EIO, "%s: %s", loss_tmp, strerror(errno));
+            else fprintf(loss_f, "epoch\tstep\tloss\tlr\ttau\tseconds\n");
+        }
+    }
+    rc = sp_dist_agree(rc);
+    double t_train = sp_now();
+    if (!rc) rc = train_model(ctx, &T, &S, loss_f, &steps);
+    t_train = sp_now() - t_train;
+    if (loss_f) {
+        if (fclose(loss_f) && !rc) rc = sp_err(SP_EIO, "%s: write failed", loss_tmp);
+        sp_stage_path(ctx, "users", "loss.tsv", path, sizeof path);
+        if (!rc && rename(loss_tmp, path)) rc = sp_err(SP_EIO, "%s: %s", path, strerror(errno));
+        if (rc) remove(loss_tmp);
+    }
+    if (!rc && ctx->rank == 0) {
+        sp_stage_path(ctx, "users", "model.bin", path, sizeof path);
+        rc = model_write(path, &S, NULL);
+        if (!rc) rc = commit_file(res, ctx, "model.bin");
+        if (!rc) rc = commit_file(res, ctx, "loss.tsv");
+    }
+    rc = sp_dist_agree(rc);
+    /* 4. encode the users whose vectors cannot be carried over */
+    uint64_t version = encoder_version(&S, items_digest), pversion = 0, carried = 0, active = 0;
+    sp_user_set old = {0};
+    int carry = 0;
+    if (!rc && have_prev && !ctx->full) {
+        owner_filter f = {ctx->rank, ctx->size};
+        rc = users_load_filtered(&pc, &f, &old, &pversion);
+        uint64_t mismatch = old.n && pversion != version;
+        if (!rc) rc = sp_dist_max_u64(&mismatch, 1); /* one rank's mismatch means every rank re-encodes */
+        carry = !rc && !mismatch;
+    }
+    rc = sp_dist_agree(rc);
+    if (!rc && ctx->rank == 0)
+        SP_INFO("users_encode_plan", "mode=%s reason=%s", carry ? "incremental" : "full",
+                ctx->full ? "\"--full\"" : !have_prev ? "\"no previous date\""
+                : carry ? "\"same encoder version as the previous date\""
+                        : "\"the encoder or the item embeddings changed since the previous date\"");
+    float *vec = NULL;
+    uint64_t *todo = NULL, ntodo = 0;
+    uint64_t missing = 0;
+    if (!rc && (!(vec = malloc(4 * (h.n * (uint64_t)E.d + 1))) || !(todo = malloc(8 * (h.n + 1))))) rc = SP_ENOMEM;
+    sp_idrow *oi = NULL;
+    if (!rc && carry && old.n) {
+        if (!(oi = malloc(sizeof *oi * old.n))) rc = SP_ENOMEM;
+        for (uint64_t i = 0; !rc && i < old.n; i++) oi[i] = (sp_idrow){old.ids[i], i};
+        if (!rc) sp_idrow_sort(oi, old.n);
+    }
+    for (uint64_t u = 0; !rc && u < h.n; u++) {
+        int is_active = h.last_day[u] == ctx->day_ms;
+        active += is_active;
+        uint64_t o = carry && !is_active && oi ? sp_idrow_find(oi, old.n, h.user[u]) : UINT64_MAX;
+        if (o != UINT64_MAX && old.d == E.d) {
+            memcpy(vec + u * E.d, old.vec + o * old.d, 4 * (size_t)E.d);
+            carried++;
+        } else todo[ntodo++] = u;
+    }
+    free(oi);
+    sp_user_set_free(&old);
+    double t_enc = sp_now();
+    if (!rc)
+        rc = sq_encode_users(&S.m, &h, &it, todo, ntodo, (int64_t)(uc.window_days * (double)DAY_MS), uc.threads, vec,
+                             &missing);
+    t_enc = sp_now() - t_enc;
+    rc = sp_dist_agree(rc);
+    /* 5. this rank's user vectors */
+    uint64_t part_bytes = 0;
+    if (!rc) {
+        sp_sfile_w *w = NULL;
+        uint64_t meta[4] = {(uint64_t)ctx->rank, (uint64_t)ctx->size, (uint64_t)E.d, version};
+        sp_stage_part(ctx, "users", ctx->rank, ctx->size, name, sizeof name, path, sizeof path);
+        rc = sp_sfile_create(&w, path, "uemb");
+        if (!rc) rc = sp_sfile_put(w, "meta", 8, meta, 4);
+        if (!rc) rc = sp_sfile_put(w, "user_ids", 8, h.user, h.n);
+        if (!rc) rc = sp_sfile_put(w, "user_vecs", 4, vec, h.n * (uint64_t)E.d);
+        if (w) rc = sp_stage_commit_part(res, w, rc, name, path);
+        if (!rc) part_bytes = res->out_bytes[res->noutputs - 1];
+    }
+    (void)part_bytes;
+    rc = sp_dist_agree(rc);
+    uint64_t c[10] = {h.n, active, ntodo, carried, hs.appended, hs.duplicates, hs.trimmed, h.nactions,
+                      hist_bytes, missing};
+    if (!rc) rc = sp_dist_sum_u64(c, 10);
+    if (!rc && ctx->rank == 0)
+        SP_INFO("users_done", "users=%" PRIu64 " active=%" PRIu64 " encoded=%" PRIu64 " carried=%" PRIu64
+                " appended=%" PRIu64 " duplicates=%" PRIu64 " trimmed=%" PRIu64 " actions=%" PRIu64
+                " history_bytes_per_action=%.2f train_seconds=%.1f encode_seconds=%.1f seconds=%.1f",
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[7] ? (double)c[8] / (double)c[7] : 0.0, t_train,
+                t_enc, sp_now() - t0);
+    static const char *const cn[10] = {"users", "active", "encoded", "carried", "actions_appended",
+                                       "duplicates", "trimmed", "history_actions", "history_bytes",
+                                       "unembedded_pins_read"};
+    for (int i = 0; i < 10; i++) sp_stage_count(res, cn[i], ctx->rank == 0 ? c[i] : 0);
+    sp_stage_count(res, "train_steps", ctx->rank == 0 ? (uint64_t)steps : 0);
+    free(vec);
+    free(todo);
+    free(logq);
+    free(T.train);
+    free(T.buf);
+    free(S.am);
+    free(S.av);
+    sq_model_free(&S.m);
+    free(idx);
+    sp_emb_set_free(&E);
+    sq_hist_free(&h);
+    return rc;
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# users: the users stage end to end. Day 1 builds every history and encodes
+# every user (exported as the users entity); day 2, with the model and the
+# item embeddings unchanged, encodes only the users active in its window and
+# carries the others over; --full re-encodes everyone and gives the same
+# vectors; re-running a date never appends its events twice; day 2 at 4
+# ranks reads day 1's 2-rank histories; the joint mode answers "not
+# implemented" (exit 2).
+. "$(dirname "$0")/lib.sh" "$@"
+D1=2026-11-21
+D2=2026-11-22
+IN1=$E2E_TMP/in1
+IN2=$E2E_TMP/in2
+sp gen --pins 1500 --boards 250 --edges 15000 --users 200 --events 3000 --seed 11 --date $D1 "$IN1" 2>/dev/null || fail "gen"
+cp -r "$IN1" "$IN2"
+# day 2's window: new actions of every third user (a day later), plus one exact duplicate row
+python3 - "$IN1/events.tsv" "$IN2/events.tsv" <<'PY' || fail "day 2 events"
+import sys
+rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[1]) if not l.startswith('#')]
+out = [r[:3] + [str(int(r[3]) + 86400000)] + r[4:] for r in rows if int(r[0]) % 3 == 0]
+out.append(out[0])
+with open(sys.argv[2], 'w') as f:
+    for r in out: f.write('\t'.join(r) + '\n')
+PY
+C=$E2E_TMP/c.ini
+write_config "$C" "$IN1" "$E2E_TMP/w"
+SET=(--set walks.walks_per_source=20 --set train.epochs=2 --set train.batch=512 --set train.negatives=128
+     --set sage.dim=16 --set export.users=users --set export.nshards=2 --set export.dir="$E2E_TMP/emb"
+     --set sequence.width=16 --set sequence.heads=2 --set sequence.layers=1 --set sequence.action_dim=4
+     --set sequence.epochs=2 --set sequence.batch=64 --set sequence.negatives=64 --set sequence.inbatch=256
+     --set sequence.max_len=16 --set sequence.max_history=64)
+DAY2=(--set input.dir="$IN2" --set train.epochs=0 --set sequence.epochs=0)
+users_in() { cut -f1 "$1" | grep -v '^#' | sort -u | wc -l; }
+count() { json_get "$E2E_TMP/${3:-w}/$1/users/_SUCCESS.json" "counts.$2"; }
+
+t_day1() {
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 "${SET[@]}"
+    local n
+    n=$(users_in "$IN1/events.tsv")
+    [ "$(count $D1 users)" = "$n" ] || fail "users $(count $D1 users) != $n distinct users in the events"
+    [ "$(count $D1 encoded)" = "$n" ] || fail "day 1 must encode everyone"
+    [ "$(count $D1 carried)" = 0 ] || fail "nothing to carry on day 1"
+    [ "$(count $D1 train_steps)" -gt 0 ] || fail "the user encoder did not train"
+    [ "$(count $D1 history_actions)" = $(($(count $D1 actions_appended) - $(count $D1 trimmed))) ] ||
+        fail "day 1 history != appended - trimmed"
+    [ "$(count $D1 trimmed)" -gt 0 ] || fail "no history was bounded by sequence.max_history (test data too small?)"
+    local M=$E2E_TMP/emb/$D1/MANIFEST.json
+    [ "$(json_get "$M" entities.users.count)" = "$n" ] || fail "manifest users count"
+    expect_exit 0 sp verify --manifest "$M"
+    local u
+    u=$(cut -f1 "$IN1/events.tsv" | head -1)
+    expect_exit 0 sp get --manifest "$M" "u$u"
+    grep -q "^u$u" "$E2E_OUT" || fail "get u$u printed no vector: $(head -c 200 "$E2E_OUT")"
+    python3 - "$E2E_TMP/w/$D1/users/loss.tsv" <<'PY' || fail "loss.tsv"
+import sys, math
+rows = [l.split('\t') for l in open(sys.argv[1])][1:]
+assert len(rows) == 2 and all(math.isfinite(float(r[2])) for r in rows), rows
+PY
+}
+
+t_day2_incremental() {
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D2 "${SET[@]}" "${DAY2[@]}"
+    grep -q 'users_encode_plan mode=incremental' "$E2E_ERR" || fail "day 2 should be incremental: $(grep users_encode_plan "$E2E_ERR")"
+    local n active
+    n=$(count $D1 users)
+    active=$(users_in "$IN2/events.tsv")
+    [ "$(count $D2 users)" = "$n" ] || fail "day 2 users $(count $D2 users) != $n"
+    [ "$(count $D2 active)" = "$active" ] || fail "active $(count $D2 active) != $active"
+    [ "$(count $D2 encoded)" = "$active" ] || fail "encoded $(count $D2 encoded) != active $active"
+    [ "$(count $D2 carried)" = $((n - active)) ] || fail "carried $(count $D2 carried) != $((n - active))"
+    [ "$(json_get "$E2E_TMP/w/$D2/ingest/_SUCCESS.json" counts.reject_duplicate)" = 1 ] || fail "the duplicated row was kept"
+    [ "$(count $D2 history_actions)" = $(($(count $D1 history_actions) + $(count $D2 actions_appended) - $(count $D2 trimmed))) ] ||
+        fail "day 2 history != day 1 + appended - trimmed"
+    expect_exit 0 sp dump users --config "$C" --date $D2 "${SET[@]}" "${DAY2[@]}"
+    cp "$E2E_OUT" "$E2E_TMP/inc.txt"
+    [ "$(wc -l <"$E2E_TMP/inc.txt")" = "$n" ] || fail "dump users lines"
+    # --full re-encodes everyone: the same vectors
+    expect_exit 0 mpi 2 "$SAGEPIPE" job users --full --config "$C" --date $D2 "${SET[@]}" "${DAY2[@]}"
+    [ "$(count $D2 encoded)" = "$n" ] || fail "--full encoded $(count $D2 encoded) != $n"
+    [ "$(count $D2 carried)" = 0 ] || fail "--full carried users"
+    expect_exit 0 sp dump users --config "$C" --date $D2 "${SET[@]}" "${DAY2[@]}"
+    cmp -s "$E2E_OUT" "$E2E_TMP/inc.txt" || fail "--full differs from the incremental vectors: $(diff "$E2E_OUT" "$E2E_TMP/inc.txt" | head -3)"
+    # the same date again: nothing appended twice
+    local before
+    before=$(count $D2 history_actions)
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D2 --force "${SET[@]}" "${DAY2[@]}"
+    [ "$(count $D2 history_actions)" = "$before" ] || fail "rerun changed the history: $before -> $(count $D2 history_actions)"
+    expect_exit 0 sp dump users --config "$C" --date $D2 "${SET[@]}" "${DAY2[@]}"
+    cmp -s "$E2E_OUT" "$E2E_TMP/inc.txt" || fail "the rerun changed user vectors"
+}
+
+t_day2_other_ranks() {
+    # day 2 on 4 ranks in a copy of the work dir: histories of 2-rank parts are re-partitioned
+    cp -r "$E2E_TMP/w" "$E2E_TMP/w4"
+    rm -rf "$E2E_TMP/w4/$D2"
+    expect_exit 0 mpi 4 "$SAGEPIPE" run --config "$C" --date $D2 "${SET[@]}" "${DAY2[@]}" --set pipeline.work_dir="$E2E_TMP/w4" \
+        --set export.dir="$E2E_TMP/emb4"
+    [ "$(count $D2 history_actions w4)" = "$(count $D2 history_actions)" ] || fail "4-rank history differs"
+    [ "$(count $D2 users w4)" = "$(count $D2 users)" ] || fail "4-rank users differ"
+    expect_exit 0 sp dump users --config "$C" --date $D2 "${SET[@]}" "${DAY2[@]}" --set pipeline.work_dir="$E2E_TMP/w4"
+    python3 - "$E2E_OUT" "$E2E_TMP/inc.txt" <<'PY' || fail "4-rank vectors differ from 2-rank ones"
+import sys
+a = [l.split() for l in open(sys.argv[1])]; b = [l.split() for l in open(sys.argv[2])]
+assert len(a) == len(b) and all(x[0] == y[0] for x, y in zip(a, b)), "ids differ"
+m = max(abs(float(u) - float(v)) for x, y in zip(a, b) for u, v in zip(x[1:], y[1:]))
+print("max diff", m); assert m < 1e-4, m
+PY
+}
+
+t_bad() {
+    expect_exit 2 mpi 2 "$SAGEPIPE" job users --config "$C" --date $D1 "${SET[@]}" --set sequence.mode=joint --force
+    grep -q "not implemented" "$E2E_ERR" || fail "joint mode message: $(tail -2 "$E2E_ERR")"
+    expect_exit 2 mpi 2 "$SAGEPIPE" job users --config "$C" --date $D1 "${SET[@]}" --set sequence.width=15 --force
+    grep -q "multiple of sequence.heads" "$E2E_ERR" || fail "width/heads message: $(tail -2 "$E2E_ERR")"
+}
+
+check day1 t_day1
+check day2_incremental t_day2_incremental
+check day2_other_ranks t_day2_other_ranks
+check bad_config t_bad
+finish

@@ -46,7 +46,7 @@
 #define MODEL_VERSION 1
 
 typedef struct {
-    int epochs, batch, positions, negatives, inbatch, threads, lookback, learn_tau;
+    int epochs, batch, positions, negatives, inbatch, threads, lookback, learn_tau, mask_history;
     uint32_t max_history;
     double lr, lr_min, wd, tau, tau_min, w_next, w_all, window_days;
     int64_t warmup;
@@ -69,6 +69,7 @@ static int read_cfg(const sp_run_ctx *ctx, users_cfg *u) {
     u->threads = (int)sp_config_int(c, "sequence", "threads");
     u->lookback = (int)sp_config_int(c, "sequence", "lookback_days");
     u->learn_tau = sp_config_bool(c, "sequence", "learn_tau");
+    u->mask_history = sp_config_bool(c, "sequence", "mask_history");
     u->max_history = (uint32_t)sp_config_int(c, "sequence", "max_history");
     u->lr = sp_config_f64(c, "sequence", "lr");
     u->lr_min = sp_config_f64(c, "sequence", "lr_min");
@@ -285,7 +286,8 @@ typedef struct {
 typedef struct {
     uint64_t *qrow; /* (nq) packed row of each query */
     uint32_t *tgt;  /* (nq, 2) item rows: next action, all-action target */
-    size_t cap_r, cap_t;
+    uint64_t *excl_off, *excl; /* with mask_history: query i's history rows are excl[excl_off[i] .. excl_off[i+1]) */
+    size_t cap_r, cap_t, cap_eo, cap_e;
 } queries;
 
 static int sample_user(trainer *T, uint64_t u, sp_rng *r, sq_packer *pk, queries *Q, uint64_t *nq) {
@@ -320,6 +322,17 @@ static int sample_user(trainer *T, uint64_t u, sp_rng *r, sq_packer *pk, queries
         Q->qrow[*nq] = base + (t - s);
         Q->tgt[2 * *nq] = (uint32_t)rn;
         Q->tgt[2 * *nq + 1] = (uint32_t)ra;
+        if (T->uc->mask_history) { /* the pins seen up to t are not negatives of query t (eval excludes them too) */
+            if (sp_grow((void **)&Q->excl_off, &Q->cap_eo, *nq + 2, 8)) return SP_ENOMEM;
+            if (*nq == 0) Q->excl_off[0] = 0;
+            uint64_t e = Q->excl_off[*nq];
+            if (sp_grow((void **)&Q->excl, &Q->cap_e, e + (t - s) + 2, 8)) return SP_ENOMEM;
+            for (uint64_t j = s; j <= t; j++) {
+                uint64_t rj = sq_items_row(T->it, a[j].pin);
+                if (rj != UINT64_MAX) Q->excl[e++] = rj;
+            }
+            Q->excl_off[*nq + 1] = e;
+        }
         (*nq)++;
     }
     return SP_OK;
@@ -340,6 +353,7 @@ static void ws_free(workspace *w) {
     sq_acts_free(w->acts);
     free(w->out), free(w->dout), free(w->grad), free(w->q), free(w->dq), free(w->dq2), free(w->cand);
     free(w->logq), free(w->scratch), free(w->cid), free(w->Q.qrow), free(w->Q.tgt), free(w->pos);
+    free(w->Q.excl_off), free(w->Q.excl);
     memset(w, 0, sizeof *w);
 }
 
@@ -380,15 +394,16 @@ static int step_loss(trainer *T, seq_state *S, workspace *w, uint64_t nq, sp_rng
             w->logq[j] = T->logq[row];
         }
         float ln = 0, la = 0, tn = 0, ta = 0;
+        const uint64_t *eo = uc->mask_history ? w->Q.excl_off + i0 : NULL; /* offsets stay absolute into excl */
         for (uint32_t i = 0; i < bq; i++) w->pos[i] = (int)i;
         if (uc->w_next > 0)
-            ln = nn_sampled_softmax(w->q, w->cand, w->pos, w->cid, w->logq, (int)bq, (int)nc, d, S->tau, w->dq, NULL,
-                                    &tn, w->scratch);
+            ln = nn_sampled_softmax_ex(w->q, w->cand, w->pos, w->cid, w->logq, eo, w->Q.excl, (int)bq, (int)nc, d,
+                                       S->tau, w->dq, NULL, &tn, w->scratch);
         else memset(w->dq, 0, 4 * (size_t)bq * d);
         for (uint32_t i = 0; i < bq; i++) w->pos[i] = (int)(bq + i);
         if (uc->w_all > 0)
-            la = nn_sampled_softmax(w->q, w->cand, w->pos, w->cid, w->logq, (int)bq, (int)nc, d, S->tau, w->dq2, NULL,
-                                    &ta, w->scratch);
+            la = nn_sampled_softmax_ex(w->q, w->cand, w->pos, w->cid, w->logq, eo, w->Q.excl, (int)bq, (int)nc, d,
+                                       S->tau, w->dq2, NULL, &ta, w->scratch);
         else memset(w->dq2, 0, 4 * (size_t)bq * d);
         float an = (float)uc->w_next * wgt, aa = (float)uc->w_all * wgt;
         *loss += an * ln + aa * la;

@@ -107,6 +107,23 @@ print("max diff", m); assert m < 1e-4, m
 PY
 }
 
+t_gap() {
+    # a date with no users stage in between: the histories come from the latest earlier date, with a warning
+    local D4=2026-11-24 IN4=$E2E_TMP/in4
+    cp -r "$IN2" "$IN4"
+    python3 - "$IN2/events.tsv" "$IN4/events.tsv" <<'PY' || fail "day 4 events"
+import sys
+rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[1])]
+with open(sys.argv[2], 'w') as f:
+    for r in sorted(set(tuple(r) for r in rows)):
+        f.write('\t'.join(r[:3] + (str(int(r[3]) + 2 * 86400000),) + r[4:]) + '\n')
+PY
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D4 "${SET[@]}" "${DAY2[@]}" --set input.dir="$IN4"
+    grep -q "users_history_gap previous=$D2" "$E2E_ERR" || fail "no gap warning naming $D2"
+    [ "$(count $D4 history_actions)" = $(($(count $D2 history_actions) + $(count $D4 actions_appended) - $(count $D4 trimmed))) ] ||
+        fail "day 4 history != day 2 + appended - trimmed"
+}
+
 t_bad() {
     expect_exit 2 mpi 2 "$SAGEPIPE" job users --config "$C" --date $D1 "${SET[@]}" --set sequence.mode=joint --force
     grep -q "not implemented" "$E2E_ERR" || fail "joint mode message: $(tail -2 "$E2E_ERR")"
@@ -117,5 +134,6 @@ t_bad() {
 check day1 t_day1
 check day2_incremental t_day2_incremental
 check day2_other_ranks t_day2_other_ranks
+check history_gap t_gap
 check bad_config t_bad
 finish

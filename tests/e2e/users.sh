@@ -27,7 +27,7 @@ write_config "$C" "$IN1" "$E2E_TMP/w"
 SET=(--set walks.walks_per_source=20 --set train.epochs=2 --set train.batch=512 --set train.negatives=128
      --set sage.dim=16 --set export.users=users --set export.nshards=2 --set export.dir="$E2E_TMP/emb"
      --set sequence.width=16 --set sequence.heads=2 --set sequence.layers=1 --set sequence.action_dim=4
-     --set sequence.epochs=2 --set sequence.batch=64 --set sequence.negatives=64 --set sequence.inbatch=256
+     --set sequence.epochs=4 --set sequence.batch=64 --set sequence.negatives=64 --set sequence.inbatch=256
      --set sequence.max_len=16 --set sequence.max_history=64)
 DAY2=(--set input.dir="$IN2" --set train.epochs=0 --set sequence.epochs=0)
 users_in() { cut -f1 "$1" | grep -v '^#' | sort -u | wc -l; }
@@ -54,7 +54,8 @@ t_day1() {
     python3 - "$E2E_TMP/w/$D1/users/loss.tsv" <<'PY' || fail "loss.tsv"
 import sys, math
 rows = [l.split('\t') for l in open(sys.argv[1])][1:]
-assert len(rows) == 2 and all(math.isfinite(float(r[2])) for r in rows), rows
+assert len(rows) == 4 and all(math.isfinite(float(r[2])) for r in rows), rows
+assert float(rows[-1][2]) < float(rows[0][2]) - 0.05, "the user encoder's loss did not fall: %s" % [r[2] for r in rows]
 PY
 }
 

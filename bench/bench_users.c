@@ -20,7 +20,7 @@
 
 int main(int argc, char **argv) {
     sp_blas_setup(argv);
-    int U = 2000, M = 256, width = 64, layers = 2, heads = 2, d = 64;
+    int U = 1000, M = 256, width = 64, layers = 2, heads = 2, d = 64;
     uint64_t ni = 100000;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--users")) U = atoi(argv[i + 1]);

@@ -227,8 +227,8 @@ static int model_write(const char *path, const seq_state *s, uint64_t *xxh) {
     return sp_sfile_commit(w, xxh);
 }
 
-/* Loads path into s (already initialised with today's dimensions). 1 = loaded, 0 = the model's
- * dimensions differ (not loaded), or an error. */
+/* Loads path into s (already initialised with today's dimensions): *loaded = 1, or 0 when the
+ * file's model dimensions differ from today's (s unchanged). Errors: the file's (SP_EFORMAT, ...). */
 static int model_read(const char *path, seq_state *s, int *loaded) {
     *loaded = 0;
     sp_sfile_r *r;
@@ -282,7 +282,6 @@ typedef struct {
     sq_action *buf;    /* one decoded history (the longest) */
 } trainer;
 
-/* Appends one sampled window of user u (history index) to the packer and its query positions. */
 typedef struct {
     uint64_t *qrow; /* (nq) packed row of each query */
     uint32_t *tgt;  /* (nq, 2) item rows: next action, all-action target */
@@ -290,6 +289,7 @@ typedef struct {
     size_t cap_r, cap_t, cap_eo, cap_e;
 } queries;
 
+/* Appends one sampled window of user u (history index) to the packer and its query positions. */
 static int sample_user(trainer *T, uint64_t u, sp_rng *r, sq_packer *pk, queries *Q, uint64_t *nq) {
     uint64_t n = T->h->nact[u], M = (uint64_t)T->uc->mc.max_len;
     int rc = sq_hist_user(T->h, u, T->buf, n);

@@ -679,6 +679,7 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                 if (row != UINT64_MAX) cnt[row] += 1.f;
             }
         }
+        rc = sp_dist_agree(rc); /* every rank reaches the sum below, or none */
         if (!rc && ctx->size > 1) rc = sp_dist_sum_f32(cnt, it.n);
         for (uint64_t v = 0; !rc && v < it.n; v++) tot += cnt[v];
         double per_step = 2.0 * (double)uc.inbatch;
@@ -718,6 +719,7 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         owner_filter f = {ctx->rank, ctx->size};
         rc = users_load_filtered(&pc, &f, &old, &pversion);
         uint64_t mismatch = old.n && pversion != version;
+        rc = sp_dist_agree(rc);
         if (!rc) rc = sp_dist_max_u64(&mismatch, 1); /* one rank's mismatch means every rank re-encodes */
         carry = !rc && !mismatch;
     }

@@ -4,11 +4,14 @@
 # item embeddings unchanged, encodes only the users active in its window and
 # carries the others over; --full re-encodes everyone and gives the same
 # vectors; re-running a date never appends its events twice; day 2 at 4
-# ranks reads day 1's 2-rank histories; the joint mode answers "not
-# implemented" (exit 2).
+# ranks reads day 1's 2-rank histories; a skipped date takes the latest
+# earlier histories with a warning; a damaged history part fails the stage
+# (exit 3, naming it); the joint mode answers "not implemented" (exit 2).
 . "$(dirname "$0")/lib.sh" "$@"
 D1=2026-11-21
 D2=2026-11-22
+D4=2026-11-24
+IN4=$E2E_TMP/in4
 IN1=$E2E_TMP/in1
 IN2=$E2E_TMP/in2
 sp gen --pins 1500 --boards 250 --edges 15000 --users 200 --events 3000 --seed 11 --date $D1 "$IN1" 2>/dev/null || fail "gen"
@@ -110,7 +113,6 @@ PY
 
 t_gap() {
     # a date with no users stage in between: the histories come from the latest earlier date, with a warning
-    local D4=2026-11-24 IN4=$E2E_TMP/in4
     cp -r "$IN2" "$IN4"
     python3 - "$IN2/events.tsv" "$IN4/events.tsv" <<'PY' || fail "day 4 events"
 import sys
@@ -135,6 +137,19 @@ t_bad() {
 check day1 t_day1
 check day2_incremental t_day2_incremental
 check day2_other_ranks t_day2_other_ranks
+t_corrupt() {
+    # a damaged history part of the previous date (D2 for D4) fails the stage on every rank, naming the file
+    local f=$E2E_TMP/w/$D2/users/hist-00001-of-00002.bin
+    python3 - "$f" <<'PY' || fail "corrupt"
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read()); b[len(b) // 2] ^= 0x5a; open(sys.argv[1], 'wb').write(b)
+PY
+    expect_exit 3 mpi 2 "$SAGEPIPE" job users --config "$C" --date $D4 --force "${SET[@]}" "${DAY2[@]}" --set input.dir="$IN4"
+    grep -q "$D2/users/hist-00001-of-00002.bin" "$E2E_ERR" || fail "the error does not name the file: $(grep error "$E2E_ERR" | tail -1)"
+    [ ! -e "$E2E_TMP/w/$D4/users/_SUCCESS.json" ] || fail "a failed users stage left a marker"
+}
+
 check history_gap t_gap
 check bad_config t_bad
+check corrupt_history t_corrupt
 finish

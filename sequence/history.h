@@ -35,9 +35,10 @@
 #ifndef SQ_HISTORY_H
 #define SQ_HISTORY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include "ingest.h" /* sp_event_rec */
+#include "records.h" /* sp_event_rec */
 
 #define SQ_HIST_FORMAT 1u
 #define SQ_HIST_REC_MAX 20u /* bytes of the longest possible record */

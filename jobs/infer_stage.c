@@ -426,12 +426,14 @@ void sp_emb_set_free(sp_emb_set *e) {
     memset(e, 0, sizeof *e);
 }
 
-int sp_infer_load(const sp_run_ctx *ctx, sp_emb_set *e) {
+int sp_infer_load(const sp_run_ctx *ctx, sp_emb_set *e) { return sp_infer_load_parts(ctx, 0, 1, e); }
+
+int sp_infer_load_parts(const sp_run_ctx *ctx, int rank, int size, sp_emb_set *e) {
     memset(e, 0, sizeof *e);
     int parts, rc = sp_stage_ranks(ctx, "infer", &parts);
     char path[PATH_MAX + 64];
     size_t capi[2] = {0, 0}, capv[2] = {0, 0};
-    for (int r = 0; r < parts && !rc; r++) {
+    for (int r = rank; r < parts && !rc; r += size) {
         sp_sfile_r *f;
         sp_stage_part(ctx, "infer", r, parts, NULL, 0, path, sizeof path);
         if ((rc = sp_sfile_open(&f, path, "emb"))) break;

@@ -19,6 +19,9 @@ typedef struct {
     int d;
 } sp_emb_set;
 int sp_infer_load(const sp_run_ctx *ctx, sp_emb_set *e);
+/* Only the parts p with p % size == rank (part p holds the nodes owned by rank p of the infer stage's
+ * rank count); e->d stays 0 when there are none. */
+int sp_infer_load_parts(const sp_run_ctx *ctx, int rank, int size, sp_emb_set *e);
 void sp_emb_set_free(sp_emb_set *e);
 /* Debug/test view: every embedding of the date's infer parts (any rank
  * count), one line per node "p<id>" / "b<id>" and its values (%.6g), sorted. */

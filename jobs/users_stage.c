@@ -190,6 +190,170 @@ static int load_events(const sp_run_ctx *ctx, sp_event_rec **out, uint64_t *nout
     return rc;
 }
 
+/* ---- item vectors: rank r serves the infer parts p with p % size == r (part p holds the pins owned
+ * by rank p of the infer stage's rank count) and fetches, from the ranks serving them, the vectors and
+ * the global target counts of the pins its own histories read. No rank holds the whole table. ---- */
+
+typedef struct {
+    sp_emb_set S;      /* served parts (pins used) */
+    sp_idrow *sidx;    /* served pin -> row */
+    uint64_t *scount;  /* (served) global count as a target (0 when no rank asked) */
+    float *slogq;      /* (served) */
+    uint64_t n;        /* fetched pins, ascending */
+    int d;
+    uint64_t *ids, *tcount; /* (n) pin, global count as a target */
+    float *vec, *logq;      /* (n, d), (n) */
+    sp_idrow *idx;          /* (n) {pin, row}: rows are in pin order */
+    uint64_t nglobal;       /* pins over every part */
+    size_t cap_i, cap_t, cap_v;
+    /* requests received by this rank (server side) */
+    uint64_t nreq, *req; /* (nreq, 3): src rank, pin, count */
+    size_t cap_req;
+} item_view;
+
+static void item_view_free(item_view *V) {
+    sp_emb_set_free(&V->S);
+    free(V->sidx), free(V->scount), free(V->slogq), free(V->ids), free(V->tcount), free(V->vec), free(V->logq);
+    free(V->idx), free(V->req);
+    memset(V, 0, sizeof *V);
+}
+
+static int sink_request(void *c, int src, const void *rec, size_t len) {
+    item_view *V = c;
+    if (len != 16) return sp_err(SP_EINTERNAL, "users: a pin request of %zu bytes", len);
+    if (sp_grow((void **)&V->req, &V->cap_req, 3 * (V->nreq + 1), 8)) return SP_ENOMEM;
+    uint64_t *q = V->req + 3 * V->nreq++;
+    q[0] = (uint64_t)src;
+    memcpy(q + 1, rec, 16);
+    return SP_OK;
+}
+
+static int sink_reply(void *c, int src, const void *rec, size_t len) {
+    item_view *V = c;
+    (void)src;
+    if (len != 16 + 4 * (size_t)V->d) return sp_err(SP_EINTERNAL, "users: a pin reply of %zu bytes", len);
+    if (sp_grow((void **)&V->ids, &V->cap_i, V->n + 1, 8) || sp_grow((void **)&V->tcount, &V->cap_t, V->n + 1, 8) ||
+        sp_grow((void **)&V->vec, &V->cap_v, (V->n + 1) * V->d, 4))
+        return SP_ENOMEM;
+    memcpy(&V->ids[V->n], rec, 8);
+    memcpy(&V->tcount[V->n], (const uint8_t *)rec + 8, 8);
+    memcpy(V->vec + V->n * V->d, (const uint8_t *)rec + 16, 4 * (size_t)V->d);
+    V->n++;
+    return SP_OK;
+}
+
+static int cmp_u64x2(const void *a, const void *b) {
+    const uint64_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* Collective. Fills V for the pins of h (decoded through buf, the longest history). */
+static int fetch_items(const sp_run_ctx *ctx, const sq_hist *h, sq_action *buf, uint64_t longest, item_view *V,
+                       uint64_t *tot_targets) {
+    memset(V, 0, sizeof *V);
+    int ninfer = 0, size = ctx->size;
+    int rc = sp_stage_ranks(ctx, "infer", &ninfer);
+    if (!rc) rc = sp_infer_load_parts(ctx, ctx->rank, size, &V->S);
+    /* the served parts' dim, agreed */
+    uint64_t dims[2] = {(uint64_t)V->S.d, V->S.n[0]};
+    rc = sp_dist_agree(rc);
+    if (!rc) rc = sp_dist_max_u64(&dims[0], 1);
+    if (!rc) rc = sp_dist_sum_u64(&dims[1], 1);
+    if (rc) return rc;
+    if (V->S.d && (uint64_t)V->S.d != dims[0]) rc = sp_err(SP_EFORMAT, "users: infer parts disagree on dim");
+    V->d = (int)dims[0];
+    V->nglobal = dims[1];
+    if (!rc && V->nglobal == 0) rc = sp_err(SP_EINPUT, "users: the infer stage embedded no pins");
+    uint64_t ns = V->S.n[0];
+    if (!rc && (!(V->sidx = malloc(sizeof *V->sidx * (ns + 1))) || !(V->scount = calloc(ns + 1, 8)) ||
+                !(V->slogq = malloc(4 * (ns + 1)))))
+        rc = SP_ENOMEM;
+    for (uint64_t i = 0; !rc && i < ns; i++) V->sidx[i] = (sp_idrow){V->S.ids[0][i], i};
+    if (!rc) sp_idrow_sort(V->sidx, ns);
+    /* this rank's pins with their counts as targets (every action but a history's first) */
+    uint64_t (*pc)[2] = rc ? NULL : malloc(sizeof *pc * (h->nactions + 1)), npc = 0, tot = 0;
+    if (!rc && !pc) rc = SP_ENOMEM;
+    for (uint64_t u = 0; !rc && u < h->n; u++) {
+        if ((rc = sq_hist_user(h, u, buf, longest))) break;
+        for (uint64_t j = 0; j < h->nact[u]; j++) pc[npc][0] = buf[j].pin, pc[npc++][1] = j > 0;
+    }
+    if (!rc) qsort(pc, npc, sizeof *pc, cmp_u64x2);
+    uint64_t nu = 0;
+    for (uint64_t i = 0; !rc && i < npc; i++) { /* unique, summing the target flags */
+        tot += pc[i][1];
+        if (nu && pc[nu - 1][0] == pc[i][0]) pc[nu - 1][1] += pc[i][1];
+        else pc[nu][0] = pc[i][0], pc[nu++][1] = pc[i][1];
+    }
+    rc = sp_dist_agree(rc);
+    if (!rc) rc = sp_dist_sum_u64(&tot, 1);
+    *tot_targets = tot;
+    size_t buffer = (size_t)sp_config_int(ctx->cfg, "pipeline", "shuffle_buffer_mb") << 20;
+    /* round 1: requests to the servers */
+    sp_shuffle *sh = NULL;
+    if (!rc) rc = sp_dist_agree(sp_shuffle_new(&sh, buffer, sink_request, V));
+    uint64_t i = 0;
+    int all_done = 0, lrc = SP_OK;
+    while (!rc && !all_done) {
+        while (!lrc && i < nu && !sp_shuffle_full(sh)) {
+            int dest = sp_owner(SP_PIN, pc[i][0], ninfer) % size;
+            lrc = sp_shuffle_put(sh, dest, pc[i], 16);
+            i++;
+        }
+        rc = sp_shuffle_exchange(sh, i == nu || lrc, lrc, &all_done);
+    }
+    sp_shuffle_free(sh);
+    sh = NULL;
+    free(pc);
+    /* the servers: global counts per pin, then round 2: replies (pin, count, vector; missing pins get none) */
+    /* requests arrive by source rank, each source's in ascending pin order: no sort needed */
+    for (uint64_t k = 0; !rc && k < V->nreq; k++) {
+        uint64_t row = sp_idrow_find(V->sidx, ns, V->req[3 * k + 1]);
+        if (row != UINT64_MAX) V->scount[row] += V->req[3 * k + 2];
+    }
+    uint8_t *rec = malloc(16 + 4 * (size_t)(V->d ? V->d : 1));
+    lrc = rec ? SP_OK : SP_ENOMEM;
+    if (!rc) rc = sp_dist_agree(sp_shuffle_new(&sh, buffer, sink_reply, V));
+    i = 0;
+    all_done = 0;
+    while (!rc && !all_done) {
+        while (!lrc && i < V->nreq && !sp_shuffle_full(sh)) {
+            const uint64_t *q = V->req + 3 * i++;
+            uint64_t row = sp_idrow_find(V->sidx, ns, q[1]);
+            if (row == UINT64_MAX) continue; /* not embedded: the requester gives it a zero vector and counts it */
+            memcpy(rec, &q[1], 8);
+            memcpy(rec + 8, &V->scount[row], 8);
+            memcpy(rec + 16, V->S.vec[0] + row * V->d, 4 * (size_t)V->d);
+            lrc = sp_shuffle_put(sh, (int)q[0], rec, 16 + 4 * (size_t)V->d);
+        }
+        rc = sp_shuffle_exchange(sh, i == V->nreq || lrc, lrc, &all_done);
+    }
+    sp_shuffle_free(sh);
+    free(rec);
+    free(V->req);
+    V->req = NULL, V->nreq = 0;
+    /* the fetched pins in pin order */
+    if (!rc && (!(V->idx = malloc(sizeof *V->idx * (V->n + 1))) || !(V->logq = malloc(4 * (V->n + 1)))))
+        rc = SP_ENOMEM;
+    if (!rc) {
+        for (uint64_t k = 0; k < V->n; k++) V->idx[k] = (sp_idrow){V->ids[k], k};
+        sp_idrow_sort(V->idx, V->n);
+        uint64_t *ids2 = malloc(8 * (V->n + 1)), *tc2 = malloc(8 * (V->n + 1));
+        float *v2 = malloc(4 * (V->n * V->d + 1));
+        if (!ids2 || !tc2 || !v2) rc = SP_ENOMEM;
+        for (uint64_t k = 0; !rc && k < V->n; k++) {
+            uint64_t from = V->idx[k].row;
+            ids2[k] = V->ids[from], tc2[k] = V->tcount[from];
+            memcpy(v2 + k * V->d, V->vec + from * V->d, 4 * (size_t)V->d);
+            V->idx[k].row = k;
+        }
+        if (!rc) {
+            free(V->ids), free(V->tcount), free(V->vec);
+            V->ids = ids2, V->tcount = tc2, V->vec = v2;
+        } else free(ids2), free(tc2), free(v2);
+    }
+    return sp_dist_agree(rc);
+}
+
 /* ---- the model file (sfile "seqmodel"): dimensions, parameters, Adam moments, step, temperature ---- */
 
 typedef struct {
@@ -277,6 +441,11 @@ typedef struct {
     const sq_hist *h;
     const sq_items *it;
     const float *logq; /* (items) log expected count of a pin among a step's candidates */
+    const uint64_t *ids; /* (items) pin id of each row */
+    /* shared negatives: uniform over the pins this rank serves (or, serving none, over it) */
+    uint64_t nneg_pool;
+    const float *neg_vec, *neg_logq;
+    const uint64_t *neg_ids;
     uint64_t *train;   /* users (history index) with ≥ 2 actions */
     uint64_t ntrain;
     sq_action *buf;    /* one decoded history (the longest) */
@@ -327,10 +496,7 @@ static int sample_user(trainer *T, uint64_t u, sp_rng *r, sq_packer *pk, queries
             if (*nq == 0) Q->excl_off[0] = 0;
             uint64_t e = Q->excl_off[*nq];
             if (sp_grow((void **)&Q->excl, &Q->cap_e, e + (t - s) + 2, 8)) return SP_ENOMEM;
-            for (uint64_t j = s; j <= t; j++) {
-                uint64_t rj = sq_items_row(T->it, a[j].pin);
-                if (rj != UINT64_MAX) Q->excl[e++] = rj;
-            }
+            for (uint64_t j = s; j <= t; j++) Q->excl[e++] = a[j].pin; /* candidates' ids are pin ids */
             Q->excl_off[*nq + 1] = e;
         }
         (*nq)++;
@@ -381,17 +547,24 @@ static int step_loss(trainer *T, seq_state *S, workspace *w, uint64_t nq, sp_rng
     /* shared random pins of this step */
     uint32_t *neg = malloc(4 * ((size_t)R + 1));
     if (!neg) return SP_ENOMEM;
-    for (uint32_t j = 0; j < R; j++) neg[j] = (uint32_t)sp_rng_below(r, T->it->n);
+    for (uint32_t j = 0; j < R; j++) neg[j] = (uint32_t)sp_rng_below(r, T->nneg_pool);
     for (uint64_t i0 = 0; i0 < nq; i0 += blk) {
         uint32_t bq = (uint32_t)(nq - i0 < blk ? nq - i0 : blk), nc = 2 * bq + R;
         float wgt = (float)bq / (float)nq;
         for (uint32_t i = 0; i < bq; i++)
             memcpy(w->q + (size_t)i * d, w->out + w->Q.qrow[i0 + i] * d, 4 * (size_t)d);
         for (uint32_t j = 0; j < nc; j++) {
-            uint32_t row = j < bq ? w->Q.tgt[2 * (i0 + j)] : j < 2 * bq ? w->Q.tgt[2 * (i0 + j - bq) + 1] : neg[j - 2 * bq];
-            memcpy(w->cand + (size_t)j * d, T->it->vec + (size_t)row * d, 4 * (size_t)d);
-            w->cid[j] = row;
-            w->logq[j] = T->logq[row];
+            if (j < 2 * bq) { /* in-batch targets */
+                uint32_t row = j < bq ? w->Q.tgt[2 * (i0 + j)] : w->Q.tgt[2 * (i0 + j - bq) + 1];
+                memcpy(w->cand + (size_t)j * d, T->it->vec + (size_t)row * d, 4 * (size_t)d);
+                w->cid[j] = T->ids[row];
+                w->logq[j] = T->logq[row];
+            } else {
+                uint32_t row = neg[j - 2 * bq];
+                memcpy(w->cand + (size_t)j * d, T->neg_vec + (size_t)row * d, 4 * (size_t)d);
+                w->cid[j] = T->neg_ids[row];
+                w->logq[j] = T->neg_logq[row];
+            }
         }
         float ln = 0, la = 0, tn = 0, ta = 0;
         const uint64_t *eo = uc->mask_history ? w->Q.excl_off + i0 : NULL; /* offsets stay absolute into excl */
@@ -625,19 +798,18 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         if (!rc) sp_stage_output(res, name, fbytes, hist_xxh);
     }
     rc = sp_dist_agree(rc);
-    /* 2. items and model */
-    sp_emb_set E = {0};
-    sp_idrow *idx = NULL;
-    uint64_t items_digest = 0;
-    if (!rc) rc = sp_infer_load(ctx, &E);
+    /* 2. items (fetched from the ranks serving the infer parts) and model */
+    uint64_t longest = 1, tot = 0, items_digest = 0;
+    for (uint64_t u = 0; u < h.n; u++) longest = h.nact[u] > longest ? h.nact[u] : longest;
+    sq_action *buf = rc ? NULL : malloc(sizeof *buf * longest);
+    if (!rc && !buf) rc = SP_ENOMEM;
+    rc = sp_dist_agree(rc);
+    item_view V = {0};
+    if (!rc) rc = fetch_items(ctx, &h, buf, longest, &V, &tot);
     if (!rc) rc = sp_stage_check_done(ctx, sp_stage_find("infer"), &items_digest);
-    if (!rc && !(idx = malloc(sizeof *idx * (E.n[0] + 1)))) rc = SP_ENOMEM;
-    for (uint64_t i = 0; !rc && i < E.n[0]; i++) idx[i] = (sp_idrow){E.ids[0][i], i};
-    if (!rc) sp_idrow_sort(idx, E.n[0]);
-    sq_items it = {E.n[0], E.d, E.vec[0], idx};
-    if (!rc && E.n[0] == 0) rc = sp_err(SP_EINPUT, "users: the infer stage embedded no pins");
+    sq_items it = {V.n, V.d, V.vec, V.idx};
     seq_state S = {0};
-    uc.mc.d_item = E.d;
+    uc.mc.d_item = V.d;
     if (!rc) rc = sq_model_init(&S.m, &uc.mc, uc.seed);
     if (!rc && (!(S.am = calloc(S.m.n + 1, 4)) || !(S.av = calloc(S.m.n + 1, 4)))) rc = SP_ENOMEM;
     S.tau = (float)uc.tau;
@@ -661,31 +833,22 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     char loss_tmp[PATH_MAX + 96];
     int64_t steps = 0;
     if (!rc) {
-        /* logQ: a pin's expected count among a step's candidates, from its frequency in the histories */
-        float *cnt = calloc(it.n + 1, 4);
-        logq = malloc(4 * (it.n + 1));
+        /* logQ: a pin's expected count among a step's candidates, from its global frequency as a target */
         T.train = malloc(8 * (h.n + 1));
-        uint64_t longest = 1;
-        for (uint64_t u = 0; u < h.n; u++) longest = h.nact[u] > longest ? h.nact[u] : longest;
-        T.buf = malloc(sizeof *T.buf * longest);
-        if (!cnt || !logq || !T.train || !T.buf) rc = SP_ENOMEM;
-        double tot = 0;
-        for (uint64_t u = 0; !rc && u < h.n; u++) {
-            uint64_t n = h.nact[u];
-            if (n >= 2) T.train[T.ntrain++] = u;
-            rc = sq_hist_user(&h, u, T.buf, longest);
-            for (uint64_t j = 1; !rc && j < n; j++) { /* targets: every action but a history's first */
-                uint64_t row = sq_items_row(&it, T.buf[j].pin);
-                if (row != UINT64_MAX) cnt[row] += 1.f;
-            }
-        }
-        rc = sp_dist_agree(rc); /* every rank reaches the sum below, or none */
-        if (!rc && ctx->size > 1) rc = sp_dist_sum_f32(cnt, it.n);
-        for (uint64_t v = 0; !rc && v < it.n; v++) tot += cnt[v];
-        double per_step = 2.0 * (double)uc.inbatch;
-        for (uint64_t v = 0; !rc && v < it.n; v++)
-            logq[v] = (float)log(per_step * (tot > 0 ? cnt[v] / tot : 0) + (double)uc.negatives / (double)it.n + 1e-12);
-        free(cnt);
+        T.buf = buf;
+        if (!T.train) rc = SP_ENOMEM;
+        for (uint64_t u = 0; !rc && u < h.n; u++)
+            if (h.nact[u] >= 2) T.train[T.ntrain++] = u;
+        double per_step = 2.0 * (double)uc.inbatch, unif = (double)uc.negatives / (double)V.nglobal;
+        for (uint64_t v = 0; !rc && v < V.n; v++)
+            V.logq[v] = (float)log(per_step * (tot ? (double)V.tcount[v] / (double)tot : 0) + unif + 1e-12);
+        for (uint64_t v = 0; !rc && v < V.S.n[0]; v++)
+            V.slogq[v] = (float)log(per_step * (tot ? (double)V.scount[v] / (double)tot : 0) + unif + 1e-12);
+        logq = V.logq;
+        T.ids = V.ids;
+        if (V.S.n[0]) T.nneg_pool = V.S.n[0], T.neg_vec = V.S.vec[0], T.neg_logq = V.slogq, T.neg_ids = V.S.ids[0];
+        else T.nneg_pool = V.n, T.neg_vec = V.vec, T.neg_logq = V.logq, T.neg_ids = V.ids;
+        /* a rank with no pin at all (served or fetched) has no history either: it samples no window */
         T.logq = logq;
         if (!rc && ctx->rank == 0) {
             sp_stage_path(ctx, "users", "loss.tsv", path, sizeof path);
@@ -732,7 +895,7 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     float *vec = NULL;
     uint64_t *todo = NULL, ntodo = 0;
     uint64_t missing = 0;
-    if (!rc && (!(vec = malloc(4 * (h.n * (uint64_t)E.d + 1))) || !(todo = malloc(8 * (h.n + 1))))) rc = SP_ENOMEM;
+    if (!rc && (!(vec = malloc(4 * (h.n * (uint64_t)V.d + 1))) || !(todo = malloc(8 * (h.n + 1))))) rc = SP_ENOMEM;
     sp_idrow *oi = NULL;
     if (!rc && carry && old.n) {
         if (!(oi = malloc(sizeof *oi * old.n))) rc = SP_ENOMEM;
@@ -743,8 +906,8 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         int is_active = h.last_day[u] == ctx->day_ms;
         active += is_active;
         uint64_t o = carry && !is_active && oi ? sp_idrow_find(oi, old.n, h.user[u]) : UINT64_MAX;
-        if (o != UINT64_MAX && old.d == E.d) {
-            memcpy(vec + u * E.d, old.vec + o * old.d, 4 * (size_t)E.d);
+        if (o != UINT64_MAX && old.d == V.d) {
+            memcpy(vec + u * V.d, old.vec + o * old.d, 4 * (size_t)V.d);
             carried++;
         } else todo[ntodo++] = u;
     }
@@ -760,12 +923,12 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     uint64_t part_bytes = 0;
     if (!rc) {
         sp_sfile_w *w = NULL;
-        uint64_t meta[4] = {(uint64_t)ctx->rank, (uint64_t)ctx->size, (uint64_t)E.d, version};
+        uint64_t meta[4] = {(uint64_t)ctx->rank, (uint64_t)ctx->size, (uint64_t)V.d, version};
         sp_stage_part(ctx, "users", ctx->rank, ctx->size, name, sizeof name, path, sizeof path);
         rc = sp_sfile_create(&w, path, "uemb");
         if (!rc) rc = sp_sfile_put(w, "meta", 8, meta, 4);
         if (!rc) rc = sp_sfile_put(w, "user_ids", 8, h.user, h.n);
-        if (!rc) rc = sp_sfile_put(w, "user_vecs", 4, vec, h.n * (uint64_t)E.d);
+        if (!rc) rc = sp_sfile_put(w, "user_vecs", 4, vec, h.n * (uint64_t)V.d);
         if (w) rc = sp_stage_commit_part(res, w, rc, name, path);
         if (!rc) part_bytes = res->out_bytes[res->noutputs - 1];
     }
@@ -787,14 +950,12 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     sp_stage_count(res, "train_steps", ctx->rank == 0 ? (uint64_t)steps : 0);
     free(vec);
     free(todo);
-    free(logq);
     free(T.train);
-    free(T.buf);
+    free(buf);
     free(S.am);
     free(S.av);
     sq_model_free(&S.m);
-    free(idx);
-    sp_emb_set_free(&E);
+    item_view_free(&V);
     sq_hist_free(&h);
     return rc;
 }

@@ -31,7 +31,7 @@ SET=(--set walks.walks_per_source=20 --set train.epochs=2 --set train.batch=512 
      --set sage.dim=16 --set export.users=users --set export.nshards=2 --set export.dir="$E2E_TMP/emb"
      --set sequence.width=16 --set sequence.heads=2 --set sequence.layers=1 --set sequence.action_dim=4
      --set sequence.epochs=4 --set sequence.batch=64 --set sequence.negatives=64 --set sequence.inbatch=256
-     --set sequence.max_len=16 --set sequence.max_history=64)
+     --set sequence.max_len=16 --set sequence.max_history=64 --set sequence.warmup_steps=0 --set sequence.lr=0.01)
 DAY2=(--set input.dir="$IN2" --set train.epochs=0 --set sequence.epochs=0)
 users_in() { cut -f1 "$1" | grep -v '^#' | sort -u | wc -l; }
 count() { json_get "$E2E_TMP/${3:-w}/$1/users/_SUCCESS.json" "counts.$2"; }
@@ -44,6 +44,7 @@ t_day1() {
     [ "$(count $D1 encoded)" = "$n" ] || fail "day 1 must encode everyone"
     [ "$(count $D1 carried)" = 0 ] || fail "nothing to carry on day 1"
     [ "$(count $D1 train_steps)" -gt 0 ] || fail "the user encoder did not train"
+    [ "$(count $D1 unembedded_pins_read)" = 0 ] || fail "pins of the histories were not fetched: $(count $D1 unembedded_pins_read)"
     [ "$(count $D1 history_actions)" = $(($(count $D1 actions_appended) - $(count $D1 trimmed))) ] ||
         fail "day 1 history != appended - trimmed"
     [ "$(count $D1 trimmed)" -gt 0 ] || fail "no history was bounded by sequence.max_history (test data too small?)"

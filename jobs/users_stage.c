@@ -15,8 +15,9 @@
  *      too. --full encodes everyone. Encoding is deterministic, so both paths
  *      give the same vector for a user whose history did not change.
  * Writes users/hist-*.bin (history), users/part-*.bin (sfile "uemb"),
- * users/model.bin and users/loss.tsv (rank 0). Item embeddings are read on
- * every rank (replicated, like the training view of the train stage). */
+ * users/model.bin and users/loss.tsv (rank 0). No rank reads the whole item
+ * table: each serves its share of the infer parts and fetches the pins its
+ * histories read (fetch_items). */
 #include "users_stage.h"
 
 #include <errno.h>

@@ -477,8 +477,13 @@ static int sample_user(trainer *T, uint64_t u, sp_rng *r, sq_packer *pk, queries
         uint64_t rn = sq_items_row(T->it, a[t + 1].pin);
         if (rn == UINT64_MAX) continue;
         /* all-action: a random action of (t, t + window] with an embedded pin (a few tries, else the next one) */
-        uint64_t hi = t + 1;
-        while (hi + 1 < n && a[hi + 1].ts <= a[t].ts + wms) hi++;
+        uint64_t lo = t + 1, hi = n - 1; /* hi = the last action within the window (binary search; ts ascending) */
+        while (lo < hi) {
+            uint64_t mid = lo + (hi - lo + 1) / 2;
+            if (a[mid].ts <= a[t].ts + wms) lo = mid;
+            else hi = mid - 1;
+        }
+        hi = lo;
         uint64_t ra = rn;
         for (int k = 0; k < 4; k++) {
             uint64_t j = t + 1 + sp_rng_below(r, hi - t), rr = sq_items_row(T->it, a[j].pin);

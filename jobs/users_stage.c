@@ -926,7 +926,6 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     t_enc = sp_now() - t_enc;
     rc = sp_dist_agree(rc);
     /* 5. this rank's user vectors */
-    uint64_t part_bytes = 0;
     if (!rc) {
         sp_sfile_w *w = NULL;
         uint64_t meta[4] = {(uint64_t)ctx->rank, (uint64_t)ctx->size, (uint64_t)V.d, version};
@@ -936,9 +935,7 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         if (!rc) rc = sp_sfile_put(w, "user_ids", 8, h.user, h.n);
         if (!rc) rc = sp_sfile_put(w, "user_vecs", 4, vec, h.n * (uint64_t)V.d);
         if (w) rc = sp_stage_commit_part(res, w, rc, name, path);
-        if (!rc) part_bytes = res->out_bytes[res->noutputs - 1];
     }
-    (void)part_bytes;
     rc = sp_dist_agree(rc);
     uint64_t c[10] = {h.n, active, ntodo, carried, hs.appended, hs.duplicates, hs.trimmed, h.nactions,
                       hist_bytes, missing};

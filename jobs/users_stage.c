@@ -17,7 +17,7 @@
  * Writes users/hist-*.bin (history), users/part-*.bin (sfile "uemb"),
  * users/model.bin and users/loss.tsv (rank 0). No rank reads the whole item
  * table: each serves its share of the infer parts and fetches the pins its
- * histories read (fetch_items). */
+ * histories read (users_items.c). */
 #include "users_stage.h"
 
 #include <errno.h>
@@ -42,6 +42,7 @@
 #include "seq_batch.h"
 #include "sfile.h"
 #include "sp_base.h"
+#include "users_items.h"
 
 #define DAY_MS 86400000LL
 #define MODEL_VERSION 1
@@ -189,170 +190,6 @@ static int load_events(const sp_run_ctx *ctx, sp_event_rec **out, uint64_t *nout
     }
     if (!rc && n != ctx->size && *nout) qsort(*out, *nout, sizeof **out, cmp_event);
     return rc;
-}
-
-/* ---- item vectors: rank r serves the infer parts p with p % size == r (part p holds the pins owned
- * by rank p of the infer stage's rank count) and fetches, from the ranks serving them, the vectors and
- * the global target counts of the pins its own histories read. No rank holds the whole table. ---- */
-
-typedef struct {
-    sp_emb_set S;      /* served parts (pins used) */
-    sp_idrow *sidx;    /* served pin -> row */
-    uint64_t *scount;  /* (served) global count as a target (0 when no rank asked) */
-    float *slogq;      /* (served) */
-    uint64_t n;        /* fetched pins, ascending */
-    int d;
-    uint64_t *ids, *tcount; /* (n) pin, global count as a target */
-    float *vec, *logq;      /* (n, d), (n) */
-    sp_idrow *idx;          /* (n) {pin, row}: rows are in pin order */
-    uint64_t nglobal;       /* pins over every part */
-    size_t cap_i, cap_t, cap_v;
-    /* requests received by this rank (server side) */
-    uint64_t nreq, *req; /* (nreq, 3): src rank, pin, count */
-    size_t cap_req;
-} item_view;
-
-static void item_view_free(item_view *V) {
-    sp_emb_set_free(&V->S);
-    free(V->sidx), free(V->scount), free(V->slogq), free(V->ids), free(V->tcount), free(V->vec), free(V->logq);
-    free(V->idx), free(V->req);
-    memset(V, 0, sizeof *V);
-}
-
-static int sink_request(void *c, int src, const void *rec, size_t len) {
-    item_view *V = c;
-    if (len != 16) return sp_err(SP_EINTERNAL, "users: a pin request of %zu bytes", len);
-    if (sp_grow((void **)&V->req, &V->cap_req, 3 * (V->nreq + 1), 8)) return SP_ENOMEM;
-    uint64_t *q = V->req + 3 * V->nreq++;
-    q[0] = (uint64_t)src;
-    memcpy(q + 1, rec, 16);
-    return SP_OK;
-}
-
-static int sink_reply(void *c, int src, const void *rec, size_t len) {
-    item_view *V = c;
-    (void)src;
-    if (len != 16 + 4 * (size_t)V->d) return sp_err(SP_EINTERNAL, "users: a pin reply of %zu bytes", len);
-    if (sp_grow((void **)&V->ids, &V->cap_i, V->n + 1, 8) || sp_grow((void **)&V->tcount, &V->cap_t, V->n + 1, 8) ||
-        sp_grow((void **)&V->vec, &V->cap_v, (V->n + 1) * V->d, 4))
-        return SP_ENOMEM;
-    memcpy(&V->ids[V->n], rec, 8);
-    memcpy(&V->tcount[V->n], (const uint8_t *)rec + 8, 8);
-    memcpy(V->vec + V->n * V->d, (const uint8_t *)rec + 16, 4 * (size_t)V->d);
-    V->n++;
-    return SP_OK;
-}
-
-static int cmp_u64x2(const void *a, const void *b) {
-    const uint64_t *x = a, *y = b;
-    return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
-}
-
-/* Collective. Fills V for the pins of h (decoded through buf, the longest history). */
-static int fetch_items(const sp_run_ctx *ctx, const sq_hist *h, sq_action *buf, uint64_t longest, item_view *V,
-                       uint64_t *tot_targets) {
-    memset(V, 0, sizeof *V);
-    int ninfer = 0, size = ctx->size;
-    int rc = sp_stage_ranks(ctx, "infer", &ninfer);
-    if (!rc) rc = sp_infer_load_parts(ctx, ctx->rank, size, &V->S);
-    /* the served parts' dim, agreed */
-    uint64_t dims[2] = {(uint64_t)V->S.d, V->S.n[0]};
-    rc = sp_dist_agree(rc);
-    if (!rc) rc = sp_dist_max_u64(&dims[0], 1);
-    if (!rc) rc = sp_dist_sum_u64(&dims[1], 1);
-    if (rc) return rc;
-    if (V->S.d && (uint64_t)V->S.d != dims[0]) rc = sp_err(SP_EFORMAT, "users: infer parts disagree on dim");
-    V->d = (int)dims[0];
-    V->nglobal = dims[1];
-    if (!rc && V->nglobal == 0) rc = sp_err(SP_EINPUT, "users: the infer stage embedded no pins");
-    uint64_t ns = V->S.n[0];
-    if (!rc && (!(V->sidx = malloc(sizeof *V->sidx * (ns + 1))) || !(V->scount = calloc(ns + 1, 8)) ||
-                !(V->slogq = malloc(4 * (ns + 1)))))
-        rc = SP_ENOMEM;
-    for (uint64_t i = 0; !rc && i < ns; i++) V->sidx[i] = (sp_idrow){V->S.ids[0][i], i};
-    if (!rc) sp_idrow_sort(V->sidx, ns);
-    /* this rank's pins with their counts as targets (every action but a history's first) */
-    uint64_t (*pc)[2] = rc ? NULL : malloc(sizeof *pc * (h->nactions + 1)), npc = 0, tot = 0;
-    if (!rc && !pc) rc = SP_ENOMEM;
-    for (uint64_t u = 0; !rc && u < h->n; u++) {
-        if ((rc = sq_hist_user(h, u, buf, longest))) break;
-        for (uint64_t j = 0; j < h->nact[u]; j++) pc[npc][0] = buf[j].pin, pc[npc++][1] = j > 0;
-    }
-    if (!rc) qsort(pc, npc, sizeof *pc, cmp_u64x2);
-    uint64_t nu = 0;
-    for (uint64_t i = 0; !rc && i < npc; i++) { /* unique, summing the target flags */
-        tot += pc[i][1];
-        if (nu && pc[nu - 1][0] == pc[i][0]) pc[nu - 1][1] += pc[i][1];
-        else pc[nu][0] = pc[i][0], pc[nu++][1] = pc[i][1];
-    }
-    rc = sp_dist_agree(rc);
-    if (!rc) rc = sp_dist_sum_u64(&tot, 1);
-    *tot_targets = tot;
-    size_t buffer = (size_t)sp_config_int(ctx->cfg, "pipeline", "shuffle_buffer_mb") << 20;
-    /* round 1: requests to the servers */
-    sp_shuffle *sh = NULL;
-    if (!rc) rc = sp_dist_agree(sp_shuffle_new(&sh, buffer, sink_request, V));
-    uint64_t i = 0;
-    int all_done = 0, lrc = SP_OK;
-    while (!rc && !all_done) {
-        while (!lrc && i < nu && !sp_shuffle_full(sh)) {
-            int dest = sp_owner(SP_PIN, pc[i][0], ninfer) % size;
-            lrc = sp_shuffle_put(sh, dest, pc[i], 16);
-            i++;
-        }
-        rc = sp_shuffle_exchange(sh, i == nu || lrc, lrc, &all_done);
-    }
-    sp_shuffle_free(sh);
-    sh = NULL;
-    free(pc);
-    /* the servers: global counts per pin, then round 2: replies (pin, count, vector; missing pins get none) */
-    /* requests arrive by source rank, each source's in ascending pin order: no sort needed */
-    for (uint64_t k = 0; !rc && k < V->nreq; k++) {
-        uint64_t row = sp_idrow_find(V->sidx, ns, V->req[3 * k + 1]);
-        if (row != UINT64_MAX) V->scount[row] += V->req[3 * k + 2];
-    }
-    uint8_t *rec = malloc(16 + 4 * (size_t)(V->d ? V->d : 1));
-    lrc = rec ? SP_OK : SP_ENOMEM;
-    if (!rc) rc = sp_dist_agree(sp_shuffle_new(&sh, buffer, sink_reply, V));
-    i = 0;
-    all_done = 0;
-    while (!rc && !all_done) {
-        while (!lrc && i < V->nreq && !sp_shuffle_full(sh)) {
-            const uint64_t *q = V->req + 3 * i++;
-            uint64_t row = sp_idrow_find(V->sidx, ns, q[1]);
-            if (row == UINT64_MAX) continue; /* not embedded: the requester gives it a zero vector and counts it */
-            memcpy(rec, &q[1], 8);
-            memcpy(rec + 8, &V->scount[row], 8);
-            memcpy(rec + 16, V->S.vec[0] + row * V->d, 4 * (size_t)V->d);
-            lrc = sp_shuffle_put(sh, (int)q[0], rec, 16 + 4 * (size_t)V->d);
-        }
-        rc = sp_shuffle_exchange(sh, i == V->nreq || lrc, lrc, &all_done);
-    }
-    sp_shuffle_free(sh);
-    free(rec);
-    free(V->req);
-    V->req = NULL, V->nreq = 0;
-    /* the fetched pins in pin order */
-    if (!rc && (!(V->idx = malloc(sizeof *V->idx * (V->n + 1))) || !(V->logq = malloc(4 * (V->n + 1)))))
-        rc = SP_ENOMEM;
-    if (!rc) {
-        for (uint64_t k = 0; k < V->n; k++) V->idx[k] = (sp_idrow){V->ids[k], k};
-        sp_idrow_sort(V->idx, V->n);
-        uint64_t *ids2 = malloc(8 * (V->n + 1)), *tc2 = malloc(8 * (V->n + 1));
-        float *v2 = malloc(4 * (V->n * V->d + 1));
-        if (!ids2 || !tc2 || !v2) rc = SP_ENOMEM;
-        for (uint64_t k = 0; !rc && k < V->n; k++) {
-            uint64_t from = V->idx[k].row;
-            ids2[k] = V->ids[from], tc2[k] = V->tcount[from];
-            memcpy(v2 + k * V->d, V->vec + from * V->d, 4 * (size_t)V->d);
-            V->idx[k].row = k;
-        }
-        if (!rc) {
-            free(V->ids), free(V->tcount), free(V->vec);
-            V->ids = ids2, V->tcount = tc2, V->vec = v2;
-        } else free(ids2), free(tc2), free(v2);
-    }
-    return sp_dist_agree(rc);
 }
 
 /* ---- the model file (sfile "seqmodel"): dimensions, parameters, Adam moments, step, temperature ---- */
@@ -810,8 +647,8 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     sq_action *buf = rc ? NULL : malloc(sizeof *buf * longest);
     if (!rc && !buf) rc = SP_ENOMEM;
     rc = sp_dist_agree(rc);
-    item_view V = {0};
-    if (!rc) rc = fetch_items(ctx, &h, buf, longest, &V, &tot);
+    sp_item_view V = {0};
+    if (!rc) rc = sp_item_view_fetch(ctx, &h, buf, longest, &V, &tot);
     if (!rc) rc = sp_stage_check_done(ctx, sp_stage_find("infer"), &items_digest);
     sq_items it = {V.n, V.d, V.vec, V.idx};
     seq_state S = {0};
@@ -958,7 +795,7 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     free(S.am);
     free(S.av);
     sq_model_free(&S.m);
-    item_view_free(&V);
+    sp_item_view_free(&V);
     sq_hist_free(&h);
     return rc;
 }

@@ -414,13 +414,8 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             sp_stage_path(ctx, "eval", NULL, dir, sizeof dir);
             rc = sp_report_write(&rep, dir);
         }
-        for (int i = 0; !rc && i < 2; i++) {
-            const char *f = i ? "report.html" : "report.json";
-            uint64_t bytes, xxh;
-            sp_stage_path(ctx, "eval", f, path, sizeof path);
-            rc = sp_file_digest(path, &bytes, &xxh);
-            if (!rc) sp_stage_output(res, f, bytes, xxh);
-        }
+        for (int i = 0; !rc && i < 2; i++)
+            rc = sp_stage_output_file(res, ctx, "eval", i ? "report.html" : "report.json");
         free(loss);
         free(evc);
         stage_rows_free(&st);

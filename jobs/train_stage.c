@@ -629,12 +629,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc && ctx->rank == 0) {
         /* record outputs: checkpoint + loss log */
         const char *files[3] = {"checkpoint.bin", "loss.tsv", "eval.tsv"};
-        for (int i = 0; i < (eval_every > 0 ? 3 : 2) && !rc; i++) {
-            sp_stage_path(ctx, "train", files[i], path, sizeof path);
-            uint64_t bytes, xxh;
-            rc = sp_file_digest(path, &bytes, &xxh);
-            if (!rc) sp_stage_output(res, files[i], bytes, xxh);
-        }
+        for (int i = 0; i < (eval_every > 0 ? 3 : 2) && !rc; i++)
+            rc = sp_stage_output_file(res, ctx, "train", files[i]);
     }
     rc = sp_dist_agree(rc);
     sp_stage_count(res, "steps", (uint64_t)(ctx->rank == 0 ? total : 0));

@@ -594,15 +594,6 @@ void sp_user_set_free(sp_user_set *u) {
 
 /* ---- the stage ---- */
 
-static int commit_file(sp_stage_result *res, const sp_run_ctx *ctx, const char *name) {
-    char path[PATH_MAX + 64];
-    uint64_t bytes, xxh;
-    sp_stage_path(ctx, "users", name, path, sizeof path);
-    int rc = sp_file_digest(path, &bytes, &xxh);
-    if (!rc) sp_stage_output(res, name, bytes, xxh);
-    return rc;
-}
-
 int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     users_cfg uc;
     int rc = read_cfg(ctx, &uc);
@@ -631,14 +622,12 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     sq_hist_free(&prev);
     free(ev);
     char name[96], path[PATH_MAX + 128];
-    uint64_t hist_bytes = 0, hist_xxh = 0;
+    uint64_t hist_bytes = 0;
     if (!rc) {
         sp_part_name("hist", ctx->rank, ctx->size, name, sizeof name);
         sp_stage_path(ctx, "users", name, path, sizeof path);
-        uint64_t fbytes = 0;
         rc = sq_hist_save(&h, path, &hist_bytes, NULL);
-        if (!rc) rc = sp_file_digest(path, &fbytes, &hist_xxh); /* the marker records the whole file's xxh64 */
-        if (!rc) sp_stage_output(res, name, fbytes, hist_xxh);
+        if (!rc) rc = sp_stage_output_file(res, ctx, "users", name);
     }
     rc = sp_dist_agree(rc);
     /* 2. items (fetched from the ranks serving the infer parts) and model */
@@ -713,8 +702,8 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc && ctx->rank == 0) {
         sp_stage_path(ctx, "users", "model.bin", path, sizeof path);
         rc = model_write(path, &S, NULL);
-        if (!rc) rc = commit_file(res, ctx, "model.bin");
-        if (!rc) rc = commit_file(res, ctx, "loss.tsv");
+        if (!rc) rc = sp_stage_output_file(res, ctx, "users", "model.bin");
+        if (!rc) rc = sp_stage_output_file(res, ctx, "users", "loss.tsv");
     }
     rc = sp_dist_agree(rc);
     /* 4. encode the users whose vectors cannot be carried over */

@@ -64,6 +64,15 @@ void sp_stage_part(const sp_run_ctx *ctx, const char *stage, int rank, int size,
     sp_stage_path(ctx, stage, n, path, pcap);
 }
 
+int sp_stage_output_file(sp_stage_result *r, const sp_run_ctx *ctx, const char *stage, const char *file) {
+    char path[PATH_MAX];
+    uint64_t bytes, xxh;
+    sp_stage_path(ctx, stage, file, path, sizeof path);
+    int rc = sp_file_digest(path, &bytes, &xxh);
+    if (!rc) sp_stage_output(r, file, bytes, xxh);
+    return rc;
+}
+
 int sp_stage_commit_part(sp_stage_result *res, sp_sfile_w *w, int rc, const char *name, const char *path) {
     if (rc) {
         sp_sfile_discard(w);

@@ -63,6 +63,9 @@ const sp_stage_def *sp_stage_find(const char *name);
 void sp_stage_count(sp_stage_result *r, const char *name, uint64_t v);
 /* Records an output file of this rank with its size and checksum. */
 void sp_stage_output(sp_stage_result *r, const char *file, uint64_t bytes, uint64_t xxh);
+/* Records the finished file <date_dir>/<stage>/<file> as an output: its size and whole-file xxh64
+ * (what a skip verifies). SP_EIO naming the file when it cannot be read. */
+int sp_stage_output_file(sp_stage_result *r, const sp_run_ctx *ctx, const char *stage, const char *file);
 
 /* The context of the date before ctx's: date (into date_buf, 16 bytes),
  * day_ms and date_dir; everything else, input_dir included, stays ctx's. For

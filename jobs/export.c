@@ -109,6 +109,23 @@ static int sink(void *c, int src, const void *rec, size_t len) {
     return SP_OK;
 }
 
+/* Encodes the record of (type, id) with vector v into rec after checking that every value is
+ * finite (SP_EINPUT naming `where`, the node and the value otherwise). */
+static int encode_record(const exporter *x, uint8_t *rec, sp_type type, uint64_t id, const float *v, const char *where) {
+    static const char *const TYPE_NAME[SP_NTYPES] = {"pin", "board", "user"};
+    for (uint32_t j = 0; j < x->dim; j++)
+        if (!isfinite(v[j]))
+            return sp_err(SP_EINPUT, "%s: %s %" PRIu64 ": value %u is %g", where, TYPE_NAME[type], id, j, (double)v[j]);
+    sp_shard_key(rec, type, id);
+    sp_vec_encode(x->dt, v, x->dim, rec + SP_SHARD_KEY_LEN);
+    return SP_OK;
+}
+
+/* Queues rec (of id) for the rank that writes id's shard. */
+static int route_record(const exporter *x, sp_shuffle *s, const uint8_t *rec, uint64_t id) {
+    return sp_shuffle_put(s, (int)(sp_shard_of(id, x->nshards) % (uint32_t)x->ctx->size), rec, x->recsz);
+}
+
 /* Sends every record of this rank's infer parts (parts p with p % size ==
  * rank; *first is already open) to the ranks of their shards. Collective. */
 static int send_all(exporter *x, int ninfer, part *cur, size_t buffer, uint64_t *sent) {
@@ -143,18 +160,10 @@ static int send_all(exporter *x, int ninfer, part *cur, size_t buffer, uint64_t 
                 continue;
             }
             uint64_t id = cur->ids[kind][i];
-            if (copy == 0) {
-                const float *v = cur->vecs[kind] + i * x->dim;
-                for (uint32_t j = 0; j < x->dim && !lrc; j++)
-                    if (!isfinite(v[j]))
-                        lrc = sp_err(SP_EINPUT, "%s: %s %" PRIu64 ": value %u is %g", cur->path, kind ? "board" : "pin",
-                                     id, j, (double)v[j]);
-                if (lrc) break;
-                sp_shard_key(rec, kind ? SP_BOARD : SP_PIN, id);
-                sp_vec_encode(x->dt, v, x->dim, rec + SP_SHARD_KEY_LEN);
-            } else sp_shard_key(rec, SP_USER, id); /* user k = board k: same value, same shard */
-            int dest = (int)(sp_shard_of(id, x->nshards) % (uint32_t)ctx->size);
-            if ((lrc = sp_shuffle_put(s, dest, rec, x->recsz))) break;
+            if (copy == 0)
+                lrc = encode_record(x, rec, kind ? SP_BOARD : SP_PIN, id, cur->vecs[kind] + i * x->dim, cur->path);
+            else sp_shard_key(rec, SP_USER, id); /* user k = board k: same value, same shard */
+            if (lrc || (lrc = route_record(x, s, rec, id))) break;
             (*sent)++;
             if (kind == 1 && x->users == USERS_BOARDS && copy == 0) copy = 1;
             else copy = 0, i++;
@@ -181,6 +190,7 @@ static int send_users(exporter *x, size_t buffer, uint64_t *sent) {
     int lrc = rec ? SP_OK : SP_ENOMEM, all_done = 0, done = 0, p = ctx->rank - ctx->size;
     sp_users_part up = {0};
     uint64_t i = 0;
+    char where[64] = "";
     while (!rc && !all_done) {
         while (!lrc && !done && !sp_shuffle_full(s)) {
             if (i == up.n) { /* next part */
@@ -192,19 +202,13 @@ static int send_users(exporter *x, size_t buffer, uint64_t *sent) {
                     break;
                 }
                 if ((lrc = sp_users_part_open(ctx, p, nparts, &up))) break;
+                snprintf(where, sizeof where, "users part %d of %s", p, ctx->date);
                 if ((uint32_t)up.d != x->dim)
                     lrc = sp_err(SP_EFORMAT, "users part %d of %s: dim %d, the items have %u", p, ctx->date, up.d, x->dim);
                 continue;
             }
-            const float *v = up.vec + i * x->dim;
-            for (uint32_t j = 0; j < x->dim && !lrc; j++)
-                if (!isfinite(v[j]))
-                    lrc = sp_err(SP_EINPUT, "users part %d of %s: user %" PRIu64 ": value %u is %g", p, ctx->date,
-                                 up.ids[i], j, (double)v[j]);
-            if (lrc) break;
-            sp_shard_key(rec, SP_USER, up.ids[i]);
-            sp_vec_encode(x->dt, v, x->dim, rec + SP_SHARD_KEY_LEN);
-            if ((lrc = sp_shuffle_put(s, (int)(sp_shard_of(up.ids[i], x->nshards) % (uint32_t)ctx->size), rec, x->recsz)))
+            if ((lrc = encode_record(x, rec, SP_USER, up.ids[i], up.vec + i * x->dim, where)) ||
+                (lrc = route_record(x, s, rec, up.ids[i])))
                 break;
             (*sent)++;
             i++;

@@ -57,7 +57,7 @@ static const char *HELP_RUN =
     "Runs the stages from --from (default ingest) to --to (default publish) for one date. A stage whose\n"
     "_SUCCESS.json matches its inputs and config is skipped; --force reruns every selected stage; --full\n"
     "reruns the users stage encoding every user (not only those active in the day's window).\n"
-    "Stops with exit 2 at the first stage that is not implemented yet. Ends with a summary table.\n";
+    "Stops at the first stage that fails, with its exit code. Ends with a summary table.\n";
 static const char *HELP_JOB =
     "usage: sagepipe job STAGE --config FILE --date YYYY-MM-DD [--force] [--full] [--set section.key=value]...\n"
     "Runs one stage for one date (a backfill). Its upstream stages must have completed for that date\n"
@@ -166,14 +166,6 @@ static const char *status_name(sp_stage_status s) {
     return n[s];
 }
 
-/* 1 when a stage after i (up to last) lists stage i among its upstream stages. */
-static int needed_later(int i, int last) {
-    for (int j = i + 1; j <= last; j++)
-        for (const char *const *u = sp_stages[j].upstream; *u; u++)
-            if (!strcmp(*u, sp_stages[i].name)) return 1;
-    return 0;
-}
-
 static int cmd_run(int argc, char **argv, int is_job) {
     if (has_help(argc, argv)) {
         fputs(is_job ? HELP_JOB : HELP_RUN, stdout);
@@ -237,15 +229,6 @@ static int cmd_run(int argc, char **argv, int is_job) {
     int ran_to = first - 1;
     for (int i = first; i <= last && !rc; i++) {
         ran_to = i;
-        if (!is_job && !sp_stages[i].run && !needed_later(i, last)) {
-            /* an unbuilt stage that no later stage of this run reads (e.g. users while export.users != users) */
-            status[i] = SP_STAGE_NOTIMPL;
-            secs[i] = 0;
-            if (rank == 0)
-                SP_WARN("stage_not_implemented", "stage=%s action=skipped reason=\"no later stage reads it\"",
-                        sp_stages[i].name);
-            continue;
-        }
         /* --full re-encodes every user: it reruns the users stage even when its marker matches */
         int force = a.force || (a.full && sp_stages[i].run == sp_users_run);
         rc = sp_stage_execute(&ctx, &sp_stages[i], force, &status[i], &secs[i], &results[i]);
@@ -256,8 +239,7 @@ static int cmd_run(int argc, char **argv, int is_job) {
         fprintf(stderr, "\n%-8s %-20s %9s  %s\n", "stage", "status", "seconds", "counts");
         for (int i = first; i <= last; i++) {
             if (i > ran_to) {
-                fprintf(stderr, "%-8s %-20s %9s\n", sp_stages[i].name, sp_stages[i].run ? "not run" :
-                        "not implemented yet", "-");
+                fprintf(stderr, "%-8s %-20s %9s\n", sp_stages[i].name, "not run", "-");
                 continue;
             }
             fprintf(stderr, "%-8s %-20s %9.3f  ", sp_stages[i].name, status_name(status[i]), secs[i]);

@@ -32,8 +32,8 @@
 #include "users_stage.h"
 
 /* Full-ranking recall/NDCG at the cut-offs ks[nk] against pins (items, by id), each board's pins
- * excluded, of two user sides: [0] boards as users (by id), [1] the users stage's vectors (by id;
- * NaN when there are none). */
+ * excluded, of two user sides: [0] boards as users (by id), [1] the users stage's vectors (by id).
+ * The caller sets every metric to NaN first; what is not scored (no user vectors) stays NaN. */
 typedef struct {
     double recall[2][SP_METRICS_MAX_K], ndcg[2][SP_METRICS_MAX_K];
     uint64_t users[2], users_without_vector;
@@ -90,7 +90,6 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_se
     }
     sp_topk_result res;
     for (int side = 0; side < 2 && !rc; side++) {
-        for (int i = 0; i < nk; i++) out->recall[side][i] = out->ndcg[side][i] = NAN;
         if (side == 1) {
             if (!us->n) break;
             if (us->d != d) {

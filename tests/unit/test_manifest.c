@@ -5,6 +5,7 @@
  * NaN, a missing file; the public reader (sagepipe_reader.h) gets every
  * vector back, iterates every entry, and reports its error codes. */
 #include "check.h"
+#include "file_testutil.h"
 #include "manifest.h"
 #include "sagepipe_reader.h"
 #include "shard_testutil.h"
@@ -17,24 +18,6 @@
 #include <unistd.h>
 
 static char tmpdir[64];
-
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = malloc(1 << 20);
-    *n = fread(b, 1, (1 << 20) - 1, f);
-    b[*n] = 0;
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *path, const char *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (!f) return;
-    CHECK(fwrite(b, 1, n, f) == n);
-    fclose(f);
-}
 
 /* Replaces the first occurrence of `from` in text by `to` (into out). */
 static int edit(const char *text, const char *from, const char *to, char *out, size_t cap) {
@@ -96,7 +79,7 @@ static void test_parse_errors(void) {
     sp_manifest_free(&m);
     snprintf(path, sizeof path, "%s/MANIFEST.json", dir);
     size_t n;
-    char *good = slurp(path, &n), *text = malloc(n + 4096);
+    char *good = test_read(path, &n), *text = malloc(n + 4096);
     CHECK_RC(sp_manifest_parse(&m, good, n, "M"), SP_OK);
     sp_manifest_free(&m);
     char first_file[64];
@@ -178,15 +161,15 @@ static void test_verify(void) {
     /* a flipped byte in the middle of shard 2 */
     snprintf(p, sizeof p, "%s/%s", dir, m.ent[0].shards[2].file);
     size_t n;
-    char *b = slurp(p, &n);
+    char *b = test_read(p, &n);
     b[n / 2] ^= 0x10;
-    spit(p, b, n);
+    test_write(p, b, n);
     CHECK_RC(sp_manifest_verify(&m, dir, &rep), SP_EFORMAT);
     CHECK_EQ_INT(rep.nproblems, 1);
     CHECK_EQ_INT(rep.ent_problems[0], 1);
     CHECK_MSG(strstr(rep.problem[0], "items/items-00002-of-00004.mdb: xxh64") == rep.problem[0], "%s", rep.problem[0]);
     b[n / 2] ^= 0x10;
-    spit(p, b, n);
+    test_write(p, b, n);
     free(b);
     CHECK_RC(sp_manifest_verify(&m, dir, &rep), SP_OK);
     /* shard 1 rewritten with a key of another shard (checksum made to match) */
@@ -316,22 +299,22 @@ static void test_reader(void) {
     CHECK_RC(spr_open("/nonexistent/MANIFEST.json", 0, &set), ENOENT);
     CHECK(set == NULL);
     size_t n;
-    char *text = slurp(man, &n), *ed = malloc(n + 64);
+    char *text = test_read(man, &n), *ed = malloc(n + 64);
     edit(text, "\"format_version\":1", "\"format_version\":7", ed, n + 64);
     char man2[300];
     snprintf(man2, sizeof man2, "%s/M2.json", dir);
-    spit(man2, ed, strlen(ed));
+    test_write(man2, ed, strlen(ed));
     CHECK_RC(spr_open(man2, 0, &set), SPR_VERSION);
     edit(text, "\"dtype\":\"i8\"", "\"dtype\":\"i9\"", ed, n + 64);
-    spit(man2, ed, strlen(ed));
+    test_write(man2, ed, strlen(ed));
     CHECK_RC(spr_open(man2, 0, &set), SPR_CORRUPT);
     CHECK(strstr(spr_errmsg(), "dtype") != NULL);
     /* a corrupted shard: found by SPR_VERIFY, not by a plain open (same size) */
     char p[512];
     snprintf(p, sizeof p, "%s/users/users-00003-of-00005.mdb", dir);
-    char *b = slurp(p, &n);
+    char *b = test_read(p, &n);
     b[n - 100] ^= 1;
-    spit(p, b, n);
+    test_write(p, b, n);
     free(b);
     CHECK_RC(spr_open(man, SPR_VERIFY, &set), SPR_CORRUPT);
     CHECK(strstr(spr_errmsg(), "users/users-00003-of-00005.mdb") != NULL);

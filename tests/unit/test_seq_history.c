@@ -5,6 +5,7 @@
  * SP_EFORMAT naming the file; records stay within 16 bytes in the documented
  * domain (prints bytes/action of typical data). */
 #include "check.h"
+#include "file_testutil.h"
 #include "history.h"
 #include "sfile.h"
 #include "sp_base.h"
@@ -20,26 +21,6 @@ static char *tpath(const char *name) {
     char *p = buf[k++ & 7];
     snprintf(p, 256, "%s/%s", tmpdir, name);
     return p;
-}
-
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    *n = 0;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-static void spit(const char *path, const void *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (!f) return;
-    CHECK(fwrite(b, 1, n, f) == n);
-    fclose(f);
 }
 
 static int act_eq(const sq_action *a, const sq_action *b) {
@@ -319,7 +300,7 @@ static void test_idempotent(void) {
     CHECK_RC(sq_hist_save(&again, tpath("c.hist"), &bc, &xc), SP_OK);
     CHECK_EQ_U64(xa, xc);
     size_t na, nb, nc;
-    unsigned char *fa = slurp(tpath("a.hist"), &na), *fb = slurp(tpath("b.hist"), &nb), *fc = slurp(tpath("c.hist"), &nc);
+    unsigned char *fa = test_read(tpath("a.hist"), &na), *fb = test_read(tpath("b.hist"), &nb), *fc = test_read(tpath("c.hist"), &nc);
     CHECK(na > 0 && na == nb && na == nc);
     CHECK(fa && fb && fc && na == nb && !memcmp(fa, fb, na));
     CHECK(fa && fc && na == nc && !memcmp(fa, fc, na));
@@ -494,12 +475,12 @@ static void test_corrupt(void) {
     const char *p = tpath("flip.hist");
     CHECK_RC(sq_hist_save(&h, p, NULL, NULL), SP_OK);
     size_t n;
-    unsigned char *f = slurp(p, &n);
+    unsigned char *f = test_read(p, &n);
     unsigned char *at = f ? memmem(f, n, h.blob + 8, 16) : NULL;
     CHECK(at != NULL);
     if (at) {
         at[5] ^= 0x20;
-        spit(p, f, n);
+        test_write(p, f, n);
         check_bad(p, "'blob' checksum");
     }
     free(f);

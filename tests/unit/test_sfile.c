@@ -2,6 +2,7 @@
  * every corruption we can produce -- each single flipped byte, each truncation,
  * forged fields with valid checksums, write errors -- is rejected cleanly. */
 #include "check.h"
+#include "file_testutil.h"
 #include "sfile.h"
 #include "sp_base.h"
 
@@ -17,24 +18,6 @@ static char tmpdir[64];
 
 typedef struct { uint32_t a; float b; uint32_t c; } rec12; /* elem_size 12 */
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-static void spit(const char *path, const void *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (!f) return;
-    CHECK(fwrite(b, 1, n, f) == n);
-    fclose(f);
-}
 static int open_rc(const char *path, const char *kind) {
     sp_sfile_r *r = NULL;
     int rc = sp_sfile_open(&r, path, kind);
@@ -205,7 +188,7 @@ static void test_corruption(void) {
     snprintf(bad, sizeof bad, "%s/bad.sp", tmpdir);
     write_sample(path);
     size_t n = 0;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = test_read(path, &n);
     CHECK(b != NULL && n > 64 && n % 8 == 0);
     if (!b) return;
     unsigned char *c = malloc(n + 64);
@@ -213,20 +196,20 @@ static void test_corruption(void) {
     memcpy(&doff, b + 32, 8);
 
     /* zero-length, every truncation, one byte appended */
-    spit(bad, "", 0);
+    test_write(bad, "", 0);
     CHECK_RC(open_rc(bad, "test.kind"), SP_EFORMAT);
     int bad_trunc = 0;
     for (size_t k = 0; k < n; k++) {
-        spit(bad, b, k);
+        test_write(bad, b, k);
         bad_trunc += open_rc(bad, "test.kind") != SP_EFORMAT;
     }
     CHECK_EQ_INT(bad_trunc, 0);
-    spit(bad, b, n - 7);
+    test_write(bad, b, n - 7);
     CHECK_RC(open_rc(bad, "test.kind"), SP_EFORMAT);
     CHECK_MSG(strstr(sp_errmsg(), bad) && strstr(sp_errmsg(), "bytes"), "msg: %s", sp_errmsg());
     memcpy(c, b, n);
     c[n] = 0;
-    spit(bad, c, n + 1);
+    test_write(bad, c, n + 1);
     CHECK_RC(open_rc(bad, "test.kind"), SP_EFORMAT);
 
     /* each single flipped byte: header, sections, padding, directory */
@@ -234,7 +217,7 @@ static void test_corruption(void) {
     for (size_t k = 0; k < n; k++) {
         memcpy(c, b, n);
         c[k] ^= 0x01;
-        spit(bad, c, n);
+        test_write(bad, c, n);
         int rc = open_rc(bad, "test.kind");
         if (rc != SP_EFORMAT) {
             bad_flip++;
@@ -245,22 +228,22 @@ static void test_corruption(void) {
     /* named cases, with their messages */
     memcpy(c, b, n);
     c[0] = 'X';
-    spit(bad, c, n);
+    test_write(bad, c, n);
     CHECK_RC(open_rc(bad, NULL), SP_EFORMAT);
     CHECK(strstr(sp_errmsg(), "magic") != NULL);
     memcpy(c, b, n);
     c[20] ^= 0x20; /* kind */
-    spit(bad, c, n);
+    test_write(bad, c, n);
     CHECK_RC(open_rc(bad, NULL), SP_EFORMAT);
     CHECK(strstr(sp_errmsg(), "header checksum") != NULL);
     memcpy(c, b, n);
     c[64] ^= 0xff; /* first section */
-    spit(bad, c, n);
+    test_write(bad, c, n);
     CHECK_RC(open_rc(bad, NULL), SP_EFORMAT);
     CHECK(strstr(sp_errmsg(), "'ids' checksum") != NULL);
     memcpy(c, b, n);
     c[doff + 20] ^= 0x01; /* directory */
-    spit(bad, c, n);
+    test_write(bad, c, n);
     CHECK_RC(open_rc(bad, NULL), SP_EFORMAT);
     CHECK(strstr(sp_errmsg(), "directory checksum") != NULL);
 
@@ -280,7 +263,7 @@ static void test_corruption(void) {
         memcpy(c, b, n);
         memcpy(c + forge[i].off, &forge[i].val, (size_t)forge[i].width);
         reseal(c);
-        spit(bad, c, n);
+        test_write(bad, c, n);
         int rc = open_rc(bad, NULL);
         CHECK_MSG(rc == SP_EFORMAT, "forged %s: rc %d", forge[i].what, rc);
     }
@@ -308,7 +291,7 @@ static void test_corruption(void) {
         else
             memcpy(c + doff + fent[i].ent * 48 + fent[i].off, &fent[i].val, (size_t)fent[i].width);
         reseal(c);
-        spit(bad, c, n);
+        test_write(bad, c, n);
         int rc = open_rc(bad, NULL);
         CHECK_MSG(rc == SP_EFORMAT, "forged entry %s: rc %d (%s)", fent[i].what, rc, sp_errmsg());
     }
@@ -321,7 +304,7 @@ static void test_corruption(void) {
         for (size_t k = 0; k < len; k++) c[k] = (unsigned char)sp_rng_u64(&rng);
         if (i % 2 && len >= 8) memcpy(c, "SPSTAGE1", 8);
         if (i % 4 == 3 && len >= 64) reseal(c);
-        spit(bad, c, len);
+        test_write(bad, c, len);
         bad_garbage += open_rc(bad, NULL) != SP_EFORMAT;
     }
     CHECK_EQ_INT(bad_garbage, 0);

@@ -351,6 +351,19 @@ int sp_tsv_split_ws(char *line, char **fields, int max) {
     }
 }
 
+int sp_ws_next(const char *line, size_t len, size_t *pos, size_t *start) {
+    size_t i = *pos;
+    while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
+    if (i >= len) {
+        *pos = i;
+        return 0;
+    }
+    *start = i;
+    while (i < len && line[i] != ' ' && line[i] != '\t') i++;
+    *pos = i;
+    return 1;
+}
+
 int sp_parse_u64(const char *s, uint64_t *v) {
     if (!s || !*s) return -1;
     uint64_t x = 0;

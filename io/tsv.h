@@ -52,6 +52,10 @@ void sp_tsv_close(sp_tsv *t);
  * sp_tsv_split_ws, which splits at runs of spaces and tabs (token lists). */
 int sp_tsv_split(char *line, char **fields, int max);
 int sp_tsv_split_ws(char *line, char **fields, int max);
+/* The next token of line[0..len) separated by runs of spaces and tabs, from *pos on, without
+ * copying or writing: 1 with the token at line[*start .. *pos), or 0 when none is left. For
+ * lines of any number of tokens ('user item item ...'). */
+int sp_ws_next(const char *line, size_t len, size_t *pos, size_t *start);
 
 /* Strict parsers: the whole string must be the number (no sign for u64, no
  * spaces, no trailing garbage). Return 0 on success, -1 on syntax error,

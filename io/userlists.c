@@ -72,12 +72,8 @@ int sp_lists_load(const char *path, const sp_lists_opts *opts, sp_lists *out, sp
         uint64_t first = nitems;
         uint32_t user = 0;
         int have_user = 0;
-        size_t i = 0;
-        while (i < len) {
-            while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
-            if (i >= len) break;
-            size_t s = i;
-            while (i < len && line[i] != ' ' && line[i] != '\t') i++;
+        size_t i = 0, s;
+        while (sp_ws_next(line, len, &i, &s)) {
             uint32_t id = 0;
             rc = parse_id(path, lno, have_user ? "item" : "user", line + s, i - s, o.id_base, &id);
             if (rc) goto done;

@@ -6,6 +6,7 @@
 #include "json.h"
 #include "fsutil.h"
 #include "sp_base.h"
+#include "tsv.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -159,12 +160,8 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
         size_t len = (size_t)got;
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
         /* split at spaces/tabs */
-        size_t nids = 0, i = 0;
-        while (i < len) {
-            while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
-            if (i >= len) break;
-            size_t s = i;
-            while (i < len && line[i] != ' ' && line[i] != '\t') i++;
+        size_t nids = 0, i = 0, s;
+        while (sp_ws_next(line, len, &i, &s)) {
             uint64_t v;
             int pr = parse_u64(line + s, i - s, &v);
             if (pr) { rc = bad_token(sp->path, lno, line + s, i - s, pr); goto done; }

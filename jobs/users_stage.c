@@ -353,8 +353,9 @@ typedef struct {
     float *out, *dout, *grad, *q, *dq, *dq2, *cand, *logq, *scratch;
     uint64_t *cid;
     int *pos;
+    uint32_t *neg; /* the step's shared random pins (rows of the negatives pool) */
     queries Q;
-    size_t cap_out, cap_q, cap_c, cap_s;
+    size_t cap_out, cap_q, cap_c, cap_s, cap_neg;
 } workspace;
 
 static void ws_free(workspace *w) {
@@ -362,7 +363,7 @@ static void ws_free(workspace *w) {
     sq_acts_free(w->acts);
     free(w->out), free(w->dout), free(w->grad), free(w->q), free(w->dq), free(w->dq2), free(w->cand);
     free(w->logq), free(w->scratch), free(w->cid), free(w->Q.qrow), free(w->Q.tgt), free(w->pos);
-    free(w->Q.excl_off), free(w->Q.excl);
+    free(w->Q.excl_off), free(w->Q.excl), free(w->neg);
     memset(w, 0, sizeof *w);
 }
 
@@ -388,8 +389,8 @@ static int step_loss(trainer *T, seq_state *S, workspace *w, uint64_t nq, sp_rng
         sp_grow((void **)&w->scratch, &w->cap_s, (size_t)blk * ncmax, 4))
         return SP_ENOMEM;
     /* shared random pins of this step */
-    uint32_t *neg = malloc(4 * ((size_t)R + 1));
-    if (!neg) return SP_ENOMEM;
+    if (sp_grow((void **)&w->neg, &w->cap_neg, (size_t)R + 1, 4)) return SP_ENOMEM;
+    uint32_t *neg = w->neg;
     for (uint32_t j = 0; j < R; j++) neg[j] = (uint32_t)sp_rng_below(r, T->nneg_pool);
     for (uint64_t i0 = 0; i0 < nq; i0 += blk) {
         uint32_t bq = (uint32_t)(nq - i0 < blk ? nq - i0 : blk), nc = 2 * bq + R;
@@ -430,7 +431,6 @@ static int step_loss(trainer *T, seq_state *S, workspace *w, uint64_t nq, sp_rng
             for (int k = 0; k < d; k++) dst[k] += scale * (an * g1[k] + aa * g2[k]);
         }
     }
-    free(neg);
     return SP_OK;
 }
 

@@ -80,6 +80,7 @@ typedef struct {
     const sq_items *it;
     const uint64_t *todo;
     uint64_t ntodo, next, missing; /* next: shared chunk counter */
+    uint64_t longest;              /* actions of the longest history to encode */
     float *vec;
     int64_t cap_ms;
     pthread_mutex_t mu;
@@ -91,8 +92,7 @@ static void *enc_worker(void *arg) {
     sq_packer pk = {0};
     sq_acts *acts = sq_acts_new();
     int d = J->it->d, rc = acts ? SP_OK : SP_ENOMEM;
-    uint64_t M = (uint64_t)J->m->c.max_len, miss = 0, cap = 1;
-    for (uint64_t i = 0; i < J->ntodo; i++) cap = J->h->nact[J->todo[i]] > cap ? J->h->nact[J->todo[i]] : cap;
+    uint64_t M = (uint64_t)J->m->c.max_len, miss = 0, cap = J->longest;
     float *out = malloc(4 * (size_t)ENC_CHUNK * d);
     sq_action *buf = malloc(sizeof *buf * cap);
     if (!out || !buf) rc = SP_ENOMEM;
@@ -130,7 +130,8 @@ static void *enc_worker(void *arg) {
 
 int sq_encode_users(const sq_model *m, const sq_hist *h, const sq_items *it, const uint64_t *todo, uint64_t n,
                     int64_t cap_ms, int threads, float *vec, uint64_t *missing) {
-    enc_job J = {.m = m, .h = h, .it = it, .todo = todo, .ntodo = n, .vec = vec, .cap_ms = cap_ms};
+    enc_job J = {.m = m, .h = h, .it = it, .todo = todo, .ntodo = n, .vec = vec, .cap_ms = cap_ms, .longest = 1};
+    for (uint64_t i = 0; i < n; i++) J.longest = h->nact[todo[i]] > J.longest ? h->nact[todo[i]] : J.longest;
     if (threads < 1) threads = 1;
     if (threads > 64) threads = 64;
     pthread_t th[64];

@@ -26,7 +26,7 @@ build: deps
 	@echo "built $(BUILD)/sagepipe"
 
 build-asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSAGEPIPE_SANITIZE=ON >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSAGEPIPE_SANITIZE=ON -DSAGEPIPE_CUDA=OFF >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 # Every test: unit, MPI (1, 2, 4 ranks), end to end, then the unit tests again under ASan+UBSan.

@@ -311,26 +311,49 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
     }
     rc = sp_dist_agree(rc);
-    /* layers */
-    float *H = NULL, *Hn = NULL, *Xb = NULL, *Zb = NULL, *nrm = NULL;
+    /* layers, on ctx's backend: H, Hn, M (the message table: my L rows then the remote ones), X, Z, nrm and the
+     * neighbour lists live there; each layer's local messages go to the host for the shuffle and the whole
+     * table comes back (on the CPU these copies are no-ops: the buffers are the host's) */
+    const nn_backend *be = ctx->be ? ctx->be : nn_backend_cpu();
+    sp_sage_dev DP = {0};
+    float *H = NULL, *Hn = NULL, *Xb = NULL, *Zb = NULL, *nrm = NULL, *Mt = NULL;
+    uint64_t *dpoff = NULL, *dboff = NULL;
+    uint32_t *dpidx = NULL, *dbidx = NULL;
+    float *dpw = NULL, *dbw = NULL;
     uint32_t *all = NULL;
+    size_t Ld = L * (size_t)d + 1, mrows = L + X.nremote;
     if (!rc) {
-        H = malloc(4 * (L * (size_t)d + 1)), Hn = malloc(4 * (L * (size_t)d + 1));
-        Xb = malloc(4 * (L * 3 * (size_t)d + 1)), Zb = malloc(4 * (L * (size_t)d + 1)), nrm = malloc(4 * (L + 1));
         all = malloc(4 * (L + 1));
-        if (!H || !Hn || !Xb || !Zb || !nrm || !all) rc = SP_ENOMEM;
+        float *h0 = malloc(4 * Ld);
+        if (!all || !h0) rc = SP_ENOMEM;
+        if (!rc) {
+            for (uint64_t i = 0; i < L; i++) all[i] = (uint32_t)i;
+            sp_sage_input(&PL, &g, all, (uint32_t)L, h0);
+            rc = sp_sage_dev_init(&DP, be, &PL);
+        }
+        if (!rc) {
+            H = nn_be_upload(be, h0, 4 * Ld), Hn = be->alloc(4 * Ld);
+            Xb = be->alloc(4 * 3 * Ld), Zb = be->alloc(4 * Ld), nrm = be->alloc(4 * (L + 1));
+            Mt = nn_be_mirror(be, X.mtab, 4 * (mrows * (size_t)d + 1), 0);
+            dpoff = nn_be_mirror(be, pn_off, 8 * (L + 1), 1), dboff = nn_be_mirror(be, bn_off, 8 * (L + 1), 1);
+            dpidx = nn_be_mirror(be, pidx, 4 * (pn_off[L] + 1), 1), dbidx = nn_be_mirror(be, bidx, 4 * (bn_off[L] + 1), 1);
+            dpw = nn_be_mirror(be, pn_w, 4 * (pn_off[L] + 1), 1), dbw = nn_be_mirror(be, bn_w, 4 * (bn_off[L] + 1), 1);
+            if (!H || !Hn || !Xb || !Zb || !nrm || !Mt || !dpoff || !dboff || !dpidx || !dbidx || !dpw || !dbw)
+                rc = sp_err(SP_ENOMEM, "infer: buffers of %" PRIu64 " nodes on %s", L, be->device);
+        }
+        free(h0);
     }
     rc = sp_dist_agree(rc);
     uint64_t sent = 0, computed = 0;
-    if (!rc) {
-        for (uint64_t i = 0; i < L; i++) all[i] = (uint32_t)i;
-        sp_sage_input(&PL, &g, all, (uint32_t)L, H);
-    }
     size_t mlen = 8 + 4 * (size_t)d;
     char *rec = malloc(mlen);
     if (!rec) rc = SP_ENOMEM;
     for (int k = 1; k <= K && !rc; k++) {
-        sp_sage_message(&PL, k, (uint32_t)L, H, X.mtab);
+        sp_sage_message(&DP, k, (uint32_t)L, H, Mt);
+        be->get(X.mtab, Mt, 4 * L * (size_t)d);
+        rc = be->sync();
+        rc = sp_dist_agree(rc);
+        if (rc) break;
         computed += L;
         X.received = 0;
         rc = sp_shuffle_new(&sh, buffer, msg_sink, &X);
@@ -354,17 +377,22 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                         X.nremote);
         rc = sp_dist_agree(rc);
         if (rc) break;
-        sp_sage_convolve(&PL, k, (uint32_t)L, H, X.mtab, pn_off, pidx, pn_w, bn_off, bidx, bn_w, Xb, Zb, nrm, Hn);
+        be->put(Mt + L * (size_t)d, X.mtab + L * (size_t)d, 4 * X.nremote * (size_t)d);
+        sp_sage_convolve(&DP, k, (uint32_t)L, H, Mt, dpoff, dpidx, dpw, dboff, dbidx, dbw, Xb, Zb, nrm, Hn);
         float *t = H;
         H = Hn, Hn = t;
     }
     free(rec);
     float *out = NULL;
     if (!rc) {
-        out = malloc(4 * (L * (size_t)d + 1));
-        float *A = Xb, *Y = Zb; /* reuse */
+        out = malloc(4 * Ld);
         if (!out) rc = SP_ENOMEM;
-        else sp_sage_head(&PL, (uint32_t)L, H, A, Y, nrm, out);
+        else {
+            float *A = Xb, *Y = Zb, *O = Xb + Ld; /* reuse */
+            sp_sage_head(&DP, (uint32_t)L, H, A, Y, nrm, O);
+            be->get(out, O, 4 * L * (size_t)d);
+            rc = be->sync();
+        }
     }
     rc = sp_dist_agree(rc);
     if (!rc) {
@@ -391,11 +419,12 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     SP_INFO("infer_done", "pins=%" PRIu64 " boards=%" PRIu64 " layers=%d messages_computed=%" PRIu64
             " messages_sent=%" PRIu64 " remote_needed=%" PRIu64, np, nb, K, computed, sent, X.nremote);
     free(out);
-    free(H);
-    free(Hn);
-    free(Xb);
-    free(Zb);
-    free(nrm);
+    be->free(H), be->free(Hn), be->free(Xb), be->free(Zb), be->free(nrm);
+    nn_be_unmirror(be, Mt, X.mtab);
+    nn_be_unmirror(be, dpoff, pn_off), nn_be_unmirror(be, dboff, bn_off);
+    nn_be_unmirror(be, dpidx, pidx), nn_be_unmirror(be, dbidx, bidx);
+    nn_be_unmirror(be, dpw, pn_w), nn_be_unmirror(be, dbw, bn_w);
+    sp_sage_dev_free(&DP);
     free(all);
     free(pidx);
     free(bidx);
@@ -503,7 +532,7 @@ int sp_infer_dump_reference(const sp_run_ctx *ctx, FILE *out) {
     size_t d = (size_t)C.P.c.d;
     float *e = rc ? NULL : malloc(4 * (D.n * d + 1));
     if (!rc && !e) rc = SP_ENOMEM;
-    if (!rc) rc = sp_sage_embed_all(&C.P, &D.g, e);
+    if (!rc) rc = sp_sage_embed_all(ctx->be ? ctx->be : nn_backend_cpu(), &C.P, &D.g, e);
     sp_lines lines = {0};
     for (uint64_t u = 0; !rc && u < D.n; u++) rc = sp_emb_line(&lines, u >= D.npins ? 'b' : 'p', D.ext[u], e + u * d, (int)d);
     if (!rc) sp_lines_sort_write(&lines, out);

@@ -17,6 +17,7 @@
 #include "graph_stage.h"
 #include "infer_stage.h"
 #include "walks_stage.h"
+#include "backend.h"
 #include "import.h"
 #include "log.h"
 #include "ops.h"
@@ -30,8 +31,10 @@ static const char *USAGE =
     "sagepipe " SAGEPIPE_VERSION " - nightly PinSage/OmniSage item and user embeddings as LMDB shards\n"
     "\n"
     "usage:\n"
-    "  sagepipe run    --config FILE --date YYYY-MM-DD [--from STAGE] [--to STAGE] [--force] [--full] [--set k=v]...\n"
-    "  sagepipe job    STAGE --config FILE --date YYYY-MM-DD [--force] [--full] [--set k=v]...\n"
+    "  sagepipe run    --config FILE --date YYYY-MM-DD [--from STAGE] [--to STAGE] [--force] [--full]\n"
+    "                  [--device cpu|cuda|auto] [--set k=v]...\n"
+    "  sagepipe job    STAGE --config FILE --date YYYY-MM-DD [--force] [--full] [--device cpu|cuda|auto]\n"
+    "                  [--set k=v]...\n"
     "  sagepipe get    --manifest FILE ID...\n"
     "  sagepipe verify --manifest FILE\n"
     "  sagepipe nn     --manifest FILE --id ID [-k 10]\n"
@@ -53,13 +56,17 @@ static const char *USAGE =
 
 static const char *HELP_RUN =
     "usage: sagepipe run --config FILE --date YYYY-MM-DD [--from STAGE] [--to STAGE] [--force] [--full]\n"
-    "                    [--set section.key=value]...\n"
+    "                    [--device cpu|cuda|auto] [--set section.key=value]...\n"
     "Runs the stages from --from (default ingest) to --to (default publish) for one date. A stage whose\n"
     "_SUCCESS.json matches its inputs and config is skipped; --force reruns every selected stage; --full\n"
     "reruns the users stage encoding every user (not only those active in the day's window).\n"
-    "Stops at the first stage that fails, with its exit code. Ends with a summary table.\n";
+    "Stops at the first stage that fails, with its exit code. Ends with a summary table.\n"
+    "--device: where the encoders compute: cpu (the reference), cuda (one GPU per rank: the node-local\n"
+    "rank picks it; exit 2 when none can start) or auto (default: cuda when a GPU starts, else cpu).\n"
+    "On cuda, infer and the train stage's evaluation run on the GPU; the rest on the CPU.\n";
 static const char *HELP_JOB =
-    "usage: sagepipe job STAGE --config FILE --date YYYY-MM-DD [--force] [--full] [--set section.key=value]...\n"
+    "usage: sagepipe job STAGE --config FILE --date YYYY-MM-DD [--force] [--full] [--device cpu|cuda|auto]\n"
+    "                    [--set section.key=value]...\n"
     "Runs one stage for one date (a backfill). Its upstream stages must have completed for that date\n"
     "with the same config, else exit 2 names the stage to run first.\n";
 static const char *HELP_IMPORT =
@@ -93,7 +100,7 @@ static int has_help(int argc, char **argv) {
 /* ---- run / job ---- */
 
 typedef struct {
-    const char *config, *date, *from, *to, *stage;
+    const char *config, *date, *from, *to, *stage, *device;
     int force, full;
     const char *sets[256];
     int nsets;
@@ -113,6 +120,7 @@ static int parse_run_args(int argc, char **argv, int is_job, run_args *a) {
         else if (!strcmp(o, "--full")) a->full = 1;
         else if (!strcmp(o, "--config") && more) a->config = argv[++i];
         else if (!strcmp(o, "--date") && more) a->date = argv[++i];
+        else if (!strcmp(o, "--device") && more) a->device = argv[++i];
         else if (!strcmp(o, "--from") && more && !is_job) a->from = argv[++i];
         else if (!strcmp(o, "--to") && more && !is_job) a->to = argv[++i];
         else if (!strcmp(o, "--set") && more) {
@@ -122,6 +130,9 @@ static int parse_run_args(int argc, char **argv, int is_job, run_args *a) {
     }
     if (!a->config) return usage_error("missing --config FILE%s", "");
     if (!a->date) return usage_error("missing --date YYYY-MM-DD%s", "");
+    if (!a->device) a->device = "auto";
+    if (strcmp(a->device, "cpu") && strcmp(a->device, "cuda") && strcmp(a->device, "auto"))
+        return usage_error("--device '%s': expected cpu, cuda or auto", a->device);
     return 0;
 }
 
@@ -206,6 +217,9 @@ static int cmd_run(int argc, char **argv, int is_job) {
         sp_dist_set_timeout(sp_config_f64(cfg, "pipeline", "collective_timeout_s"));
         rc = make_ctx(cfg, a.date, &ctx);
         ctx.full = a.full;
+        ctx.device = a.device;
+        /* one GPU per rank on a node: the node-local rank picks the device */
+        if (!rc) rc = nn_backend_select(a.device, sp_dist_local_rank(), &ctx.be);
     }
     /* One run or job per (work_dir, date) at a time; the kernel drops the lock when the process ends. */
     sp_run_lock lock = {.fd = -1};
@@ -219,9 +233,9 @@ static int cmd_run(int argc, char **argv, int is_job) {
         return sp_exit_code(rc);
     }
     if (rank == 0)
-        SP_INFO("start", "command=%s date=%s ranks=%d config=%s input_dir=%s work=%s blas_core=%s blas=%s",
+        SP_INFO("start", "command=%s date=%s ranks=%d config=%s input_dir=%s work=%s blas_core=%s blas=%s device=%s",
                 is_job ? "job" : "run", a.date, ctx.size, sp_log_q(a.config), sp_log_q(ctx.input_dir),
-                sp_log_q(ctx.date_dir), sp_blas_core(), sp_log_q(sp_blas_reason()));
+                sp_log_q(ctx.date_dir), sp_blas_core(), sp_log_q(sp_blas_reason()), sp_log_q(ctx.be->device));
 
     sp_stage_status status[16];
     double secs[16];

@@ -238,9 +238,10 @@ static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int 
     return SP_OK;
 }
 
-static int eval_run(evaluator *e, const sp_sage_data *D, const sp_sage_params *P, int k, double *recall, double *ndcg) {
+static int eval_run(evaluator *e, const nn_backend *be, const sp_sage_data *D, const sp_sage_params *P, int k,
+                    double *recall, double *ndcg) {
     int d = P->c.d;
-    int rc = sp_sage_embed_all(P, &D->g, e->emb);
+    int rc = sp_sage_embed_all(be, P, &D->g, e->emb);
     if (rc) return rc;
     for (uint64_t u = 0; u < D->n; u++) {
         int isb = u >= D->npins;
@@ -588,7 +589,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             }
             if (!rc && eval_f && (epoch % eval_every == 0 || s + 1 == total)) {
                 double te = sp_now(), rec = 0, nd = 0, trained = te - t0 - eval_seconds;
-                rc = eval_run(&ev, &D, &C.P, eval_k, &rec, &nd);
+                rc = eval_run(&ev, ctx->be ? ctx->be : nn_backend_cpu(), &D, &C.P, eval_k, &rec, &nd);
                 eval_seconds += sp_now() - te;
                 if (!rc) {
                     fprintf(eval_f, "%d\t%" PRId64 "\t%.1f\t%.5f\t%.5f\n", epoch, s + 1, trained, rec, nd);

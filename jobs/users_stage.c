@@ -596,6 +596,10 @@ void sp_user_set_free(sp_user_set *u) {
 
 int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     users_cfg uc;
+    /* the user encoder has no CUDA path yet: --device auto runs it on the CPU, an explicit cuda is refused */
+    if (ctx->device && !strcmp(ctx->device, "cuda"))
+        return sp_err(SP_ENOTIMPL, "users: --device cuda is not implemented for the user encoder yet (the CUDA "
+                      "backend has its attention op, the stage does not use it): run users with --device cpu or auto");
     int rc = read_cfg(ctx, &uc);
     rc = sp_dist_agree(rc);
     if (rc) return rc;

@@ -32,6 +32,17 @@ void sp_dist_finalize(void) {
 }
 
 int sp_dist_rank(void) { return d_rank; }
+
+int sp_dist_local_rank(void) {
+    if (!d_inited) return 0;
+    MPI_Comm node;
+    int r = 0;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d_rank, MPI_INFO_NULL, &node) != MPI_SUCCESS)
+        return d_rank;
+    MPI_Comm_rank(node, &r);
+    MPI_Comm_free(&node);
+    return r;
+}
 int sp_dist_size(void) { return d_size; }
 void sp_dist_set_timeout(double s) { d_timeout = s; }
 

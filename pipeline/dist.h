@@ -14,6 +14,8 @@ int sp_dist_init(int *argc, char ***argv);
 /* MPI_Finalize (when initialised). */
 void sp_dist_finalize(void);
 int sp_dist_rank(void);
+/* This rank's index among the ranks on its node (0 without MPI): picks its GPU. Collective. */
+int sp_dist_local_rank(void);
 int sp_dist_size(void);
 /* Seconds a barrier or agreement may wait before the job is aborted. */
 void sp_dist_set_timeout(double seconds);

@@ -16,6 +16,7 @@
 #define SP_MAX_COUNTS 48
 #define SP_MAX_OUTPUTS 32
 
+struct nn_backend;
 /* Everything a stage needs to run for one date. */
 typedef struct {
     sp_config *cfg;
@@ -23,6 +24,8 @@ typedef struct {
     int64_t day_ms;          /* 00:00 UTC of date */
     int rank, size;
     int full;                /* --full: the users stage re-encodes every user */
+    const struct nn_backend *be; /* --device: where the encoders compute (NULL: the CPU) */
+    const char *device;      /* what --device asked for: "cpu", "cuda" or "auto" */
     char date_dir[PATH_MAX]; /* <work_dir>/<date> */
     char input_dir[PATH_MAX];/* input.dir with {date} replaced */
 } sp_run_ctx;

@@ -181,36 +181,61 @@ void sp_sage_input(const sp_sage_params *P, const sp_sage_graph *g, const uint32
     }
 }
 
-void sp_sage_message(const sp_sage_params *P, int k, uint32_t n, const float *h, float *m) {
-    int d = P->c.d;
-    nn_linear_fwd(m, h, P->p[SP_P_Q][k - 1], P->p[SP_P_QB][k - 1], (int)n, d, d);
-    nn_relu_fwd(m, m, (size_t)n * d);
+int sp_sage_dev_init(sp_sage_dev *D, const nn_backend *be, const sp_sage_params *P) {
+    D->be = be;
+    D->P = *P;
+    D->P.emb = D->P.tok = NULL;
+    D->owned = NULL;
+    if (be->host_memory) return SP_OK;
+    D->owned = nn_be_upload(be, P->dense, sizeof(float) * P->ndense);
+    if (!D->owned) return sp_err(SP_ENOMEM, "sage: %zu parameters on %s", P->ndense, be->device);
+    D->P.dense = D->owned;
+    for (int t = 0; t < SP_P_COUNT; t++)
+        for (int k = 0; k < SP_SAGE_MAXK; k++)
+            if (P->p[t][k]) D->P.p[t][k] = D->owned + (P->p[t][k] - P->dense);
+    return SP_OK;
 }
 
-void sp_sage_convolve(const sp_sage_params *P, int k, uint32_t n, const float *hself, const float *m,
+void sp_sage_dev_put(sp_sage_dev *D, const sp_sage_params *P) {
+    if (D->owned) D->be->put(D->owned, P->dense, sizeof(float) * P->ndense);
+}
+
+void sp_sage_dev_free(sp_sage_dev *D) {
+    if (D->owned) D->be->free(D->owned);
+    memset(D, 0, sizeof *D);
+}
+
+void sp_sage_message(const sp_sage_dev *D, int k, uint32_t n, const float *h, float *m) {
+    int d = D->P.c.d;
+    D->be->gemm(0, 0, (int)n, d, d, 1.f, h, D->P.p[SP_P_Q][k - 1], 0.f, m);
+    D->be->bias_act(m, D->P.p[SP_P_QB][k - 1], (int)n, d, NN_ACT_RELU);
+}
+
+void sp_sage_convolve(const sp_sage_dev *D, int k, uint32_t n, const float *hself, const float *m,
                       const uint64_t *poff, const uint32_t *pidx, const float *pw, const uint64_t *boff,
                       const uint32_t *bidx, const float *bw, float *x, float *z, float *nrm, float *h) {
-    int d = P->c.d;
+    const nn_backend *be = D->be;
+    int d = D->P.c.d;
     /* x holds three (n, d) blocks: [h_self | Σ α m over pins | Σ α m over boards];
-     * z = h_self W_0 + pins W_1 + boards W_2 + w with W = [W_0; W_1; W_2] (3d, d) */
+     * z = ReLU(h_self W_0 + pins W_1 + boards W_2 + w) with W = [W_0; W_1; W_2] (3d, d) */
     size_t nd = (size_t)n * d, dd = (size_t)d * d;
     float *xs = x, *xp = x + nd, *xb = x + 2 * nd;
-    if (xs != hself) memcpy(xs, hself, 4 * nd);
-    nn_pool_fwd(xp, m, pidx, pw, poff, (int)n, d);
-    nn_pool_fwd(xb, m, bidx, bw, boff, (int)n, d);
-    const float *W = P->p[SP_P_W][k - 1], *wb = P->p[SP_P_WB][k - 1];
-    for (uint32_t i = 0; i < n; i++) memcpy(z + (size_t)i * d, wb, 4 * (size_t)d);
-    for (int blk = 0; blk < 3; blk++) nn_gemm(0, 0, (int)n, d, d, 1.f, x + blk * nd, W + blk * dd, 1.f, z);
-    nn_relu_fwd(z, z, nd);
-    nn_l2norm_fwd(h, nrm, z, (int)n, d);
+    if (xs != hself) be->copy(xs, hself, 4 * nd);
+    be->pool(xp, m, pidx, pw, poff, (int)n, d);
+    be->pool(xb, m, bidx, bw, boff, (int)n, d);
+    const float *W = D->P.p[SP_P_W][k - 1];
+    for (int blk = 0; blk < 3; blk++) be->gemm(0, 0, (int)n, d, d, 1.f, x + blk * nd, W + blk * dd, blk ? 1.f : 0.f, z);
+    be->bias_act(z, D->P.p[SP_P_WB][k - 1], (int)n, d, NN_ACT_RELU);
+    be->l2norm(h, nrm, z, (int)n, d);
 }
 
-void sp_sage_head(const sp_sage_params *P, uint32_t n, const float *h, float *a, float *y, float *ynrm, float *out) {
-    int d = P->c.d;
-    nn_linear_fwd(a, h, P->p[SP_P_G1][0], P->p[SP_P_G1B][0], (int)n, d, d);
-    nn_relu_fwd(a, a, (size_t)n * d);
-    nn_linear_fwd(y, a, P->p[SP_P_G2][0], NULL, (int)n, d, d);
-    nn_l2norm_fwd(out, ynrm, y, (int)n, d);
+void sp_sage_head(const sp_sage_dev *D, uint32_t n, const float *h, float *a, float *y, float *ynrm, float *out) {
+    const nn_backend *be = D->be;
+    int d = D->P.c.d;
+    be->gemm(0, 0, (int)n, d, d, 1.f, h, D->P.p[SP_P_G1][0], 0.f, a);
+    be->bias_act(a, D->P.p[SP_P_G1B][0], (int)n, d, NN_ACT_RELU);
+    be->gemm(0, 0, (int)n, d, d, 1.f, a, D->P.p[SP_P_G2][0], 0.f, y);
+    be->l2norm(out, ynrm, y, (int)n, d);
 }
 
 /* Reallocates each of n arrays ps[i] to rows * width[i] floats. */
@@ -277,6 +302,8 @@ int sp_sage_forward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sa
     int d = P->c.d, K = pl->K;
     if (K != P->c.layers) return sp_err(SP_EINTERNAL, "sage: plan has %d layers, model %d", K, P->c.layers);
     if (acts_grow(a, pl, d)) return SP_ENOMEM;
+    sp_sage_dev D;
+    sp_sage_dev_init(&D, nn_backend_cpu(), P); /* a view: cannot fail */
     sp_sage_input(P, g, pl->node[0], pl->n[0], a->H[0]);
     for (int k = 1; k <= K; k++) {
         uint32_t n = pl->n[k];
@@ -284,11 +311,11 @@ int sp_sage_forward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sa
         float *hs = a->tmp;
         for (uint32_t i = 0; i < n; i++)
             memcpy(hs + (size_t)i * d, a->H[k - 1] + (size_t)pl->self[k][i] * d, sizeof(float) * d);
-        sp_sage_message(P, k, pl->n[k - 1], a->H[k - 1], a->M[k - 1]);
-        sp_sage_convolve(P, k, n, hs, a->M[k - 1], pl->poff[k], pl->pidx[k], pl->pw[k], pl->boff[k], pl->bidx[k],
+        sp_sage_message(&D, k, pl->n[k - 1], a->H[k - 1], a->M[k - 1]);
+        sp_sage_convolve(&D, k, n, hs, a->M[k - 1], pl->poff[k], pl->pidx[k], pl->pw[k], pl->boff[k], pl->bidx[k],
                          pl->bw[k], a->X[k], a->Z[k], a->nrm[k], a->H[k]);
     }
-    sp_sage_head(P, pl->n[K], a->H[K], a->A, a->Y, a->ynrm, a->out);
+    sp_sage_head(&D, pl->n[K], a->H[K], a->A, a->Y, a->ynrm, a->out);
     return SP_OK;
 }
 
@@ -381,25 +408,50 @@ int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_s
     return SP_OK;
 }
 
-int sp_sage_embed_all(const sp_sage_params *P, const sp_sage_graph *g, float *out) {
-    size_t n = g->n, d = (size_t)P->c.d;
+int sp_sage_embed_all(const nn_backend *be, const sp_sage_params *P, const sp_sage_graph *g, float *out) {
+    size_t n = g->n, d = (size_t)P->c.d, nd = n * d + 1;
     if (n >= UINT32_MAX) return sp_err(SP_EINPUT, "sage: %zu nodes in one process", n);
-    float *H = malloc(4 * (n * d + 1)), *Hn = malloc(4 * (n * d + 1)), *M = malloc(4 * (n * d + 1)),
-          *X = malloc(4 * (n * 3 * d + 1)), *Z = malloc(4 * (n * d + 1)), *nrm = malloc(4 * (n + 1));
     uint32_t *all = malloc(4 * (n + 1));
-    int rc = H && Hn && M && X && Z && nrm && all ? SP_OK : SP_ENOMEM;
+    float *h0 = malloc(4 * nd);
+    int rc = all && h0 ? SP_OK : SP_ENOMEM;
     if (!rc) {
         for (size_t i = 0; i < n; i++) all[i] = (uint32_t)i;
-        sp_sage_input(P, g, all, (uint32_t)n, H);
+        sp_sage_input(P, g, all, (uint32_t)n, h0);
+    }
+    free(all);
+    sp_sage_dev D = {0};
+    if (!rc) rc = sp_sage_dev_init(&D, be, P);
+    /* backend buffers: the level's vectors, the next level's, messages,
+     * the three x blocks, z, norms; the neighbour lists mirrored */
+    float *H = rc ? NULL : nn_be_upload(be, h0, 4 * nd), *Hn = rc ? NULL : be->alloc(4 * nd);
+    float *M = rc ? NULL : be->alloc(4 * nd), *X = rc ? NULL : be->alloc(4 * 3 * nd), *Z = rc ? NULL : be->alloc(4 * nd);
+    float *nrm = rc ? NULL : be->alloc(4 * (n + 1));
+    const size_t ne_p = g->pn_off[n], ne_b = g->bn_off[n];
+    uint64_t *poff = rc ? NULL : nn_be_mirror(be, (void *)g->pn_off, 8 * (n + 1), 1);
+    uint64_t *boff = rc ? NULL : nn_be_mirror(be, (void *)g->bn_off, 8 * (n + 1), 1);
+    uint32_t *pidx = rc ? NULL : nn_be_mirror(be, (void *)g->pn_idx, 4 * ne_p, 1);
+    uint32_t *bidx = rc ? NULL : nn_be_mirror(be, (void *)g->bn_idx, 4 * ne_b, 1);
+    float *pw = rc ? NULL : nn_be_mirror(be, (void *)g->pn_w, 4 * ne_p, 1);
+    float *bw = rc ? NULL : nn_be_mirror(be, (void *)g->bn_w, 4 * ne_b, 1);
+    if (!rc && (!H || !Hn || !M || !X || !Z || !nrm || !poff || !boff || !pidx || !bidx || !pw || !bw))
+        rc = sp_err(SP_ENOMEM, "sage: inference buffers of %zu nodes on %s", n, be->device);
+    if (!rc) {
         for (int k = 1; k <= P->c.layers; k++) {
-            sp_sage_message(P, k, (uint32_t)n, H, M);
-            sp_sage_convolve(P, k, (uint32_t)n, H, M, g->pn_off, g->pn_idx, g->pn_w, g->bn_off, g->bn_idx, g->bn_w, X,
-                             Z, nrm, Hn);
+            sp_sage_message(&D, k, (uint32_t)n, H, M);
+            sp_sage_convolve(&D, k, (uint32_t)n, H, M, poff, pidx, pw, boff, bidx, bw, X, Z, nrm, Hn);
             float *t = H;
             H = Hn, Hn = t;
         }
-        sp_sage_head(P, (uint32_t)n, H, X, Z, nrm, out);
+        /* the head writes into X's first block, then the result goes to the host */
+        sp_sage_head(&D, (uint32_t)n, H, M, Z, nrm, X);
+        be->get(out, X, 4 * n * d);
+        rc = be->sync();
     }
-    free(H), free(Hn), free(M), free(X), free(Z), free(nrm), free(all);
+    be->free(H), be->free(Hn), be->free(M), be->free(X), be->free(Z), be->free(nrm);
+    nn_be_unmirror(be, poff, g->pn_off), nn_be_unmirror(be, boff, g->bn_off);
+    nn_be_unmirror(be, pidx, g->pn_idx), nn_be_unmirror(be, bidx, g->bn_idx);
+    nn_be_unmirror(be, pw, g->pn_w), nn_be_unmirror(be, bw, g->bn_w);
+    sp_sage_dev_free(&D);
+    free(h0);
     return rc;
 }

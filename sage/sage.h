@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "nn.h"
 
 #define SP_SAGE_MAXK 3
@@ -109,23 +110,38 @@ int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_s
                      float *dout, sp_sage_params *G, uint8_t *touched, uint8_t *tok_touched);
 
 /* Layer-0 input of nodes[0..n) into h (n, d) (used by forward and by the
- * layer-wise inference). */
+ * layer-wise inference). Host memory, host parameters. */
 void sp_sage_input(const sp_sage_params *P, const sp_sage_graph *g, const uint32_t *nodes, uint32_t n, float *h);
+
+/* ---- the layers on a backend (nn/backend.h) ----
+ * The dense parameters where the backend computes: on the CPU a view of the host
+ * parameters (no copy), on a device a copy (sp_sage_dev_put refreshes it). The
+ * id and token tables stay on the host (layer-0 inputs are built there). */
+typedef struct {
+    const nn_backend *be;
+    sp_sage_params P; /* dense views in backend memory; emb, tok NULL */
+    float *owned;     /* the device copy, or NULL */
+} sp_sage_dev;
+int sp_sage_dev_init(sp_sage_dev *D, const nn_backend *be, const sp_sage_params *P); /* SP_ENOMEM */
+void sp_sage_dev_put(sp_sage_dev *D, const sp_sage_params *P);                      /* host -> backend */
+void sp_sage_dev_free(sp_sage_dev *D);
+
+/* Every pointer below is memory of D->be. */
 /* One CONVOLVE layer k (1-based) given m = ReLU(Q_k h + q_k) rows of the
  * previous level and this level's self vectors and neighbour lists (indices
  * into m): writes x (three (n, d) blocks: self, pooled pins, pooled boards),
  * z (n, d), nrm (n) and h (n, d). hself may alias x. */
-void sp_sage_convolve(const sp_sage_params *P, int k, uint32_t n, const float *hself, const float *m,
+void sp_sage_convolve(const sp_sage_dev *D, int k, uint32_t n, const float *hself, const float *m,
                       const uint64_t *poff, const uint32_t *pidx, const float *pw, const uint64_t *boff,
                       const uint32_t *bidx, const float *bw, float *x, float *z, float *nrm, float *h);
 /* m (n, d) = ReLU(h Q_k + q_k). */
-void sp_sage_message(const sp_sage_params *P, int k, uint32_t n, const float *h, float *m);
-/* Every node of g, layer by layer (each message computed once per layer):
- * out (g->n, d) = the embeddings, the same as a plan's forward for any
- * target. One process; the distributed version is the infer stage.
- * SP_ENOMEM. */
-int sp_sage_embed_all(const sp_sage_params *P, const sp_sage_graph *g, float *out);
+void sp_sage_message(const sp_sage_dev *D, int k, uint32_t n, const float *h, float *m);
 /* Output head: out (n, d) = l2norm(ReLU(h G1 + g1) G2); a, y, ynrm scratch/saved. */
-void sp_sage_head(const sp_sage_params *P, uint32_t n, const float *h, float *a, float *y, float *ynrm, float *out);
+void sp_sage_head(const sp_sage_dev *D, uint32_t n, const float *h, float *a, float *y, float *ynrm, float *out);
+/* Every node of g, layer by layer on backend be (each message computed once per layer):
+ * out (g->n, d, host memory) = the embeddings, the same as a plan's forward for any
+ * target (within float rounding on a device). One process; the distributed version is
+ * the infer stage. SP_ENOMEM, or the backend's error. */
+int sp_sage_embed_all(const nn_backend *be, const sp_sage_params *P, const sp_sage_graph *g, float *out);
 
 #endif

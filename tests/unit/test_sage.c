@@ -137,7 +137,7 @@ static void layerwise_test(void) {
     CHECK_RC(sp_sage_params_init(&P, &c, 40, &r), SP_OK);
     uint32_t n = 40;
     float *out = malloc(4 * n * 8);
-    CHECK_RC(sp_sage_embed_all(&P, &t.g, out), SP_OK);
+    CHECK_RC(sp_sage_embed_all(nn_backend_cpu(), &P, &t.g, out), SP_OK);
     uint32_t targets[4] = {39, 0, 3, 17};
     sp_sage_plan pl = {0};
     sp_sage_acts a = {0};

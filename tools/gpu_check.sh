@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The GPU checks of the CUDA backend, for a machine with an NVIDIA GPU (issue 7): the CUDA op test,
+# bench_infer on the CPU and on the GPU, the PyTorch Geometric peer (bench/peer_pyg.py, when torch
+# and torch_geometric are there), and Gowalla end to end: graph, walks and train on the CPU, then
+# infer once with --device cpu and once with --device cuda from the same checkpoint, each followed
+# by users, export and eval on the CPU
+# (the same quality within float rounding; wall times).
+#
+#   tools/gpu_check.sh BIN_DIR OUT_DIR [TRAIN_EPOCHS]
+#
+# BIN_DIR holds sagepipe, test_cuda_ops, test_backend and bench_infer (a CUDA build); OUT_DIR gets
+# the logs and a summary (summary.txt, also printed last). Gowalla comes from ../shared/data/gowalla
+# or $SP_GOWALLA. Ranks: $NP (default 8) MPI ranks for the pipeline stages.
+set -uo pipefail
+if [ $# -lt 2 ]; then sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; fi
+BIN=$(cd "$1" && pwd) || exit 2
+OUT=$(mkdir -p "$2" && cd "$2" && pwd) || exit 2
+EPOCHS=${3:-1}
+NP=${NP:-8}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+GOWALLA=${SP_GOWALLA:-$ROOT/../shared/data/gowalla}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+S=$OUT/summary.txt
+: >"$S"
+say() { echo "$*" | tee -a "$S"; }
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+say "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)"
+say "cpu: $(nproc) cores"
+
+# 1. op tests
+"$BIN/test_cuda_ops" >"$OUT/test_cuda_ops.log" 2>&1
+say "test_cuda_ops: exit $? ($(tail -1 "$OUT/test_cuda_ops.log"))"
+"$BIN/test_backend" >"$OUT/test_backend.log" 2>&1
+say "test_backend: exit $? ($(tail -1 "$OUT/test_backend.log"))"
+
+# 2. bench_infer, the same shapes on both backends (the CPU with every core as BLAS threads)
+for dev in cuda cpu; do
+  thr=1; [ $dev = cpu ] && thr=$(nproc)
+  OPENBLAS_NUM_THREADS=$thr "$BIN/bench_infer" --device $dev --repeat ${REPEAT:-3} ${BENCH_ARGS:-} \
+    >"$OUT/bench_infer_$dev.json" 2>"$OUT/bench_infer_$dev.err"
+  say "bench_infer $dev (exit $?): $(tr '\n' ' ' <"$OUT/bench_infer_$dev.json")"
+done
+
+# 3. the peer: PyTorch Geometric on the same layer shapes
+if python3 -c 'import torch, torch_geometric' 2>/dev/null && [ -f "$ROOT/bench/peer_pyg.py" ]; then
+  python3 "$ROOT/bench/peer_pyg.py" layer ${PEER_ARGS:-} >"$OUT/peer_layer.json" 2>"$OUT/peer_layer.err"
+  say "peer_pyg layer (exit $?): $(tr '\n' ' ' <"$OUT/peer_layer.json")"
+else
+  say "peer_pyg: skipped (no torch_geometric)"
+fi
+
+# 4. Gowalla: train on the CPU, then infer/export/eval on each device from the same checkpoint
+if [ -f "$GOWALLA/train.txt" ]; then
+  G=$OUT/gowalla
+  rm -rf "$G" && mkdir -p "$G"
+  cfg=$G/gowalla.ini
+  sed -e "s|^dir = out/gowalla/input|dir = $G/input|" -e "s|^work_dir = out/gowalla/work|work_dir = $G/work|" \
+      -e "s|^dir = out/gowalla/embeddings|dir = $G/emb|" -e "s|^test = .*|test = $GOWALLA/test.txt|" \
+      "$ROOT/configs/gowalla.ini" >"$cfg"
+  "$BIN/sagepipe" import lightgcn "$GOWALLA" "$G/input" >"$G/import.log" 2>&1
+  run() { OPENBLAS_NUM_THREADS=1 mpirun -np "$NP" "$BIN/sagepipe" "$@" --config "$cfg" --date 2026-11-21 \
+            --set train.epochs=$EPOCHS --set train.eval_every=0 --set sequence.epochs=1; }
+  t0=$(date +%s.%N)
+  run run --to train --device cpu >"$G/train.log" 2>&1
+  say "gowalla train (cpu, $NP ranks, $EPOCHS epochs): exit $? in $(since "$t0") s"
+  for dev in cpu cuda; do
+    t0=$(date +%s.%N)
+    run job infer --force --device $dev >"$G/infer_$dev.log" 2>&1
+    rc=$?
+    t=$(since "$t0")
+    for st in users export eval; do run job $st --force --device cpu >>"$G/infer_$dev.log" 2>&1; done
+    say "gowalla infer $dev: exit $rc in $t s; $(grep -o 'stage_done seconds=[0-9.]*' "$G/infer_$dev.log" | head -1);" \
+        "$(grep -o 'event=eval recall@20=[0-9.]* ndcg@20=[0-9.]*' "$G/infer_$dev.log" | head -1)"
+  done
+else
+  say "gowalla: skipped (no $GOWALLA/train.txt)"
+fi
+echo "---- summary"
+cat "$S"

@@ -375,6 +375,19 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     batch bufs[2] = {0};
     producer prod[2] = {{.S = &S, .b = &bufs[0]}, {.S = &S, .b = &bufs[1]}};
     sp_sage_acts A = {0};
+    /* On a device backend the minibatch forward and backward run there (the dense parameters mirrored,
+     * sent again after each optimizer step); sampling, the loss, the id/token rows, Adam and the
+     * all-reduce stay on the host. */
+    const nn_backend *dev = ctx->be && !ctx->be->host_memory ? ctx->be : NULL;
+    sp_sage_dev DS = {0};
+    float *gd = NULL, *gtmp = NULL, *ddout = NULL, *outh = NULL;
+    size_t cap_ddout = 0;
+    if (!rc && dev) {
+        rc = sp_sage_dev_init(&DS, dev, &C.P);
+        gd = dev->alloc(4 * C.P.ndense), gtmp = malloc(4 * C.P.ndense + 4);
+        if (!rc && (!gd || !gtmp)) rc = SP_ENOMEM;
+        if (!rc && ctx->rank == 0) SP_INFO("train_device", "device=%s", sp_log_q(dev->device));
+    }
     float *dout = NULL, *scratch = NULL, *grow_buf = NULL;
     uint32_t *rows = NULL;
     size_t cap_dout = 0, cap_scratch = 0, pos_cap = 0;
@@ -438,17 +451,23 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
         if (rc) break;
         /* forward */
-        rc = sp_sage_forward(&C.P, &D.g, &b->plan, &A);
+        rc = dev ? sp_sage_forward_on(&DS, &C.P, &D.g, &b->plan, &A) : sp_sage_forward(&C.P, &D.g, &b->plan, &A);
         if (rc) break;
         uint32_t nq = b->nq, nt = b->plan.n[mc.layers];
         size_t nd = (size_t)nt * d;
         if (nd > cap_dout) {
-            float *t = realloc(dout, nd * 4);
-            if (!t) { rc = SP_ENOMEM; break; }
-            dout = t, cap_dout = nd;
+            float *t = realloc(dout, nd * 4), *o = dev ? realloc(outh, nd * 4) : NULL;
+            if (t) dout = t;
+            if (o) outh = o;
+            if (!t || (dev && !o)) { rc = SP_ENOMEM; break; }
+            cap_dout = nd;
         }
         float loss, dtau = 0;
         const float *out = A.out;
+        if (dev) { /* the loss on the host */
+            dev->get(outh, A.out, 4 * nd);
+            out = outh;
+        }
         if (!tc.margin_loss) {
             /* queries in blocks of train.inbatch: a block's candidates are its own positives plus the shared
              * negatives, so the cost per pair does not grow with the batch */
@@ -530,7 +549,21 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         float scale = 1.f / (float)ctx->size;
         for (size_t i = 0; i < nd; i++) dout[i] *= scale;
         memset(G.dense, 0, 4 * G.ndense);
-        rc = sp_sage_backward(&C.P, &D.g, &b->plan, &A, dout, &G, touched, ttouched);
+        if (dev) {
+            if (nd > cap_ddout) {
+                dev->free(ddout);
+                if (!(ddout = dev->alloc(4 * nd))) { rc = SP_ENOMEM; break; }
+                cap_ddout = nd;
+            }
+            dev->put(ddout, dout, 4 * nd);
+            dev->zero(gd, 4 * G.ndense);
+            rc = sp_sage_backward_on(&DS, &C.P, &D.g, &b->plan, &A, ddout, gd, &G, touched, ttouched);
+            if (!rc) { /* the device's dense gradients join the host's level-0 ones */
+                dev->get(gtmp, gd, 4 * G.ndense);
+                rc = dev->sync();
+                for (size_t i = 0; !rc && i < G.ndense; i++) G.dense[i] += gtmp[i];
+            }
+        } else rc = sp_sage_backward(&C.P, &D.g, &b->plan, &A, dout, &G, touched, ttouched);
         if (rc) break;
         /* all-reduce: dense grads + tau grad + loss, then touched rows */
         if (ctx->size > 1) {
@@ -546,6 +579,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         float lr = nn_lr_at(s, tc.warmup, total, (float)tc.lr, (float)tc.lr_min);
         int64_t t = ++step;
         nn_adam_step(C.P.dense, G.dense, C.M.dense, C.V.dense, C.P.ndense, &adam, t, lr);
+        if (dev) sp_sage_dev_put(&DS, &C.P);
         if (tc.learn_tau && !tc.margin_loss) {
             nn_adam_step(&C.tau, &dtau, &C.tau_m, &C.tau_v, 1, &adam_tau, t, lr);
             if (C.tau < (float)tc.tau_min) C.tau = (float)tc.tau_min;
@@ -645,6 +679,11 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         sp_sage_plan_free(&bufs[i].plan);
     }
     sp_sage_acts_free(&A);
+    if (dev) {
+        dev->free(gd), dev->free(ddout);
+        sp_sage_dev_free(&DS);
+    }
+    free(gtmp), free(outh);
     free(dout);
     free(scratch);
     free(pos_idx);

@@ -238,140 +238,211 @@ void sp_sage_head(const sp_sage_dev *D, uint32_t n, const float *h, float *a, fl
     be->l2norm(out, ynrm, y, (int)n, d);
 }
 
-/* Reallocates each of n arrays ps[i] to rows * width[i] floats. */
-static int regrow(float **ps[], const size_t width[], int n, size_t rows) {
-    int rc = SP_OK;
-    for (int i = 0; i < n; i++) {
-        float *q = realloc(*ps[i], rows * width[i] * sizeof(float));
-        if (q) *ps[i] = q;
-        else rc = SP_ENOMEM;
-    }
-    return rc;
+/* Backend buffers of the acts: grown by free + alloc (contents need not survive a grow). */
+static int bgrow(const nn_backend *be, void **p, size_t *cap, size_t bytes) {
+    if (bytes <= *cap && *p) return SP_OK;
+    be->free(*p);
+    size_t c = bytes + bytes / 4 + 64;
+    *p = be->alloc(c);
+    *cap = *p ? c : 0;
+    return *p ? SP_OK : sp_err(SP_ENOMEM, "sage: %zu bytes on %s", c, be->device);
 }
 
 static int acts_grow(sp_sage_acts *a, const sp_sage_plan *pl, int d) {
+    const nn_backend *be = a->be;
     size_t dd = (size_t)d, most = 1;
     for (int k = 0; k <= pl->K; k++) {
         size_t need = pl->n[k] ? pl->n[k] : 1;
         most = need > most ? need : most;
-        if (need <= a->cap[k]) continue;
-        size_t c = need + need / 4;
+        if (need <= a->cap[k] && a->H[k]) continue;
+        size_t c = need + need / 4, z = 0;
         /* M[k+1] lives on level k's row count */
         float **ps[5] = {&a->H[k], &a->Z[k], &a->nrm[k], &a->X[k], &a->M[k]};
         const size_t w[5] = {dd, dd, 1, 3 * dd, dd};
-        if (regrow(ps, w, 5, c)) return SP_ENOMEM;
+        for (int i = 0; i < 5; i++)
+            if (bgrow(be, (void **)ps[i], &z, 4 * c * w[i])) return SP_ENOMEM;
+            else z = 0;
         a->cap[k] = c;
     }
-    size_t nK = pl->n[pl->K] ? pl->n[pl->K] : 1;
-    if (nK > a->capK) {
+    size_t nK = pl->n[pl->K] ? pl->n[pl->K] : 1, z = 0;
+    if (nK > a->capK || !a->A) {
         size_t c = nK + nK / 4;
         float **ps[4] = {&a->A, &a->Y, &a->out, &a->ynrm};
         const size_t w[4] = {dd, dd, dd, 1};
-        if (regrow(ps, w, 4, c)) return SP_ENOMEM;
+        for (int i = 0; i < 4; i++)
+            if (bgrow(be, (void **)ps[i], &z, 4 * c * w[i])) return SP_ENOMEM;
+            else z = 0;
         a->capK = c;
     }
-    if (most * 3 > a->captmp) { /* scratch: 3 (n, d) blocks of the largest level */
+    if (most * 3 > a->captmp || !a->tmp) { /* scratch: 3 (n, d) blocks of the largest level */
         size_t c = most * 4;
-        float **ps[2] = {&a->tmp, &a->tmp2};
-        const size_t w[2] = {dd, dd};
-        if (regrow(ps, w, 2, c)) return SP_ENOMEM;
+        if (bgrow(be, (void **)&a->tmp, &z, 4 * c * dd)) return SP_ENOMEM;
+        z = 0;
+        if (bgrow(be, (void **)&a->tmp2, &z, 4 * c * dd)) return SP_ENOMEM;
         a->captmp = c;
+    }
+    if (be->host_memory) return SP_OK;
+    /* device: identity offsets (self gather/scatter) and level-0 host buffers */
+    if ((most + 1) * 8 > a->capident || !a->ident) {
+        uint64_t *id = malloc(8 * (most * 2 + 1));
+        if (!id) return SP_ENOMEM;
+        for (size_t i = 0; i <= most * 2; i++) id[i] = i;
+        be->free(a->ident);
+        a->ident = nn_be_upload(be, id, 8 * (most * 2 + 1));
+        free(id);
+        if (!a->ident) return sp_err(SP_ENOMEM, "sage: identity offsets on %s", be->device);
+        a->capident = 8 * (most * 2 + 1);
+    }
+    size_t n0 = (pl->n[0] ? pl->n[0] : 1) * dd;
+    if (n0 > a->caph0) {
+        float *h = realloc(a->h0, 4 * n0), *g = h ? realloc(a->dh0, 4 * n0) : NULL;
+        if (h) a->h0 = h;
+        if (g) a->dh0 = g;
+        if (!h || !g) return SP_ENOMEM;
+        a->caph0 = n0;
     }
     return SP_OK;
 }
 
 void sp_sage_acts_free(sp_sage_acts *a) {
+    const nn_backend *be = a->be ? a->be : nn_backend_cpu();
     for (int k = 0; k <= SP_SAGE_MAXK; k++) {
-        free(a->H[k]);
-        free(a->Z[k]);
-        free(a->nrm[k]);
-        free(a->M[k]);
-        free(a->X[k]);
+        be->free(a->H[k]), be->free(a->Z[k]), be->free(a->nrm[k]), be->free(a->M[k]), be->free(a->X[k]);
+        if (!be->host_memory)
+            for (int i = 0; i < 7; i++) be->free(a->pl[k][i]);
     }
-    free(a->A);
-    free(a->Y);
-    free(a->out);
-    free(a->ynrm);
-    free(a->tmp);
-    free(a->tmp2);
+    be->free(a->A), be->free(a->Y), be->free(a->out), be->free(a->ynrm), be->free(a->tmp), be->free(a->tmp2);
+    be->free(a->ident);
+    free(a->h0), free(a->dh0);
     memset(a, 0, sizeof *a);
 }
 
-/* M of layer k is stored in a->M[k-1] (it has level k-1's row count). */
-int sp_sage_forward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl, sp_sage_acts *a) {
-    int d = P->c.d, K = pl->K;
-    if (K != P->c.layers) return sp_err(SP_EINTERNAL, "sage: plan has %d layers, model %d", K, P->c.layers);
-    if (acts_grow(a, pl, d)) return SP_ENOMEM;
-    sp_sage_dev D;
-    sp_sage_dev_init(&D, nn_backend_cpu(), P); /* a view: cannot fail */
-    sp_sage_input(P, g, pl->node[0], pl->n[0], a->H[0]);
-    for (int k = 1; k <= K; k++) {
+/* The plan's lists of level k where the backend reads them: the plan itself on the host, a mirror
+ * on a device (sent once per forward). */
+enum { PL_SELF, PL_POFF, PL_PIDX, PL_PW, PL_BOFF, PL_BIDX, PL_BW };
+static int plan_put(sp_sage_acts *a, const sp_sage_plan *pl) {
+    const nn_backend *be = a->be;
+    for (int k = 1; k <= pl->K; k++) {
         uint32_t n = pl->n[k];
-        /* self vectors of level k, gathered from level k-1 */
-        float *hs = a->tmp;
-        for (uint32_t i = 0; i < n; i++)
-            memcpy(hs + (size_t)i * d, a->H[k - 1] + (size_t)pl->self[k][i] * d, sizeof(float) * d);
-        sp_sage_message(&D, k, pl->n[k - 1], a->H[k - 1], a->M[k - 1]);
-        sp_sage_convolve(&D, k, n, hs, a->M[k - 1], pl->poff[k], pl->pidx[k], pl->pw[k], pl->boff[k], pl->bidx[k],
-                         pl->bw[k], a->X[k], a->Z[k], a->nrm[k], a->H[k]);
+        uint64_t np = pl->poff[k][n], nb = pl->boff[k][n];
+        const void *src[7] = {pl->self[k], pl->poff[k], pl->pidx[k], pl->pw[k], pl->boff[k], pl->bidx[k], pl->bw[k]};
+        const size_t bytes[7] = {4 * (size_t)n, 8 * ((size_t)n + 1), 4 * np, 4 * np, 8 * ((size_t)n + 1), 4 * nb, 4 * nb};
+        for (int i = 0; i < 7; i++) {
+            if (be->host_memory) {
+                a->pl[k][i] = (void *)src[i];
+                continue;
+            }
+            if (bgrow(be, &a->pl[k][i], &a->plcap[k][i], bytes[i] + 8)) return SP_ENOMEM;
+            be->put(a->pl[k][i], src[i], bytes[i]);
+        }
     }
-    sp_sage_head(&D, pl->n[K], a->H[K], a->A, a->Y, a->ynrm, a->out);
     return SP_OK;
 }
 
-int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl, sp_sage_acts *a,
-                     float *dout, sp_sage_params *G, uint8_t *touched, uint8_t *tok_touched) {
+/* M of layer k is stored in a->M[k-1] (it has level k-1's row count). */
+int sp_sage_forward_on(const sp_sage_dev *D, const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl,
+                       sp_sage_acts *a) {
+    const nn_backend *be = D->be;
+    int d = P->c.d, K = pl->K;
+    if (K != P->c.layers) return sp_err(SP_EINTERNAL, "sage: plan has %d layers, model %d", K, P->c.layers);
+    if (a->be && a->be != be) return sp_err(SP_EINTERNAL, "sage: acts of %s used on %s", a->be->name, be->name);
+    a->be = be;
+    if (acts_grow(a, pl, d) || plan_put(a, pl)) return SP_ENOMEM;
+    float *h0 = be->host_memory ? a->H[0] : a->h0;
+    sp_sage_input(P, g, pl->node[0], pl->n[0], h0);
+    be->put(a->H[0], h0, 4 * (size_t)pl->n[0] * d);
+    for (int k = 1; k <= K; k++) {
+        uint32_t n = pl->n[k];
+        void *const *L = a->pl[k];
+        float *hs = a->tmp; /* self vectors of level k, gathered from level k-1 */
+        if (be->host_memory)
+            for (uint32_t i = 0; i < n; i++)
+                memcpy(hs + (size_t)i * d, a->H[k - 1] + (size_t)pl->self[k][i] * d, sizeof(float) * d);
+        else be->pool(hs, a->H[k - 1], L[PL_SELF], NULL, a->ident, (int)n, d);
+        sp_sage_message(D, k, pl->n[k - 1], a->H[k - 1], a->M[k - 1]);
+        sp_sage_convolve(D, k, n, hs, a->M[k - 1], L[PL_POFF], L[PL_PIDX], L[PL_PW], L[PL_BOFF], L[PL_BIDX], L[PL_BW],
+                         a->X[k], a->Z[k], a->nrm[k], a->H[k]);
+    }
+    sp_sage_head(D, pl->n[K], a->H[K], a->A, a->Y, a->ynrm, a->out);
+    return be->sync();
+}
+
+int sp_sage_forward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl, sp_sage_acts *a) {
+    sp_sage_dev D;
+    sp_sage_dev_init(&D, nn_backend_cpu(), P); /* a view: cannot fail */
+    return sp_sage_forward_on(&D, P, g, pl, a);
+}
+
+/* the view of parameter tensor (t, k) inside a gradient array of P->dense's layout */
+static float *gview(float *gdense, const sp_sage_params *P, int t, int k) { return gdense + (P->p[t][k] - P->dense); }
+
+int sp_sage_backward_on(const sp_sage_dev *D, const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl,
+                        sp_sage_acts *a, float *dout, float *gd, sp_sage_params *G, uint8_t *touched,
+                        uint8_t *tok_touched) {
+    const nn_backend *be = D->be;
+    const sp_sage_params *Q = &D->P; /* parameters where the backend reads them */
     int d = P->c.d, K = pl->K;
     uint32_t nK = pl->n[K];
     /* head */
     float *dY = dout, *dA = a->tmp, *dH = a->tmp2;
-    nn_l2norm_bwd(dY, dY, a->out, a->ynrm, (int)nK, d);
-    nn_linear_bwd(dA, G->p[SP_P_G2][0], NULL, dY, a->A, P->p[SP_P_G2][0], (int)nK, d, d);
-    nn_relu_bwd(dA, dA, a->A, (size_t)nK * d);
-    nn_linear_bwd(dH, G->p[SP_P_G1][0], G->p[SP_P_G1B][0], dA, a->H[K], P->p[SP_P_G1][0], (int)nK, d, d);
+    be->l2norm_bwd(dY, dY, a->out, a->ynrm, (int)nK, d);
+    be->gemm(0, 1, (int)nK, d, d, 1.f, dY, Q->p[SP_P_G2][0], 0.f, dA);                 /* dA = dY G2ᵀ */
+    be->gemm(1, 0, d, d, (int)nK, 1.f, a->A, dY, 1.f, gview(gd, P, SP_P_G2, 0));      /* dG2 += Aᵀ dY */
+    be->relu_bwd(dA, dA, a->A, (size_t)nK * d);
+    be->gemm(0, 1, (int)nK, d, d, 1.f, dA, Q->p[SP_P_G1][0], 0.f, dH);
+    be->gemm(1, 0, d, d, (int)nK, 1.f, a->H[K], dA, 1.f, gview(gd, P, SP_P_G1, 0));
+    be->colsum(gview(gd, P, SP_P_G1B, 0), dA, (int)nK, d);
     /* dH (n[k], d) is the gradient of level k's H; walk down */
     for (int k = K; k >= 1; k--) {
         uint32_t n = pl->n[k], nm = pl->n[k - 1];
+        void *const *L = a->pl[k];
         float *dZ = dH; /* in place */
-        nn_l2norm_bwd(dZ, dZ, a->H[k], a->nrm[k], (int)n, d);
-        nn_relu_bwd(dZ, dZ, a->Z[k], (size_t)n * d);
+        be->l2norm_bwd(dZ, dZ, a->H[k], a->nrm[k], (int)n, d);
+        be->relu_bwd(dZ, dZ, a->Z[k], (size_t)n * d);
         float *dX = a->tmp; /* three (n, d) blocks, like X */
         size_t nd = (size_t)n * d, dd = (size_t)d * d;
-        const float *W = P->p[SP_P_W][k - 1];
-        float *dW = G->p[SP_P_W][k - 1], *dwb = G->p[SP_P_WB][k - 1];
+        const float *W = Q->p[SP_P_W][k - 1];
+        float *dW = gview(gd, P, SP_P_W, k - 1);
         for (int blk = 0; blk < 3; blk++) {
-            nn_gemm(0, 1, (int)n, d, d, 1.f, dZ, W + blk * dd, 0.f, dX + blk * nd);     /* dX_b = dZ W_bᵀ */
-            nn_gemm(1, 0, d, d, (int)n, 1.f, a->X[k] + blk * nd, dZ, 1.f, dW + blk * dd); /* dW_b += X_bᵀ dZ */
+            be->gemm(0, 1, (int)n, d, d, 1.f, dZ, W + blk * dd, 0.f, dX + blk * nd);      /* dX_b = dZ W_bᵀ */
+            be->gemm(1, 0, d, d, (int)n, 1.f, a->X[k] + blk * nd, dZ, 1.f, dW + blk * dd); /* dW_b += X_bᵀ dZ */
         }
-        for (uint32_t i = 0; i < n; i++)
-            for (int c = 0; c < d; c++) dwb[c] += dZ[(size_t)i * d + c];
+        be->colsum(gview(gd, P, SP_P_WB, k - 1), dZ, (int)n, d);
         /* dM (nm, d) from the pooled blocks; dHprev (nm, d) from the self block and through M */
         float *dM = dH; /* dH no longer needed: reuse tmp2 */
-        memset(dM, 0, sizeof(float) * (size_t)nm * d);
-        nn_pool_bwd(dM, dX + nd, pl->pidx[k], pl->pw[k], pl->poff[k], (int)n, d);
-        nn_pool_bwd(dM, dX + 2 * nd, pl->bidx[k], pl->bw[k], pl->boff[k], (int)n, d);
-        nn_relu_bwd(dM, dM, a->M[k - 1], (size_t)nm * d);
-        /* dHprev = dM Qᵀ (+ self scatter); needs its own buffer: use X[k]'s storage? It is (n, 3d) and may be
-         * smaller than nm. Use tmp after dX is consumed: scatter the self part first into a saved copy. */
-        float *dHp = a->Z[0]; /* level 0's Z is unused (no normalisation at level 0) and sized n[0]; see below */
-        float *dHprev = k - 1 == 0 ? dHp : a->Z[k - 1]; /* Z[k-1] was consumed: its l2norm_bwd needs H and nrm only */
-        nn_linear_bwd(dHprev, G->p[SP_P_Q][k - 1], G->p[SP_P_QB][k - 1], dM, a->H[k - 1], P->p[SP_P_Q][k - 1],
-                      (int)nm, d, d);
-        for (uint32_t i = 0; i < n; i++) {
-            float *r = dHprev + (size_t)pl->self[k][i] * d;
-            const float *s = dX + (size_t)i * d; /* self block */
-            for (int c = 0; c < d; c++) r[c] += s[c];
-        }
+        be->zero(dM, sizeof(float) * (size_t)nm * d);
+        be->pool_bwd(dM, dX + nd, L[PL_PIDX], L[PL_PW], L[PL_POFF], (int)n, d);
+        be->pool_bwd(dM, dX + 2 * nd, L[PL_BIDX], L[PL_BW], L[PL_BOFF], (int)n, d);
+        be->relu_bwd(dM, dM, a->M[k - 1], (size_t)nm * d);
+        /* dHprev = dM Qᵀ (+ self scatter) into level k-1's Z (consumed: its l2norm_bwd needs H and nrm only;
+         * level 0's Z is unused) */
+        float *dHprev = a->Z[k - 1];
+        be->gemm(0, 1, (int)nm, d, d, 1.f, dM, Q->p[SP_P_Q][k - 1], 0.f, dHprev);
+        be->gemm(1, 0, d, d, (int)nm, 1.f, a->H[k - 1], dM, 1.f, gview(gd, P, SP_P_Q, k - 1));
+        be->colsum(gview(gd, P, SP_P_QB, k - 1), dM, (int)nm, d);
+        if (be->host_memory)
+            for (uint32_t i = 0; i < n; i++) {
+                float *r = dHprev + (size_t)pl->self[k][i] * d;
+                const float *sv = dX + (size_t)i * d; /* self block */
+                for (int c = 0; c < d; c++) r[c] += sv[c];
+            }
+        else be->pool_bwd(dHprev, dX, L[PL_SELF], NULL, a->ident, (int)n, d);
         if (k - 1 >= 1) {
             /* relu_bwd at level k-1 needs Z[k-1], which dHprev just overwrote: rebuild the mask from H
              * (H = Z / nrm, nrm > 0, so Z > 0 ⇔ H > 0). */
-            memcpy(dH, dHprev, sizeof(float) * (size_t)nm * d);
-            memcpy(a->Z[k - 1], a->H[k - 1], sizeof(float) * (size_t)nm * d); /* mask source for relu_bwd */
+            be->copy(dH, dHprev, sizeof(float) * (size_t)nm * d);
+            be->copy(a->Z[k - 1], a->H[k - 1], sizeof(float) * (size_t)nm * d); /* mask source for relu_bwd */
         } else {
             dH = dHprev;
         }
     }
-    /* level 0: dH (n[0], d) -> parameters of sp_sage_input */
+    /* level 0 on the host: dH (n[0], d) -> parameters of sp_sage_input */
+    if (!be->host_memory) {
+        be->get(a->dh0, dH, 4 * (size_t)pl->n[0] * d);
+        dH = a->dh0;
+    }
+    int rc = be->sync();
+    if (rc) return rc;
     float *dtb = G->p[SP_P_TYPEB][0], *dwd = G->p[SP_P_WDEG][0];
     for (uint32_t i = 0; i < pl->n[0]; i++) {
         uint32_t u = pl->node[0][i];
@@ -390,10 +461,10 @@ int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_s
         if (t) continue;
         if (G->tok && g->tok_off) {
             uint64_t a0 = g->tok_off[u], b0 = g->tok_off[u + 1];
-            float s = b0 > a0 ? 1.f / (float)(b0 - a0) : 0.f;
+            float sc = b0 > a0 ? 1.f / (float)(b0 - a0) : 0.f;
             for (uint64_t q = a0; q < b0; q++) {
                 float *tr = G->tok + (size_t)g->tok_row[q] * d;
-                for (int j = 0; j < d; j++) tr[j] += s * r[j];
+                for (int j = 0; j < d; j++) tr[j] += sc * r[j];
                 if (tok_touched) tok_touched[g->tok_row[q]] = 1;
             }
         }
@@ -406,6 +477,13 @@ int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_s
         }
     }
     return SP_OK;
+}
+
+int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl, sp_sage_acts *a,
+                     float *dout, sp_sage_params *G, uint8_t *touched, uint8_t *tok_touched) {
+    sp_sage_dev D;
+    sp_sage_dev_init(&D, nn_backend_cpu(), P);
+    return sp_sage_backward_on(&D, P, g, pl, a, dout, G->dense, G, touched, tok_touched);
 }
 
 int sp_sage_embed_all(const nn_backend *be, const sp_sage_params *P, const sp_sage_graph *g, float *out) {

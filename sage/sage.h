@@ -97,6 +97,14 @@ typedef struct {
     float *A, *Y, *out, *ynrm;   /* head: (n[K], d) ×3, (n[K]) */
     float *tmp, *tmp2;           /* scratch */
     size_t cap[SP_SAGE_MAXK + 1], capK, captmp;
+    /* on a device backend (sp_sage_forward_on): the arrays above are device memory; the plan's
+     * lists are mirrored there, with identity offsets for the self gather/scatter; h0 and dh0 are
+     * host buffers of level 0 */
+    const nn_backend *be;        /* the backend the arrays belong to (NULL: host) */
+    void *pl[SP_SAGE_MAXK + 1][7];  /* self, poff, pidx, pw, boff, bidx, bw */
+    size_t plcap[SP_SAGE_MAXK + 1][7];
+    uint64_t *ident; size_t capident;
+    float *h0, *dh0; size_t caph0;
 } sp_sage_acts;
 void sp_sage_acts_free(sp_sage_acts *a);
 
@@ -108,6 +116,18 @@ int sp_sage_forward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sa
  * (tok_rows, may be NULL) likewise. dout is clobbered. */
 int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl, sp_sage_acts *a,
                      float *dout, sp_sage_params *G, uint8_t *touched, uint8_t *tok_touched);
+struct sp_sage_dev;
+/* The same on D's backend (the two above are these on the CPU): D holds P's dense parameters
+ * there, a's arrays and a->out are backend memory, layer-0 inputs are built on the host (P's id
+ * and token tables) and sent. The backward takes dout in backend memory (clobbered), accumulates
+ * the dense gradients into gdense (backend memory, the layout of P->dense) and the level-0 ones
+ * (type/degree rows of gdense_host, id and token rows of G) on the host. An acts struct serves
+ * one backend. SP_ENOMEM, or the backend's error. */
+int sp_sage_forward_on(const struct sp_sage_dev *D, const sp_sage_params *P, const sp_sage_graph *g,
+                       const sp_sage_plan *pl, sp_sage_acts *a);
+int sp_sage_backward_on(const struct sp_sage_dev *D, const sp_sage_params *P, const sp_sage_graph *g,
+                        const sp_sage_plan *pl, sp_sage_acts *a, float *dout, float *gdense, sp_sage_params *G,
+                        uint8_t *touched, uint8_t *tok_touched);
 
 /* Layer-0 input of nodes[0..n) into h (n, d) (used by forward and by the
  * layer-wise inference). Host memory, host parameters. */
@@ -117,7 +137,7 @@ void sp_sage_input(const sp_sage_params *P, const sp_sage_graph *g, const uint32
  * The dense parameters where the backend computes: on the CPU a view of the host
  * parameters (no copy), on a device a copy (sp_sage_dev_put refreshes it). The
  * id and token tables stay on the host (layer-0 inputs are built there). */
-typedef struct {
+typedef struct sp_sage_dev {
     const nn_backend *be;
     sp_sage_params P; /* dense views in backend memory; emb, tok NULL */
     float *owned;     /* the device copy, or NULL */

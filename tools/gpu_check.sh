@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The GPU checks of the CUDA backend, for a machine with an NVIDIA GPU (issue 7): the CUDA op test,
 # bench_infer on the CPU and on the GPU, the PyTorch Geometric peer (bench/peer_pyg.py, when torch
-# and torch_geometric are there), and Gowalla end to end: graph, walks and train on the CPU, then
-# infer once with --device cpu and once with --device cuda from the same checkpoint, each followed
-# by users, export and eval on the CPU
-# (the same quality within float rounding; wall times).
+# and torch_geometric are there), and Gowalla: ingest, graph and walks once, then train + infer with
+# --device cpu and again with --device cuda (same seed and epochs), each followed by users, export
+# and eval on the CPU: quality and wall times of both. SKIP_BENCH_CPU=1 and SKIP_PEER=1 leave out
+# the CPU bench_infer and the peer.
 #
 #   tools/gpu_check.sh BIN_DIR OUT_DIR [TRAIN_EPOCHS]
 #
@@ -36,6 +36,7 @@ say "test_backend: exit $? ($(tail -1 "$OUT/test_backend.log"))"
 
 # 2. bench_infer, the same shapes on both backends (the CPU with every core as BLAS threads)
 for dev in cuda cpu; do
+  [ $dev = cpu ] && [ -n "${SKIP_BENCH_CPU:-}" ] && continue
   thr=1; [ $dev = cpu ] && thr=$(nproc)
   OPENBLAS_NUM_THREADS=$thr "$BIN/bench_infer" --device $dev --repeat ${REPEAT:-3} ${BENCH_ARGS:-} \
     >"$OUT/bench_infer_$dev.json" 2>"$OUT/bench_infer_$dev.err"
@@ -43,7 +44,9 @@ for dev in cuda cpu; do
 done
 
 # 3. the peer: PyTorch Geometric on the same layer shapes
-if python3 -c 'import torch, torch_geometric' 2>/dev/null && [ -f "$ROOT/bench/peer_pyg.py" ]; then
+if [ -n "${SKIP_PEER:-}" ]; then
+  say "peer_pyg: skipped (SKIP_PEER)"
+elif python3 -c 'import torch, torch_geometric' 2>/dev/null && [ -f "$ROOT/bench/peer_pyg.py" ]; then
   python3 "$ROOT/bench/peer_pyg.py" layer ${PEER_ARGS:-} >"$OUT/peer_layer.json" 2>"$OUT/peer_layer.err"
   say "peer_pyg layer (exit $?): $(tr '\n' ' ' <"$OUT/peer_layer.json")"
 else
@@ -61,17 +64,19 @@ if [ -f "$GOWALLA/train.txt" ]; then
   "$BIN/sagepipe" import lightgcn "$GOWALLA" "$G/input" >"$G/import.log" 2>&1
   run() { OPENBLAS_NUM_THREADS=1 mpirun -np "$NP" "$BIN/sagepipe" "$@" --config "$cfg" --date 2026-11-21 \
             --set train.epochs=$EPOCHS --set train.eval_every=0 --set sequence.epochs=1; }
-  t0=$(date +%s.%N)
-  run run --to train --device cpu >"$G/train.log" 2>&1
-  say "gowalla train (cpu, $NP ranks, $EPOCHS epochs): exit $? in $(since "$t0") s"
+  run run --to walks --device cpu >"$G/walks.log" 2>&1
+  say "gowalla ingest..walks: exit $?"
   for dev in cpu cuda; do
     t0=$(date +%s.%N)
-    run job infer --force --device $dev >"$G/infer_$dev.log" 2>&1
+    run job train --force --device $dev >"$G/train_$dev.log" 2>&1
     rc=$?
     t=$(since "$t0")
+    t1=$(date +%s.%N)
+    run job infer --force --device $dev >"$G/infer_$dev.log" 2>&1
+    ti=$(since "$t1")
     for st in users export eval; do run job $st --force --device cpu >>"$G/infer_$dev.log" 2>&1; done
-    say "gowalla infer $dev: exit $rc in $t s; $(grep -o 'stage_done seconds=[0-9.]*' "$G/infer_$dev.log" | head -1);" \
-        "$(grep -o 'event=eval recall@20=[0-9.]* ndcg@20=[0-9.]*' "$G/infer_$dev.log" | head -1)"
+    say "gowalla $dev: train exit $rc in $t s ($NP ranks, $EPOCHS epochs; $(grep -o 'train_end steps=[0-9]* seconds=[0-9.]*' "$G/train_$dev.log" | head -1));" \
+        "infer $ti s; $(grep -o 'event=eval recall@20=[0-9.]* ndcg@20=[0-9.]*' "$G/infer_$dev.log" | head -1)"
   done
 else
   say "gowalla: skipped (no $GOWALLA/train.txt)"

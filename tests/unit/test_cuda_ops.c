@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "check.h"
 #include "nn.h"
+#include "sage.h"
 
 #define GUARD 256
 static const nn_backend *cu, *cpu;
@@ -244,6 +245,55 @@ static void test_attention(int w, int heads) {
     free(qkv), free(ref), free(got);
 }
 
+/* The item encoder's minibatch forward and backward on the device against the CPU (the same
+ * plan, parameters and output gradient): outputs, dense gradients, id-row gradients. */
+static void test_sage_train(void) {
+    enum { N = 600, NP = 400, T = 6, D = 32, NT = 50 };
+    uint64_t pn_off[N + 1], bn_off[N + 1];
+    uint32_t pn_idx[N * T], bn_idx[N * T];
+    float pn_w[N * T], bn_w[N * T], logdeg[N];
+    pn_off[0] = bn_off[0] = 0;
+    for (int u = 0; u < N; u++) {
+        int a = (int)sp_rng_below(&rng, T + 1), b = (int)sp_rng_below(&rng, T + 1);
+        pn_off[u + 1] = pn_off[u] + a, bn_off[u + 1] = bn_off[u] + b;
+        for (int j = 0; j < a; j++) pn_idx[pn_off[u] + j] = (uint32_t)sp_rng_below(&rng, NP), pn_w[pn_off[u] + j] = 1.f / a;
+        for (int j = 0; j < b; j++)
+            bn_idx[bn_off[u] + j] = (uint32_t)(NP + sp_rng_below(&rng, N - NP)), bn_w[bn_off[u] + j] = 1.f / b;
+        logdeg[u] = (float)(3 * sp_rng_unif(&rng));
+    }
+    sp_sage_graph g = {.n = N, .npins = NP, .logdeg = logdeg, .pn_off = pn_off, .pn_idx = pn_idx, .pn_w = pn_w,
+                       .bn_off = bn_off, .bn_idx = bn_idx, .bn_w = bn_w};
+    sp_sage_cfg c = {D, 2, 1, 0, 0};
+    sp_sage_params P, Gc, Gg;
+    CHECK_RC(sp_sage_params_init(&P, &c, N, &rng), SP_OK);
+    CHECK_RC(sp_sage_params_zeros(&Gc, &c, N), SP_OK);
+    CHECK_RC(sp_sage_params_zeros(&Gg, &c, N), SP_OK);
+    uint32_t targets[NT];
+    for (int i = 0; i < NT; i++) targets[i] = (uint32_t)sp_rng_below(&rng, N);
+    sp_sage_plan pl = {0};
+    CHECK_RC(sp_sage_plan_build(&pl, &g, 2, targets, NT), SP_OK);
+    sp_sage_acts ac = {0}, ag = {0};
+    sp_sage_dev DG;
+    CHECK_RC(sp_sage_dev_init(&DG, cu, &P), SP_OK);
+    CHECK_RC(sp_sage_forward(&P, &g, &pl, &ac), SP_OK);
+    CHECK_RC(sp_sage_forward_on(&DG, &P, &g, &pl, &ag), SP_OK);
+    float got[NT * D], *dout = rnd(NT * D, 1), *dd = dup_dev(dout, sizeof got), *gd = dup_dev(NULL, 4 * P.ndense);
+    cu->get(got, ag.out, sizeof got);
+    close_to("sage forward (minibatch)", got, ac.out, NT * D, 1e-5);
+    cu->zero(gd, 4 * P.ndense);
+    CHECK_RC(sp_sage_backward_on(&DG, &P, &g, &pl, &ag, dd, gd, &Gg, NULL, NULL), SP_OK);
+    CHECK_RC(sp_sage_backward(&P, &g, &pl, &ac, dout, &Gc, NULL, NULL), SP_OK);
+    float *gdh = malloc(4 * P.ndense);
+    back("dense grads", gd, 4 * P.ndense, gdh);
+    for (size_t i = 0; i < P.ndense; i++) gdh[i] += Gg.dense[i];
+    close_to("sage backward dense grads", gdh, Gc.dense, P.ndense, 1e-4);
+    close_to("sage backward id rows", Gg.emb, Gc.emb, (size_t)N * D, 1e-4);
+    back("dout", dd, sizeof got, NULL);
+    free(dout), free(gdh);
+    sp_sage_acts_free(&ac), sp_sage_acts_free(&ag), sp_sage_dev_free(&DG), sp_sage_plan_free(&pl);
+    sp_sage_params_free(&P), sp_sage_params_free(&Gc), sp_sage_params_free(&Gg);
+}
+
 int main(void) {
     cpu = nn_backend_cpu();
     cu = nn_backend_cuda(0);
@@ -266,5 +316,6 @@ int main(void) {
     test_attention(64, 2);
     test_attention(96, 3);
     test_attention(256, 1);
+    test_sage_train();
     return CHECK_DONE();
 }

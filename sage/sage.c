@@ -309,7 +309,7 @@ void sp_sage_acts_free(sp_sage_acts *a) {
     for (int k = 0; k <= SP_SAGE_MAXK; k++) {
         be->free(a->H[k]), be->free(a->Z[k]), be->free(a->nrm[k]), be->free(a->M[k]), be->free(a->X[k]);
         if (!be->host_memory)
-            for (int i = 0; i < 7; i++) be->free(a->pl[k][i]);
+            for (int i = 0; i < 12; i++) be->free(a->pl[k][i]);
     }
     be->free(a->A), be->free(a->Y), be->free(a->out), be->free(a->ynrm), be->free(a->tmp), be->free(a->tmp2);
     be->free(a->ident);
@@ -318,12 +318,15 @@ void sp_sage_acts_free(sp_sage_acts *a) {
 }
 
 /* The plan's lists of level k where the backend reads them: the plan itself on the host, a mirror
- * on a device (sent once per forward). */
-enum { PL_SELF, PL_POFF, PL_PIDX, PL_PW, PL_BOFF, PL_BIDX, PL_BW };
+ * on a device (sent once per forward) with the transposes its backward gathers through: for every
+ * row j of level k-1, the (source, weight) pairs that read it, in source order, sources 0..n-1 the
+ * pin lists and n..2n-1 the board lists (the two pooled blocks of dX are contiguous); and the self
+ * map transposed the same way. */
+enum { PL_SELF, PL_POFF, PL_PIDX, PL_PW, PL_BOFF, PL_BIDX, PL_BW, PL_TOFF, PL_TSRC, PL_TW, PL_SOFF, PL_SSRC };
 static int plan_put(sp_sage_acts *a, const sp_sage_plan *pl) {
     const nn_backend *be = a->be;
     for (int k = 1; k <= pl->K; k++) {
-        uint32_t n = pl->n[k];
+        uint32_t n = pl->n[k], nm = pl->n[k - 1];
         uint64_t np = pl->poff[k][n], nb = pl->boff[k][n];
         const void *src[7] = {pl->self[k], pl->poff[k], pl->pidx[k], pl->pw[k], pl->boff[k], pl->bidx[k], pl->bw[k]};
         const size_t bytes[7] = {4 * (size_t)n, 8 * ((size_t)n + 1), 4 * np, 4 * np, 8 * ((size_t)n + 1), 4 * nb, 4 * nb};
@@ -335,6 +338,38 @@ static int plan_put(sp_sage_acts *a, const sp_sage_plan *pl) {
             if (bgrow(be, &a->pl[k][i], &a->plcap[k][i], bytes[i] + 8)) return SP_ENOMEM;
             be->put(a->pl[k][i], src[i], bytes[i]);
         }
+        if (be->host_memory) continue;
+        uint64_t *toff = calloc((size_t)nm + 1, 8), *soff = calloc((size_t)nm + 1, 8);
+        uint32_t *tsrc = malloc(4 * (np + nb + 1)), *ssrc = malloc(4 * ((size_t)n + 1));
+        float *tw = malloc(4 * (np + nb + 1));
+        int rc = toff && soff && tsrc && ssrc && tw ? SP_OK : SP_ENOMEM;
+        if (!rc) { /* counting sort by target row, stable in source order */
+            for (uint64_t e = 0; e < np; e++) toff[pl->pidx[k][e] + 1]++;
+            for (uint64_t e = 0; e < nb; e++) toff[pl->bidx[k][e] + 1]++;
+            for (uint32_t i = 0; i < n; i++) soff[pl->self[k][i] + 1]++;
+            for (uint32_t j = 0; j < nm; j++) toff[j + 1] += toff[j], soff[j + 1] += soff[j];
+            for (int blk = 0; blk < 2; blk++) {
+                const uint64_t *off = blk ? pl->boff[k] : pl->poff[k];
+                const uint32_t *idx = blk ? pl->bidx[k] : pl->pidx[k];
+                const float *w = blk ? pl->bw[k] : pl->pw[k];
+                for (uint32_t i = 0; i < n; i++)
+                    for (uint64_t e = off[i]; e < off[i + 1]; e++) {
+                        uint64_t at = toff[idx[e]]++;
+                        tsrc[at] = blk * n + i, tw[at] = w[e];
+                    }
+            }
+            for (uint32_t i = 0; i < n; i++) ssrc[soff[pl->self[k][i]]++] = i;
+            for (uint32_t j = nm; j > 0; j--) toff[j] = toff[j - 1], soff[j] = soff[j - 1]; /* back to starts */
+            toff[0] = soff[0] = 0;
+            const void *tsrcs[5] = {toff, tsrc, tw, soff, ssrc};
+            const size_t tbytes[5] = {8 * ((size_t)nm + 1), 4 * (np + nb), 4 * (np + nb), 8 * ((size_t)nm + 1), 4 * (size_t)n};
+            for (int i = 0; !rc && i < 5; i++) {
+                rc = bgrow(be, &a->pl[k][PL_TOFF + i], &a->plcap[k][PL_TOFF + i], tbytes[i] + 8);
+                if (!rc) be->put(a->pl[k][PL_TOFF + i], tsrcs[i], tbytes[i]);
+            }
+        }
+        free(toff), free(soff), free(tsrc), free(ssrc), free(tw);
+        if (rc) return rc;
     }
     return SP_OK;
 }
@@ -408,16 +443,19 @@ int sp_sage_backward_on(const sp_sage_dev *D, const sp_sage_params *P, const sp_
             be->gemm(1, 0, d, d, (int)n, 1.f, a->X[k] + blk * nd, dZ, 1.f, dW + blk * dd); /* dW_b += X_bᵀ dZ */
         }
         be->colsum(gview(gd, P, SP_P_WB, k - 1), dZ, (int)n, d);
-        /* dM (nm, d) from the pooled blocks; dHprev (nm, d) from the self block and through M */
+        /* dM (nm, d) from the pooled blocks; dHprev (nm, d) from the self block and through M, into level
+         * k-1's Z (consumed: its l2norm_bwd needs H and nrm only; level 0's Z is unused). The CPU
+         * scatters; a device gathers through the transposed lists (no atomics: reproducible). */
         float *dM = dH; /* dH no longer needed: reuse tmp2 */
-        be->zero(dM, sizeof(float) * (size_t)nm * d);
-        be->pool_bwd(dM, dX + nd, L[PL_PIDX], L[PL_PW], L[PL_POFF], (int)n, d);
-        be->pool_bwd(dM, dX + 2 * nd, L[PL_BIDX], L[PL_BW], L[PL_BOFF], (int)n, d);
-        be->relu_bwd(dM, dM, a->M[k - 1], (size_t)nm * d);
-        /* dHprev = dM Qᵀ (+ self scatter) into level k-1's Z (consumed: its l2norm_bwd needs H and nrm only;
-         * level 0's Z is unused) */
         float *dHprev = a->Z[k - 1];
-        be->gemm(0, 1, (int)nm, d, d, 1.f, dM, Q->p[SP_P_Q][k - 1], 0.f, dHprev);
+        if (be->host_memory) {
+            be->zero(dM, sizeof(float) * (size_t)nm * d);
+            be->pool_bwd(dM, dX + nd, L[PL_PIDX], L[PL_PW], L[PL_POFF], (int)n, d);
+            be->pool_bwd(dM, dX + 2 * nd, L[PL_BIDX], L[PL_BW], L[PL_BOFF], (int)n, d);
+        } else be->pool(dM, dX + nd, L[PL_TSRC], L[PL_TW], L[PL_TOFF], (int)nm, d);
+        be->relu_bwd(dM, dM, a->M[k - 1], (size_t)nm * d);
+        if (!be->host_memory) be->pool(dHprev, dX, L[PL_SSRC], NULL, L[PL_SOFF], (int)nm, d);
+        be->gemm(0, 1, (int)nm, d, d, 1.f, dM, Q->p[SP_P_Q][k - 1], be->host_memory ? 0.f : 1.f, dHprev);
         be->gemm(1, 0, d, d, (int)nm, 1.f, a->H[k - 1], dM, 1.f, gview(gd, P, SP_P_Q, k - 1));
         be->colsum(gview(gd, P, SP_P_QB, k - 1), dM, (int)nm, d);
         if (be->host_memory)
@@ -426,7 +464,6 @@ int sp_sage_backward_on(const sp_sage_dev *D, const sp_sage_params *P, const sp_
                 const float *sv = dX + (size_t)i * d; /* self block */
                 for (int c = 0; c < d; c++) r[c] += sv[c];
             }
-        else be->pool_bwd(dHprev, dX, L[PL_SELF], NULL, a->ident, (int)n, d);
         if (k - 1 >= 1) {
             /* relu_bwd at level k-1 needs Z[k-1], which dHprev just overwrote: rebuild the mask from H
              * (H = Z / nrm, nrm > 0, so Z > 0 ⇔ H > 0). */

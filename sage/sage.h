@@ -98,11 +98,12 @@ typedef struct {
     float *tmp, *tmp2;           /* scratch */
     size_t cap[SP_SAGE_MAXK + 1], capK, captmp;
     /* on a device backend (sp_sage_forward_on): the arrays above are device memory; the plan's
-     * lists are mirrored there, with identity offsets for the self gather/scatter; h0 and dh0 are
+     * lists are mirrored there with their transposes (the backward gathers instead of scattering,
+     * so a rerun gives the same bits), with identity offsets for the self gather; h0 and dh0 are
      * host buffers of level 0 */
     const nn_backend *be;        /* the backend the arrays belong to (NULL: host) */
-    void *pl[SP_SAGE_MAXK + 1][7];  /* self, poff, pidx, pw, boff, bidx, bw */
-    size_t plcap[SP_SAGE_MAXK + 1][7];
+    void *pl[SP_SAGE_MAXK + 1][12]; /* self, poff, pidx, pw, boff, bidx, bw; transposes: toff, tsrc, tw, soff, ssrc */
+    size_t plcap[SP_SAGE_MAXK + 1][12];
     uint64_t *ident; size_t capident;
     float *h0, *dh0; size_t caph0;
 } sp_sage_acts;

@@ -279,20 +279,37 @@ static void cu_pool_bwd(float *dh, const float *dout, const uint32_t *idx, const
     LAUNCHED("pool_bwd");
 }
 
-/* db[c] += Σ_i dy[i][c]: blocks of 32 columns × 8 row slices, partial sums then one atomic each */
-__global__ static void k_colsum(float *db, const float *dy, int n, int d, int rows_per) {
+/* db[c] += Σ_i dy[i][c], deterministically: slices of 64 rows write partial sums (one thread per
+ * column and slice), then one thread per column adds the slices in order (no atomics: a rerun gives
+ * the same bits). */
+#define COLSUM_ROWS 64
+__global__ static void k_colsum_part(float *part, const float *dy, int n, int d) {
     int c = blockIdx.x * 32 + threadIdx.x % 32;
-    int r0 = (blockIdx.y * 8 + threadIdx.x / 32) * rows_per, r1 = min(n, r0 + rows_per);
-    if (c >= d || r0 >= n) return;
-    float s = 0.f;
-    for (int r = r0; r < r1; r++) s += dy[(size_t)r * d + c];
-    atomicAdd(db + c, s);
+    if (c >= d) return;
+    for (int slice = blockIdx.y * 8 + threadIdx.x / 32; slice * COLSUM_ROWS < n; slice += gridDim.y * 8) {
+        int r0 = slice * COLSUM_ROWS, r1 = min(n, r0 + COLSUM_ROWS);
+        float s = 0.f;
+        for (int r = r0; r < r1; r++) s += dy[(size_t)r * d + c];
+        part[(size_t)slice * d + c] = s;
+    }
 }
+__global__ static void k_colsum_fold(float *db, const float *part, int slices, int d) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= d) return;
+    float s = 0.f;
+    for (int k = 0; k < slices; k++) s += part[(size_t)k * d + c];
+    db[c] += s;
+}
+static float *g_part;
+static size_t g_part_cap;
+static int grow(float **p, size_t *cap, size_t need);
 static void cu_colsum(float *db, const float *dy, int n, int d) {
     if (n <= 0 || d <= 0) return;
-    int rows_per = 64, slices = (n + rows_per - 1) / rows_per;
-    dim3 grid((d + 31) / 32, (slices + 7) / 8);
-    k_colsum<<<grid, 256, 0, g_stream>>>(db, dy, n, d, rows_per);
+    int slices = (n + COLSUM_ROWS - 1) / COLSUM_ROWS;
+    if (grow(&g_part, &g_part_cap, (size_t)slices * d)) return;
+    dim3 grid((d + 31) / 32, (unsigned)min((slices + 7) / 8, 65535));
+    k_colsum_part<<<grid, 256, 0, g_stream>>>(g_part, dy, n, d);
+    k_colsum_fold<<<(d + 127) / 128, 128, 0, g_stream>>>(db, g_part, slices, d);
     LAUNCHED("colsum");
 }
 
@@ -357,7 +374,7 @@ static int grow(float **p, size_t *cap, size_t need) {
     cu_free(*p);
     *p = (float *)cu_alloc(sizeof(float) * need);
     *cap = *p ? need : 0;
-    if (!*p) fail("sampled softmax", "out of device memory");
+    if (!*p) fail("scratch", "out of device memory");
     return *p ? 0 : -1;
 }
 static float cu_sampled_softmax(const float *q, const float *c, const int *pos, const uint64_t *cid,

@@ -63,7 +63,8 @@ static const char *HELP_RUN =
     "Stops at the first stage that fails, with its exit code. Ends with a summary table.\n"
     "--device: where the encoders compute: cpu (the reference), cuda (one GPU per rank: the node-local\n"
     "rank picks it; exit 2 when none can start) or auto (default: cuda when a GPU starts, else cpu).\n"
-    "On cuda, infer and the train stage's evaluation run on the GPU; the rest on the CPU.\n";
+    "On cuda, train's minibatch steps and evaluation and infer's layers run on the GPU; the users stage\n"
+    "refuses cuda (exit 2: not implemented yet; auto runs it on the CPU).\n";
 static const char *HELP_JOB =
     "usage: sagepipe job STAGE --config FILE --date YYYY-MM-DD [--force] [--full] [--device cpu|cuda|auto]\n"
     "                    [--set section.key=value]...\n"
@@ -218,9 +219,10 @@ static int cmd_run(int argc, char **argv, int is_job) {
         rc = make_ctx(cfg, a.date, &ctx);
         ctx.full = a.full;
         ctx.device = a.device;
-        /* one GPU per rank on a node: the node-local rank picks the device */
-        if (!rc) rc = nn_backend_select(a.device, sp_dist_local_rank(), &ctx.be);
     }
+    /* one GPU per rank on a node: the node-local rank picks the device (collective: every rank asks) */
+    int local_rank = sp_dist_local_rank();
+    if (!rc) rc = nn_backend_select(a.device, local_rank, &ctx.be);
     /* One run or job per (work_dir, date) at a time; the kernel drops the lock when the process ends. */
     sp_run_lock lock = {.fd = -1};
     if (!rc && rank == 0) rc = sp_run_lock_take(ctx.date_dir, &lock);

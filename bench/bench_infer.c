@@ -89,10 +89,9 @@ int main(int argc, char **argv) {
     if (sp_sage_dev_init(&D, be, &P)) return 1;
     float *H = nn_be_upload(be, out, 4 * nd), *Hn = be->alloc(4 * nd), *M = be->alloc(4 * nd),
           *X = be->alloc(4 * 3 * nd), *Z = be->alloc(4 * nd), *nrm = be->alloc(4 * n);
-    uint64_t *dpo = nn_be_upload(be, pn_off, 8 * (n + 1)), *dbo = nn_be_upload(be, bn_off, 8 * (n + 1));
-    uint32_t *dpi = nn_be_upload(be, pn_idx, 4 * n * T), *dbi = nn_be_upload(be, bn_idx, 4 * n * T);
-    float *dpw = nn_be_upload(be, pn_w, 4 * n * T), *dbw = nn_be_upload(be, bn_w, 4 * n * T);
-    if (!H || !Hn || !M || !X || !Z || !nrm || !dpo || !dbo || !dpi || !dbi || !dpw || !dbw) {
+    const sp_sage_lists lists = {pn_off, bn_off, pn_idx, bn_idx, pn_w, bn_w};
+    sp_sage_lists L;
+    if (!H || !Hn || !M || !X || !Z || !nrm || sp_sage_lists_put(be, &lists, n, &L)) {
         fprintf(stderr, "bench_infer: out of %s memory\n", be->name);
         return 1;
     }
@@ -106,14 +105,7 @@ int main(int argc, char **argv) {
     for (int it = 0; it < repeat; it++) {
         be->sync();
         double t0 = sp_now();
-        float *h = H, *hn = Hn;
-        for (int k = 1; k <= K; k++) {
-            sp_sage_message(&D, k, (uint32_t)n, h, M);
-            sp_sage_convolve(&D, k, (uint32_t)n, h, M, dpo, dpi, dpw, dbo, dbi, dbw, X, Z, nrm, hn);
-            float *t = h;
-            h = hn, hn = t;
-        }
-        sp_sage_head(&D, (uint32_t)n, h, M, Z, nrm, hn);
+        sp_sage_layers_all(&D, (uint32_t)n, H, Hn, M, X, Z, nrm, &L);
         if (be->sync()) return 1;
         t_layers = best_of(t_layers, sp_now() - t0);
     }
@@ -155,7 +147,7 @@ int main(int argc, char **argv) {
            be->device, flops / 1e9, flops / t_dense / 1e9, flops / t_gemm / 1e9, t_gemm / t_dense,
            be->host_memory ? sp_blas_core() : "cuBLAS");
     be->free(H), be->free(Hn), be->free(M), be->free(X), be->free(Z), be->free(nrm);
-    be->free(dpo), be->free(dbo), be->free(dpi), be->free(dbi), be->free(dpw), be->free(dbw);
+    sp_sage_lists_free(be, &lists, &L);
     sp_sage_dev_free(&D);
     free(pn_off), free(bn_off), free(pn_idx), free(bn_idx), free(pn_w), free(bn_w), free(logdeg), free(out);
     sp_sage_params_free(&P);

@@ -317,9 +317,8 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     const nn_backend *be = ctx->be ? ctx->be : nn_backend_cpu();
     sp_sage_dev DP = {0};
     float *H = NULL, *Hn = NULL, *Xb = NULL, *Zb = NULL, *nrm = NULL, *Mt = NULL;
-    uint64_t *dpoff = NULL, *dboff = NULL;
-    uint32_t *dpidx = NULL, *dbidx = NULL;
-    float *dpw = NULL, *dbw = NULL;
+    const sp_sage_lists lists = {pn_off, bn_off, pidx, bidx, pn_w, bn_w};
+    sp_sage_lists DL = {0};
     uint32_t *all = NULL;
     size_t Ld = L * (size_t)d + 1, mrows = L + X.nremote;
     if (!rc) {
@@ -330,15 +329,13 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             for (uint64_t i = 0; i < L; i++) all[i] = (uint32_t)i;
             sp_sage_input(&PL, &g, all, (uint32_t)L, h0);
             rc = sp_sage_dev_init(&DP, be, &PL);
+            if (!rc) rc = sp_sage_lists_put(be, &lists, L, &DL);
         }
         if (!rc) {
             H = nn_be_upload(be, h0, 4 * Ld), Hn = be->alloc(4 * Ld);
             Xb = be->alloc(4 * 3 * Ld), Zb = be->alloc(4 * Ld), nrm = be->alloc(4 * (L + 1));
             Mt = nn_be_mirror(be, X.mtab, 4 * (mrows * (size_t)d + 1), 0);
-            dpoff = nn_be_mirror(be, pn_off, 8 * (L + 1), 1), dboff = nn_be_mirror(be, bn_off, 8 * (L + 1), 1);
-            dpidx = nn_be_mirror(be, pidx, 4 * (pn_off[L] + 1), 1), dbidx = nn_be_mirror(be, bidx, 4 * (bn_off[L] + 1), 1);
-            dpw = nn_be_mirror(be, pn_w, 4 * (pn_off[L] + 1), 1), dbw = nn_be_mirror(be, bn_w, 4 * (bn_off[L] + 1), 1);
-            if (!H || !Hn || !Xb || !Zb || !nrm || !Mt || !dpoff || !dboff || !dpidx || !dbidx || !dpw || !dbw)
+            if (!H || !Hn || !Xb || !Zb || !nrm || !Mt)
                 rc = sp_err(SP_ENOMEM, "infer: buffers of %" PRIu64 " nodes on %s", L, be->device);
         }
         free(h0);
@@ -378,7 +375,7 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         rc = sp_dist_agree(rc);
         if (rc) break;
         be->put(Mt + L * (size_t)d, X.mtab + L * (size_t)d, 4 * X.nremote * (size_t)d);
-        sp_sage_convolve(&DP, k, (uint32_t)L, H, Mt, dpoff, dpidx, dpw, dboff, dbidx, dbw, Xb, Zb, nrm, Hn);
+        sp_sage_convolve(&DP, k, (uint32_t)L, H, Mt, DL.poff, DL.pidx, DL.pw, DL.boff, DL.bidx, DL.bw, Xb, Zb, nrm, Hn);
         float *t = H;
         H = Hn, Hn = t;
     }
@@ -421,9 +418,7 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     free(out);
     be->free(H), be->free(Hn), be->free(Xb), be->free(Zb), be->free(nrm);
     nn_be_unmirror(be, Mt, X.mtab);
-    nn_be_unmirror(be, dpoff, pn_off), nn_be_unmirror(be, dboff, bn_off);
-    nn_be_unmirror(be, dpidx, pidx), nn_be_unmirror(be, dbidx, bidx);
-    nn_be_unmirror(be, dpw, pn_w), nn_be_unmirror(be, dbw, bn_w);
+    sp_sage_lists_free(be, &lists, &DL);
     sp_sage_dev_free(&DP);
     free(all);
     free(pidx);

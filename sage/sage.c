@@ -4,6 +4,7 @@
 #include "sage.h"
 
 #include <math.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,7 +239,7 @@ void sp_sage_head(const sp_sage_dev *D, uint32_t n, const float *h, float *a, fl
     be->l2norm(out, ynrm, y, (int)n, d);
 }
 
-/* Backend buffers of the acts: grown by free + alloc (contents need not survive a grow). */
+/* Backend buffers of the acts are grown by free + alloc: contents need not survive a grow. */
 static int bgrow(const nn_backend *be, void **p, size_t *cap, size_t bytes) {
     if (bytes <= *cap && *p) return SP_OK;
     be->free(*p);
@@ -248,38 +249,41 @@ static int bgrow(const nn_backend *be, void **p, size_t *cap, size_t bytes) {
     return *p ? SP_OK : sp_err(SP_ENOMEM, "sage: %zu bytes on %s", c, be->device);
 }
 
+/* Reallocates n backend arrays *ps[i] to rows × width[i] floats; *cap = rows, or 0 on failure (so
+ * that the next call tries again). */
+static int regrow(const nn_backend *be, float **ps[], const size_t width[], int n, size_t rows, size_t *cap) {
+    *cap = 0;
+    for (int i = 0; i < n; i++) {
+        be->free(*ps[i]);
+        if (!(*ps[i] = be->alloc(4 * rows * width[i])))
+            return sp_err(SP_ENOMEM, "sage: %zu bytes on %s", 4 * rows * width[i], be->device);
+    }
+    *cap = rows;
+    return SP_OK;
+}
+
 static int acts_grow(sp_sage_acts *a, const sp_sage_plan *pl, int d) {
     const nn_backend *be = a->be;
     size_t dd = (size_t)d, most = 1;
     for (int k = 0; k <= pl->K; k++) {
         size_t need = pl->n[k] ? pl->n[k] : 1;
         most = need > most ? need : most;
-        if (need <= a->cap[k] && a->H[k]) continue;
-        size_t c = need + need / 4, z = 0;
+        if (need <= a->cap[k]) continue;
         /* M[k+1] lives on level k's row count */
         float **ps[5] = {&a->H[k], &a->Z[k], &a->nrm[k], &a->X[k], &a->M[k]};
         const size_t w[5] = {dd, dd, 1, 3 * dd, dd};
-        for (int i = 0; i < 5; i++)
-            if (bgrow(be, (void **)ps[i], &z, 4 * c * w[i])) return SP_ENOMEM;
-            else z = 0;
-        a->cap[k] = c;
+        if (regrow(be, ps, w, 5, need + need / 4, &a->cap[k])) return SP_ENOMEM;
     }
-    size_t nK = pl->n[pl->K] ? pl->n[pl->K] : 1, z = 0;
-    if (nK > a->capK || !a->A) {
-        size_t c = nK + nK / 4;
+    size_t nK = pl->n[pl->K] ? pl->n[pl->K] : 1;
+    if (nK > a->capK) {
         float **ps[4] = {&a->A, &a->Y, &a->out, &a->ynrm};
         const size_t w[4] = {dd, dd, dd, 1};
-        for (int i = 0; i < 4; i++)
-            if (bgrow(be, (void **)ps[i], &z, 4 * c * w[i])) return SP_ENOMEM;
-            else z = 0;
-        a->capK = c;
+        if (regrow(be, ps, w, 4, nK + nK / 4, &a->capK)) return SP_ENOMEM;
     }
-    if (most * 3 > a->captmp || !a->tmp) { /* scratch: 3 (n, d) blocks of the largest level */
-        size_t c = most * 4;
-        if (bgrow(be, (void **)&a->tmp, &z, 4 * c * dd)) return SP_ENOMEM;
-        z = 0;
-        if (bgrow(be, (void **)&a->tmp2, &z, 4 * c * dd)) return SP_ENOMEM;
-        a->captmp = c;
+    if (most * 3 > a->captmp) { /* scratch: 3 (n, d) blocks of the largest level */
+        float **ps[2] = {&a->tmp, &a->tmp2};
+        const size_t w[2] = {dd, dd};
+        if (regrow(be, ps, w, 2, most * 4, &a->captmp)) return SP_ENOMEM;
     }
     if (be->host_memory) return SP_OK;
     /* device: identity offsets (self gather/scatter) and level-0 host buffers */
@@ -523,6 +527,38 @@ int sp_sage_backward(const sp_sage_params *P, const sp_sage_graph *g, const sp_s
     return sp_sage_backward_on(&D, P, g, pl, a, dout, G->dense, G, touched, tok_touched);
 }
 
+int sp_sage_lists_put(const nn_backend *be, const sp_sage_lists *host, uint64_t n, sp_sage_lists *dev) {
+    uint64_t np = host->poff[n], nb = host->boff[n];
+    dev->poff = nn_be_mirror(be, (void *)host->poff, 8 * (n + 1), 1);
+    dev->boff = nn_be_mirror(be, (void *)host->boff, 8 * (n + 1), 1);
+    dev->pidx = nn_be_mirror(be, (void *)host->pidx, 4 * np, 1);
+    dev->bidx = nn_be_mirror(be, (void *)host->bidx, 4 * nb, 1);
+    dev->pw = nn_be_mirror(be, (void *)host->pw, 4 * np, 1);
+    dev->bw = nn_be_mirror(be, (void *)host->bw, 4 * nb, 1);
+    if (dev->poff && dev->boff && dev->pidx && dev->bidx && dev->pw && dev->bw) return SP_OK;
+    sp_sage_lists_free(be, host, dev);
+    return sp_err(SP_ENOMEM, "sage: neighbour lists of %" PRIu64 " nodes on %s", n, be->device);
+}
+
+void sp_sage_lists_free(const nn_backend *be, const sp_sage_lists *host, sp_sage_lists *dev) {
+    nn_be_unmirror(be, (void *)dev->poff, host->poff), nn_be_unmirror(be, (void *)dev->boff, host->boff);
+    nn_be_unmirror(be, (void *)dev->pidx, host->pidx), nn_be_unmirror(be, (void *)dev->bidx, host->bidx);
+    nn_be_unmirror(be, (void *)dev->pw, host->pw), nn_be_unmirror(be, (void *)dev->bw, host->bw);
+    memset(dev, 0, sizeof *dev);
+}
+
+float *sp_sage_layers_all(const sp_sage_dev *D, uint32_t n, float *H, float *Hn, float *M, float *X, float *Z,
+                          float *nrm, const sp_sage_lists *L) {
+    for (int k = 1; k <= D->P.c.layers; k++) {
+        sp_sage_message(D, k, n, H, M);
+        sp_sage_convolve(D, k, n, H, M, L->poff, L->pidx, L->pw, L->boff, L->bidx, L->bw, X, Z, nrm, Hn);
+        float *t = H;
+        H = Hn, Hn = t;
+    }
+    sp_sage_head(D, n, H, M, Z, nrm, X);
+    return X;
+}
+
 int sp_sage_embed_all(const nn_backend *be, const sp_sage_params *P, const sp_sage_graph *g, float *out) {
     size_t n = g->n, d = (size_t)P->c.d, nd = n * d + 1;
     if (n >= UINT32_MAX) return sp_err(SP_EINPUT, "sage: %zu nodes in one process", n);
@@ -536,36 +572,21 @@ int sp_sage_embed_all(const nn_backend *be, const sp_sage_params *P, const sp_sa
     free(all);
     sp_sage_dev D = {0};
     if (!rc) rc = sp_sage_dev_init(&D, be, P);
-    /* backend buffers: the level's vectors, the next level's, messages,
-     * the three x blocks, z, norms; the neighbour lists mirrored */
+    const sp_sage_lists host = {g->pn_off, g->bn_off, g->pn_idx, g->bn_idx, g->pn_w, g->bn_w};
+    sp_sage_lists L = {0};
+    if (!rc) rc = sp_sage_lists_put(be, &host, n, &L);
+    /* backend buffers: the level's vectors, the next level's, messages, the three x blocks, z, norms */
     float *H = rc ? NULL : nn_be_upload(be, h0, 4 * nd), *Hn = rc ? NULL : be->alloc(4 * nd);
     float *M = rc ? NULL : be->alloc(4 * nd), *X = rc ? NULL : be->alloc(4 * 3 * nd), *Z = rc ? NULL : be->alloc(4 * nd);
     float *nrm = rc ? NULL : be->alloc(4 * (n + 1));
-    const size_t ne_p = g->pn_off[n], ne_b = g->bn_off[n];
-    uint64_t *poff = rc ? NULL : nn_be_mirror(be, (void *)g->pn_off, 8 * (n + 1), 1);
-    uint64_t *boff = rc ? NULL : nn_be_mirror(be, (void *)g->bn_off, 8 * (n + 1), 1);
-    uint32_t *pidx = rc ? NULL : nn_be_mirror(be, (void *)g->pn_idx, 4 * ne_p, 1);
-    uint32_t *bidx = rc ? NULL : nn_be_mirror(be, (void *)g->bn_idx, 4 * ne_b, 1);
-    float *pw = rc ? NULL : nn_be_mirror(be, (void *)g->pn_w, 4 * ne_p, 1);
-    float *bw = rc ? NULL : nn_be_mirror(be, (void *)g->bn_w, 4 * ne_b, 1);
-    if (!rc && (!H || !Hn || !M || !X || !Z || !nrm || !poff || !boff || !pidx || !bidx || !pw || !bw))
+    if (!rc && (!H || !Hn || !M || !X || !Z || !nrm))
         rc = sp_err(SP_ENOMEM, "sage: inference buffers of %zu nodes on %s", n, be->device);
     if (!rc) {
-        for (int k = 1; k <= P->c.layers; k++) {
-            sp_sage_message(&D, k, (uint32_t)n, H, M);
-            sp_sage_convolve(&D, k, (uint32_t)n, H, M, poff, pidx, pw, boff, bidx, bw, X, Z, nrm, Hn);
-            float *t = H;
-            H = Hn, Hn = t;
-        }
-        /* the head writes into X's first block, then the result goes to the host */
-        sp_sage_head(&D, (uint32_t)n, H, M, Z, nrm, X);
-        be->get(out, X, 4 * n * d);
+        be->get(out, sp_sage_layers_all(&D, (uint32_t)n, H, Hn, M, X, Z, nrm, &L), 4 * n * d);
         rc = be->sync();
     }
     be->free(H), be->free(Hn), be->free(M), be->free(X), be->free(Z), be->free(nrm);
-    nn_be_unmirror(be, poff, g->pn_off), nn_be_unmirror(be, boff, g->bn_off);
-    nn_be_unmirror(be, pidx, g->pn_idx), nn_be_unmirror(be, bidx, g->bn_idx);
-    nn_be_unmirror(be, pw, g->pn_w), nn_be_unmirror(be, bw, g->bn_w);
+    sp_sage_lists_free(be, &host, &L);
     sp_sage_dev_free(&D);
     free(h0);
     return rc;

@@ -159,6 +159,21 @@ void sp_sage_convolve(const sp_sage_dev *D, int k, uint32_t n, const float *hsel
 void sp_sage_message(const sp_sage_dev *D, int k, uint32_t n, const float *h, float *m);
 /* Output head: out (n, d) = l2norm(ReLU(h G1 + g1) G2); a, y, ynrm scratch/saved. */
 void sp_sage_head(const sp_sage_dev *D, uint32_t n, const float *h, float *a, float *y, float *ynrm, float *out);
+/* A graph's neighbour lists of n rows (the layout of sp_sage_graph) where a backend reads them:
+ * the host arrays themselves on the CPU, device copies elsewhere. */
+typedef struct {
+    const uint64_t *poff, *boff;
+    const uint32_t *pidx, *bidx;
+    const float *pw, *bw;
+} sp_sage_lists;
+/* dev = host's lists on be. SP_ENOMEM (then dev holds nothing to free). */
+int sp_sage_lists_put(const nn_backend *be, const sp_sage_lists *host, uint64_t n, sp_sage_lists *dev);
+void sp_sage_lists_free(const nn_backend *be, const sp_sage_lists *host, sp_sage_lists *dev);
+/* Layers 1..K and the head over all n rows, every buffer resident on D's backend: H (n, d) the
+ * level-0 inputs; Hn, M, Z (n, d), X (3n, d), nrm (n) scratch (H and Hn clobbered); L the lists
+ * on the backend. Returns where the embeddings are (X's first block). */
+float *sp_sage_layers_all(const sp_sage_dev *D, uint32_t n, float *H, float *Hn, float *M, float *X, float *Z,
+                          float *nrm, const sp_sage_lists *L);
 /* Every node of g, layer by layer on backend be (each message computed once per layer):
  * out (g->n, d, host memory) = the embeddings, the same as a plan's forward for any
  * target (within float rounding on a device). One process; the distributed version is

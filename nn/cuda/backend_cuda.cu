@@ -139,6 +139,26 @@ __device__ static inline float warp_max(float v) {
     for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
+/* The largest v / the sum of v over the block, the same bits in every thread (blockDim a multiple
+ * of 32; every thread calls). Each warp folds the per-warp partials itself, in the same order. */
+__device__ static float block_max(float v) {
+    __shared__ float red[32];
+    v = warp_max(v);
+    __syncthreads(); /* an earlier call's readers are done with red */
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+    __syncthreads();
+    v = threadIdx.x % 32 < blockDim.x / 32 ? red[threadIdx.x % 32] : -INFINITY;
+    return warp_max(v);
+}
+__device__ static double block_sum(double v) {
+    __shared__ double red[32];
+    v = warp_sum(v);
+    __syncthreads();
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+    __syncthreads();
+    v = threadIdx.x % 32 < blockDim.x / 32 ? red[threadIdx.x % 32] : 0.0;
+    return warp_sum(v);
+}
 #define ROW_WARPS 8 /* rows per 256-thread block */
 
 __global__ static void k_l2norm(float *y, float *norm, const float *x, int n, int d) {
@@ -319,9 +339,7 @@ static void cu_colsum(float *db, const float *dy, int n, int d) {
  * positive), then loss = logsumexp − z_pos and s ← ∂(mean loss)/∂z. rows[2i] = loss_i. */
 __global__ static void k_ssm_rows(float *S, const int *pos, const uint64_t *cid, const float *logq, int nq, int nc,
                                   float *rows) {
-    __shared__ float red[32];
-    __shared__ double dred[32];
-    int i = blockIdx.x, tid = threadIdx.x, nw = blockDim.x / 32;
+    int i = blockIdx.x, tid = threadIdx.x;
     float *s = S + (size_t)i * nc;
     int p = pos[i];
     uint64_t pid = cid ? cid[p] : 0;
@@ -332,28 +350,10 @@ __global__ static void k_ssm_rows(float *S, const int *pos, const uint64_t *cid,
         s[j] = z;
         mx = fmaxf(mx, z);
     }
-    mx = warp_max(mx);
-    if (tid % 32 == 0) red[tid / 32] = mx;
-    __syncthreads();
-    if (tid < 32) {
-        float v = tid < nw ? red[tid] : -INFINITY;
-        v = warp_max(v);
-        if (tid == 0) red[0] = v;
-    }
-    __syncthreads();
-    mx = red[0];
+    mx = block_max(mx);
     double sum = 0;
     for (int j = tid; j < nc; j += blockDim.x) sum += expf(s[j] - mx);
-    sum = warp_sum(sum);
-    if (tid % 32 == 0) dred[tid / 32] = sum;
-    __syncthreads();
-    if (tid < 32) {
-        double v = tid < nw ? dred[tid] : 0.0;
-        v = warp_sum(v);
-        if (tid == 0) dred[0] = v;
-    }
-    __syncthreads();
-    sum = dred[0];
+    sum = block_sum(sum);
     float zp = s[p];
     __syncthreads(); /* every thread has read s[p] before it is overwritten */
     float inv_nq = 1.f / (float)nq, isum = (float)(inv_nq / sum);
@@ -417,6 +417,11 @@ static float cu_sampled_softmax(const float *q, const float *c, const int *pos, 
 
 /* ---------------- causal attention ---------------- */
 
+__device__ static inline float dot(const float *a, const float *b, int n) {
+    float s = 0.f;
+    for (int c = 0; c < n; c++) s += a[c] * b[c];
+    return s;
+}
 /* Block per (row, head). Pass 1: the row's largest score; pass 2: keys in chunks of blockDim, each
  * thread one key's weight into shared memory, then the threads of the head's dh columns accumulate. */
 __global__ static void k_attention(float *out, const float *qkv, const uint64_t *off, int B, int w, int heads) {
@@ -433,38 +438,17 @@ __global__ static void k_attention(float *out, const float *qkv, const uint64_t 
     int len = (int)(i - s0 + 1);
     size_t ld = 3 * (size_t)w;
     float *q = sh, *e = sh + dh;
-    __shared__ float red[32];
-    __shared__ double dred[32];
     for (int c = tid; c < dh; c += nt) q[c] = qkv[i * ld + (size_t)h * dh + c];
     __syncthreads();
     float scale = rsqrtf((float)dh), mx = -INFINITY;
-    for (int j = tid; j < len; j += nt) {
-        const float *k = qkv + (s0 + j) * ld + w + (size_t)h * dh;
-        float s = 0.f;
-        for (int c = 0; c < dh; c++) s += q[c] * k[c];
-        mx = fmaxf(mx, s * scale);
-    }
-    mx = warp_max(mx);
-    if (tid % 32 == 0) red[tid / 32] = mx;
-    __syncthreads();
-    if (tid < 32) {
-        float v = tid < nt / 32 ? red[tid] : -INFINITY;
-        v = warp_max(v);
-        if (tid == 0) red[0] = v;
-    }
-    __syncthreads();
-    mx = red[0];
+    for (int j = tid; j < len; j += nt) mx = fmaxf(mx, scale * dot(q, qkv + (s0 + j) * ld + w + (size_t)h * dh, dh));
+    mx = block_max(mx);
     float acc[4] = {0.f, 0.f, 0.f, 0.f}; /* columns tid, tid+nt, ... (dh ≤ 4·nt) */
     double sum = 0;
     for (int j0 = 0; j0 < len; j0 += nt) {
         int j = j0 + tid;
         float ej = 0.f;
-        if (j < len) {
-            const float *k = qkv + (s0 + j) * ld + w + (size_t)h * dh;
-            float s = 0.f;
-            for (int c = 0; c < dh; c++) s += q[c] * k[c];
-            ej = expf(s * scale - mx);
-        }
+        if (j < len) ej = expf(scale * dot(q, qkv + (s0 + j) * ld + w + (size_t)h * dh, dh) - mx);
         sum += ej;
         e[tid] = ej;
         __syncthreads();
@@ -478,16 +462,7 @@ __global__ static void k_attention(float *out, const float *qkv, const uint64_t 
         }
         __syncthreads();
     }
-    sum = warp_sum(sum);
-    if (tid % 32 == 0) dred[tid / 32] = sum;
-    __syncthreads();
-    if (tid < 32) {
-        double v = tid < nt / 32 ? dred[tid] : 0.0;
-        v = warp_sum(v);
-        if (tid == 0) dred[0] = v;
-    }
-    __syncthreads();
-    float inv = (float)(1.0 / dred[0]);
+    float inv = (float)(1.0 / block_sum(sum));
     for (int r = 0; r < 4; r++) {
         int c = tid + r * nt;
         if (c >= dh) break;

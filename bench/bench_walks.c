@@ -59,8 +59,10 @@ static void die(const char *what, int rc) {
     exit(1);
 }
 
+/* The graph's arrays are read at random by both loops: 2 MiB pages
+ * (sp_alloc_huge), as the pipeline's stage files and node records get them. */
 static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
+    void *p = sp_alloc_huge(n);
     if (!p) {
         fprintf(stderr, "bench_walks: out of memory (%zu bytes)\n", n);
         exit(1);
@@ -155,10 +157,11 @@ static void build_graph(graph *g, uint64_t P, uint64_t B, uint64_t E, uint64_t s
     o.dim = 0;
     o.tokens = 0;
     double t0 = now_s();
-    g->board_off = calloc(B + 1, sizeof *g->board_off);
-    g->pin_off = calloc(P + 1, sizeof *g->pin_off);
-    g->board_adj = malloc((E ? E : 1) * sizeof *g->board_adj);
-    if (!g->board_off || !g->pin_off || !g->board_adj) die("graph arrays", SP_ENOMEM);
+    g->board_off = xmalloc((B + 1) * sizeof *g->board_off);
+    g->pin_off = xmalloc((P + 1) * sizeof *g->pin_off);
+    g->board_adj = xmalloc((E ? E : 1) * sizeof *g->board_adj);
+    memset(g->board_off, 0, (B + 1) * sizeof *g->board_off);
+    memset(g->pin_off, 0, (P + 1) * sizeof *g->pin_off);
     build_ctx c = {.g = g, .cap = E ? E : 1};
     int rc = sp_gen_edges(&o, on_edge, &c);
     if (rc) die("sp_gen_edges", rc);

@@ -87,6 +87,8 @@ typedef struct {
     size_t naway, capaway;
     uint64_t steps;  /* transitions taken */
     void *threads;   /* per-thread buffers kept between calls (engine-owned) */
+    size_t *pend;    /* engine scratch: visits whose node id is filled in after the loop */
+    size_t cappend;
 } sp_walk_out;
 void sp_walk_out_free(sp_walk_out *o);
 
@@ -99,7 +101,10 @@ void sp_walk_out_free(sp_walk_out *o);
  * state, so the receiving rank records the visit; only it knows the node's
  * external id). Appends every visit and every walker that left to `out` (in
  * an order that may depend on thread timing; results built from them do
- * not). A dangling node (no neighbours) ends the walk. Returns SP_OK,
+ * not). The stop after a traversal is decided by the rank that took the
+ * step: a walker in `out->away` that stopped there has step = 2 * traversals
+ * (its receiver only records the visit). A dangling node (no neighbours)
+ * ends the walk. Returns SP_OK,
  * SP_ENOMEM, or SP_EINTERNAL for a walker whose node is not local or whose
  * local index is out of range, or for a graph not prepared (sp_walk_prepare). */
 int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n, int nthreads,

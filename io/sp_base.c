@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 const uint64_t sp_type_salt[SP_NTYPES] = {
     0x0000000000000000ULL,  /* pin   */
@@ -80,6 +81,16 @@ int sp_date_parse(const char *s, int64_t *day_start_ms) {
         return sp_err(SP_EUSAGE, "bad date '%s': no such day", s);
     *day_start_ms = days_from_civil(y, (unsigned)m, (unsigned)d) * SP_DAY_MS;
     return SP_OK;
+}
+
+void *sp_alloc_huge(size_t n) {
+    const size_t huge = (size_t)2 << 20;
+    if (n < huge) return malloc(n ? n : 1);
+    size_t len = (n + huge - 1) & ~(huge - 1);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, len)) return NULL;
+    (void)madvise(p, len, MADV_HUGEPAGE);
+    return p;
 }
 
 int sp_grow(void **p, size_t *cap, size_t need, size_t elem) {

@@ -89,4 +89,12 @@ int sp_date_parse(const char *s, int64_t *day_start_ms);
  * `need` items, doubling. Returns SP_OK or SP_ENOMEM (then *p is unchanged). */
 int sp_grow(void **p, size_t *cap, size_t need, size_t elem);
 
+/* malloc for large arrays read at random (graph offsets and adjacency, walk
+ * node records): at 2 MiB and above the block is 2 MiB aligned and advised
+ * as transparent huge pages (MADV_HUGEPAGE; the kernel's default here is
+ * "madvise"), so a random access rarely misses the TLB (a 4 KiB page walk per
+ * access halved the random-walk loop's throughput). Free with free(). NULL
+ * on failure; the advice failing is not an error. */
+void *sp_alloc_huge(size_t n);
+
 #endif

@@ -751,6 +751,72 @@ static void test_resume(const tgraph *G) {
     free(ws);
 }
 
+/* Walkers that leave the rank: the rank that takes a step decides the stop
+ * after a traversal; a walker that stopped on another rank's node leaves with
+ * step = 2 * traversals and its owner only records the visit. */
+static void test_away(const tgraph *G, const sp_walk_params *p) {
+    const uint32_t maxs = 2 * p->traversals;
+    /* the same graph with every pin -> board entry on rank 1: a walk from a
+     * board takes step 1 (board -> pin) here and leaves at step 2 */
+    uint64_t m = G->pin_off[G->g.npins];
+    uint64_t *adj = malloc(sizeof *adj * (m + 1));
+    for (uint64_t e = 0; e < m; e++) adj[e] = sp_gref_make(1, sp_gref_local(G->pin_adj[e]));
+    sp_walk_graph g2 = G->g;
+    g2.pin_adj = adj;
+    g2.pin_node = g2.board_node = NULL;
+    CHECK_RC(sp_walk_prepare(&g2), SP_OK);
+    size_t n = 0, cap = G->g.nboards * p->walks;
+    sp_walker *ws = malloc(sizeof *ws * cap), *expect = malloc(sizeof *expect * cap);
+    size_t nexp = 0;
+    rnode path[MAXPATH];
+    for (uint64_t j = 0; j < G->g.nboards; j++)
+        for (uint32_t w = 0; w < p->walks; w++) {
+            ws[n++] = mk_walker(G->board_ids[j], SP_BOARD, j, (uint32_t)j, w, 0);
+            size_t len = ref_walk(G, p, SP_BOARD, G->board_ids[j], w, j, 0, path);
+            if (len < 2) continue; /* ended on this rank */
+            uint64_t u = sp_walk_draw(p->seed, SP_BOARD, G->board_ids[j], w, STOP_DRAW(2));
+            int stopped = maxs == 2 || (double)(u >> 11) * 0x1.0p-53 < p->stop;
+            CHECK_EQ_U64(stopped, len == 2 && tg_deg(G, SP_BOARD, path[1].local) > 0 ? 1 : stopped);
+            sp_walker e = mk_walker(G->board_ids[j], SP_BOARD, 0, (uint32_t)j, w, stopped ? (uint16_t)maxs : 2);
+            e.node = sp_gref_make(1, path[1].local);
+            expect[nexp++] = e;
+        }
+    sp_walk_out out = {0};
+    CHECK_RC(sp_walk_advance(&g2, p, ws, n, 2, &out), SP_OK);
+    CHECK_EQ_U64(out.naway, nexp);
+    size_t bad = 0;
+    for (size_t i = 0; i < out.naway && i < nexp; i++) {
+        const sp_walker *a = NULL;
+        for (size_t k = 0; k < out.naway && !a; k++) /* order depends on threads */
+            if (out.away[k].slot == expect[i].slot && out.away[k].walk == expect[i].walk) a = &out.away[k];
+        bad += !a || a->node != expect[i].node || a->step != expect[i].step || a->src != expect[i].src;
+    }
+    CHECK_EQ_U64(bad, 0);
+    sp_walk_out_free(&out);
+    /* the receiving side: a stopped walker records its node and ends */
+    size_t nstop = 0;
+    for (size_t i = 0; i < nexp; i++)
+        if (expect[i].step == maxs) {
+            ws[nstop] = expect[i];
+            ws[nstop++].node = sp_gref_make(0, sp_gref_local(expect[i].node));
+        }
+    CHECK(nstop > 0);
+    memset(&out, 0, sizeof out);
+    CHECK_RC(sp_walk_advance(&G->g, p, ws, nstop, 1, &out), SP_OK);
+    CHECK_EQ_U64(out.steps, 0);
+    CHECK_EQ_U64(out.nvisits, nstop);
+    bad = 0;
+    for (size_t i = 0; i < out.nvisits && i < nstop; i++)
+        bad += out.visits[i].ext != G->board_ids[sp_gref_local(out.visits[i].ref)] ||
+               (out.visits[i].key & 0xff) != SP_BOARD;
+    CHECK_EQ_U64(bad, 0);
+    sp_walk_out_free(&out);
+    free(ws);
+    free(expect);
+    free(adj);
+    sp_walk_release(&g2);
+}
+
 int main(void) {
     tgraph big;
     build_big(&big);
@@ -767,6 +833,7 @@ int main(void) {
     test_edges(&big);
     test_topt();
     test_resume(&big);
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) test_away(&big, &ps[i]);
     tg_free(&big);
     return CHECK_DONE();
 }

@@ -252,47 +252,40 @@ int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_wa
                     sp_walk_out *out) {
     if (!g->pin_node || !g->board_node) return sp_err(SP_EINTERNAL, "walk: graph not prepared (sp_walk_prepare)");
     if (nthreads < 1) nthreads = 1;
+    if (nthreads > 64) nthreads = 64;
     if ((size_t)nthreads > n / BATCH + 1) nthreads = (int)(n / BATCH + 1);
-    if (nthreads == 1) {
-        job_t j = {.g = g, .p = p, .in = w, .n = n, .out = out};
-        run_job(&j);
-        return j.rc;
-    }
-    /* per-thread buffers live in out->threads between calls */
+    /* the calling thread takes the first share straight into `out`; the
+     * others write buffers kept in out->threads between calls, appended after */
     thread_bufs *tb = out->threads;
-    if (!tb || tb->n < nthreads) {
-        sp_walk_out *t = realloc(tb ? tb->t : NULL, sizeof *t * (size_t)nthreads);
-        if (!t) return SP_ENOMEM;
+    if (nthreads > 1 && (!tb || tb->n < nthreads - 1)) {
+        sp_walk_out *t = realloc(tb ? tb->t : NULL, sizeof *t * (size_t)(nthreads - 1));
+        if (!t) return sp_err(SP_ENOMEM, "walk: cannot allocate per-thread buffers");
         if (!tb && !(tb = calloc(1, sizeof *tb))) {
             free(t);
-            return SP_ENOMEM;
+            return sp_err(SP_ENOMEM, "walk: cannot allocate per-thread buffers");
         }
-        memset(t + tb->n, 0, sizeof *t * (size_t)(nthreads - tb->n));
+        memset(t + tb->n, 0, sizeof *t * (size_t)(nthreads - 1 - tb->n));
         tb->t = t;
-        tb->n = nthreads;
+        tb->n = nthreads - 1;
         out->threads = tb;
     }
     job_t jobs[64];
     pthread_t th[64];
-    if (nthreads > 64) nthreads = 64;
-    int rc = SP_OK, started = 0;
+    int rc = SP_OK, started = 1;
     for (int t = 0; t < nthreads; t++) {
         size_t lo = n * (size_t)t / (size_t)nthreads, hi = n * (size_t)(t + 1) / (size_t)nthreads;
-        sp_walk_out *o = &tb->t[t];
-        o->nvisits = o->naway = 0;
-        o->steps = 0;
+        sp_walk_out *o = t ? &tb->t[t - 1] : out;
+        if (t) o->nvisits = o->naway = 0, o->steps = 0;
         jobs[t] = (job_t){.g = g, .p = p, .in = w + lo, .n = hi - lo, .out = o};
-        if (pthread_create(&th[t], NULL, run_job, &jobs[t])) {
-            rc = sp_err(SP_EINTERNAL, "walk: cannot start thread %d", t);
-            break;
-        }
-        started++;
     }
-    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
-    for (int t = 0; t < started; t++) {
-        if (!rc) rc = jobs[t].rc;
-        if (!rc) rc = append(out, &tb->t[t]);
-    }
+    for (int t = 1; t < nthreads && !rc; t++, started++)
+        if (pthread_create(&th[t], NULL, run_job, &jobs[t])) rc = sp_err(SP_EINTERNAL, "walk: cannot start thread %d", t);
+    if (rc) started--;
+    else run_job(&jobs[0]);
+    for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
+    if (!rc) rc = jobs[0].rc;
+    for (int t = 1; t < started && !rc; t++)
+        if (!(rc = jobs[t].rc)) rc = append(out, &tb->t[t - 1]);
     return rc;
 }
 

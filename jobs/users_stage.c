@@ -50,7 +50,7 @@
 typedef struct {
     int epochs, batch, positions, negatives, inbatch, threads, lookback, learn_tau, mask_history;
     uint32_t max_history;
-    double lr, lr_min, wd, tau, tau_min, w_next, w_all, window_days;
+    double lr, lr_min, wd, tau, tau_min, w_next, w_all, window_days, dropout;
     int64_t warmup;
     uint64_t seed;
     sq_cfg mc;
@@ -76,6 +76,7 @@ static int read_cfg(const sp_run_ctx *ctx, users_cfg *u) {
     u->lr = sp_config_f64(c, "sequence", "lr");
     u->lr_min = sp_config_f64(c, "sequence", "lr_min");
     u->wd = sp_config_f64(c, "sequence", "weight_decay");
+    u->dropout = sp_config_f64(c, "sequence", "dropout");
     u->warmup = sp_config_int(c, "sequence", "warmup_steps");
     u->tau = sp_config_f64(c, "sequence", "tau");
     u->tau_min = sp_config_f64(c, "sequence", "tau_min");
@@ -376,7 +377,9 @@ static int step_loss(trainer *T, seq_state *S, workspace *w, uint64_t nq, sp_rng
     if (sp_grow((void **)&w->out, &w->cap_out, N * d, 4) || !(w->dout = realloc(w->dout, 4 * w->cap_out + 4)))
         return SP_ENOMEM;
     sq_batch b = sq_packer_batch(&w->pk);
-    int rc = sq_forward(&S->m, &b, w->acts, w->out);
+    /* this step's dropout masks: a seed per (model seed, step) */
+    sq_dropout drop = {(float)uc->dropout, sp_mix64(uc->seed ^ 0x64726f70ULL) ^ (uint64_t)S->step};
+    int rc = sq_forward_train(&S->m, &b, w->acts, w->out, &drop);
     if (rc) return rc;
     memset(w->dout, 0, 4 * N * d);
     *loss = 0, *dtau = 0;

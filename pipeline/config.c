@@ -181,6 +181,8 @@ static const kdef SCHEMA[] = {
     {"sequence", "lr_min", T_F64, "0.1", R(0, 1), NULL, 0, "Final learning rate as a fraction of lr (cosine decay)."},
     {"sequence", "warmup_steps", T_INT, "100", R(0, 1e9), NULL, 0, "Linear learning-rate warm-up."},
     {"sequence", "weight_decay", T_F64, "0", R(0, 1), NULL, 0, "Decoupled weight decay (AdamW)."},
+    {"sequence", "dropout", T_F64, "0", R(0, 0.99), NULL, 0,
+     "Dropout while training: the token embedding and each residual branch (steps of 1/256)."},
     {"sequence", "tau", T_F64, "0.1", R(1e-4, 10), NULL, 0, "Initial softmax temperature."},
     {"sequence", "tau_min", T_F64, "0.03", R(1e-4, 10), NULL, 0, "Floor of the learned temperature."},
     {"sequence", "learn_tau", T_BOOL, "true", R(0, 0), NULL, 0, "Learn the temperature (else fixed at tau)."},

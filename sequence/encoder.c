@@ -195,6 +195,9 @@ struct sq_acts {
     const float *mp;
     size_t N;
     int B, saved;
+    unsigned drop_thr; /* dropout of the saved forward: bytes below this are dropped (0: none) */
+    float drop_scale;  /* 256 / (256 − drop_thr) */
+    uint64_t drop_seed;
 };
 
 sq_acts *sq_acts_new(void) { return calloc(1, sizeof(sq_acts)); }
@@ -372,22 +375,60 @@ static void add_rows(float *y, const float *b, size_t n, int d) {
     }
 }
 
-/* The part of layer l after attention, on R rows: mid = in + Σ_h att_h·WO_h + bo (mid may be in);
- * out = mid + W2·GELU(W1·LN2(mid) + b1) + b2 (out may be mid). att (heads, R, dh). */
-static void layer_post(const sq_model *m, int l, size_t R, const float *in, const float *att, float *mid, float *ln2,
-                       float *mu2, float *rs2, float *U, float *G, float *out) {
-    int w = m->c.width, H = m->c.heads, dh = w / H;
-    if (mid != in) memcpy(mid, in, sizeof(float) * R * w);
-    add_rows(mid, P_(m, SQ_LT(l, SQ_BO)), R, w);
+/* Dropout sites: the input embedding, then the attention and MLP branch of each layer. */
+#define DROP_IN 0u
+#define DROP_ATT(l) (1u + 2u * (unsigned)(l))
+#define DROP_MLP(l) (2u + 2u * (unsigned)(l))
+
+/* x (R, w) ⊙ the dropout mask of `site` (rows 0..R−1 of the batch), in place; the same call on a
+ * gradient applies the same mask. Nothing when a holds no dropout. */
+static void drop_apply(const sq_acts *a, unsigned site, float *x, size_t R, int w) {
+    if (!a->drop_thr) return;
+    const unsigned thr = a->drop_thr;
+    const float sc = a->drop_scale;
+    const uint64_t base = sp_mix64(a->drop_seed ^ (0x9e3779b97f4a7c15ULL * (site + 1)));
+    const size_t words = ((size_t)w + 7) / 8;
+    for (size_t j = 0; j < R; j++) {
+        float *r = x + j * (size_t)w;
+        for (size_t q = 0; q < words; q++) {
+            uint64_t h = sp_mix64(base ^ (j * words + q) * 0xbf58476d1ce4e5b9ULL);
+            size_t k0 = q * 8, k1 = k0 + 8 < (size_t)w ? k0 + 8 : (size_t)w;
+            for (size_t k = k0; k < k1; k++, h >>= 8) r[k] = (unsigned)(h & 0xff) < thr ? 0.0f : r[k] * sc;
+        }
+    }
+}
+
+/* The part of layer l after attention, on R rows: mid = in + drop(Σ_h att_h·WO_h + bo) (mid may be
+ * in); out = mid + drop(W2·GELU(W1·LN2(mid) + b1) + b2) (out may be mid). att (heads, R, dh). With
+ * dropout (a holds a training forward's, every row saved, nothing aliased) each branch is formed
+ * in br (R, w), masked, then added; without, it accumulates straight into the stream. */
+static void layer_post(const sq_model *m, const sq_acts *a, int l, size_t R, const float *in, const float *att,
+                       float *mid, float *ln2, float *mu2, float *rs2, float *U, float *G, float *out, float *br) {
+    int w = m->c.width, H = m->c.heads, dh = w / H, drop = a->drop_thr != 0;
+    size_t n = R * (size_t)w;
+    float *t = drop ? br : mid;
+    if (drop) memset(br, 0, sizeof(float) * n);
+    else if (mid != in) memcpy(mid, in, sizeof(float) * n);
+    add_rows(t, P_(m, SQ_LT(l, SQ_BO)), R, w);
     const float *Wo = P_(m, SQ_LT(l, SQ_WO));
     for (int h = 0; h < H; h++)
-        nn_gemm(0, 0, (int)R, w, dh, 1.0f, att + (size_t)h * R * dh, Wo + (size_t)h * dh * w, 1.0f, mid);
+        nn_gemm(0, 0, (int)R, w, dh, 1.0f, att + (size_t)h * R * dh, Wo + (size_t)h * dh * w, 1.0f, t);
+    if (drop) {
+        drop_apply(a, DROP_ATT(l), br, R, w);
+        for (size_t i = 0; i < n; i++) mid[i] = in[i] + br[i];
+    }
     nn_layernorm_fwd(ln2, mu2, rs2, mid, P_(m, SQ_LT(l, SQ_LN2G)), P_(m, SQ_LT(l, SQ_LN2B)), (int)R, w);
     nn_linear_fwd(U, ln2, P_(m, SQ_LT(l, SQ_W1)), P_(m, SQ_LT(l, SQ_B1)), (int)R, w, 4 * w);
     sq_gelu_fwd(G, U, R * 4 * (size_t)w);
-    if (out != mid) memcpy(out, mid, sizeof(float) * R * w);
-    add_rows(out, P_(m, SQ_LT(l, SQ_B2)), R, w);
-    nn_gemm(0, 0, (int)R, w, 4 * w, 1.0f, G, P_(m, SQ_LT(l, SQ_W2)), 1.0f, out);
+    t = drop ? br : out;
+    if (drop) memset(br, 0, sizeof(float) * n);
+    else if (out != mid) memcpy(out, mid, sizeof(float) * n);
+    add_rows(t, P_(m, SQ_LT(l, SQ_B2)), R, w);
+    nn_gemm(0, 0, (int)R, w, 4 * w, 1.0f, G, P_(m, SQ_LT(l, SQ_W2)), 1.0f, t);
+    if (drop) {
+        drop_apply(a, DROP_MLP(l), br, R, w);
+        for (size_t i = 0; i < n; i++) out[i] = mid[i] + br[i];
+    }
 }
 
 /* Output head on R rows: u = L2(H2·GELU(H1·(LN_f(e) + WQT·fq) + h1) + h2) into out (R, d_item). */
@@ -405,10 +446,19 @@ static void head_fwd(const sq_model *m, size_t R, const float *e, const float *f
 
 /* Forward. last_only: only each sequence's last row is computed past the last layer's K and V,
  * out is (B, d_item), nothing is saved; else out (N, d_item) and everything is saved. */
-static int run_forward(const sq_model *m, const sq_batch *b, sq_acts *a, float *out, int last_only) {
+static int run_forward(const sq_model *m, const sq_batch *b, sq_acts *a, float *out, int last_only,
+                       const sq_dropout *d) {
     a->saved = 0;
+    a->drop_thr = 0;
+    if (d && !(d->p >= 0.0f && d->p < 1.0f)) return sp_err(SP_EUSAGE, "sq: dropout %g outside [0, 1)", (double)d->p);
     int rc = sq_batch_check(m, b);
     if (rc) return rc;
+    if (d && !last_only) {
+        unsigned thr = (unsigned)lrintf(256.0f * d->p);
+        a->drop_thr = thr > 255 ? 255 : thr;
+        a->drop_scale = 256.0f / (float)(256 - a->drop_thr);
+        a->drop_seed = d->seed;
+    }
     const sq_cfg *c = &m->c;
     int w = c->width, H = c->heads, dh = w / H, L = c->layers, save = !last_only;
     size_t N = b->B ? b->off[b->B] : 0, wN = (size_t)w * N;
@@ -418,6 +468,7 @@ static int run_forward(const sq_model *m, const sq_batch *b, sq_acts *a, float *
     float *X = a->buf[A_X], *E = a->buf[A_E];
     build_input(m, b, X);
     nn_linear_fwd(E, X, P_(m, SQ_WIN), P_(m, SQ_BIN), (int)N, m->d_x, w);
+    drop_apply(a, DROP_IN, E, N, w);
     const float *efinal = E; /* (R, w) rows entering the head */
     for (int l = 0; l < L; l++) {
         size_t s = save ? (size_t)l : 0;
@@ -448,10 +499,10 @@ static int run_forward(const sq_model *m, const sq_batch *b, sq_acts *a, float *
             float *ec = a->buf[A_EC];
             for (int i = 0; i < b->B; i++)
                 memcpy(ec + (size_t)i * w, ein + (b->off[i + 1] - 1) * w, sizeof(float) * (size_t)w);
-            layer_post(m, l, R, ec, att, ec, ln2, mu2, rs2, U, G, ec);
+            layer_post(m, a, l, R, ec, att, ec, ln2, mu2, rs2, U, G, ec, NULL);
             efinal = ec;
         } else {
-            layer_post(m, l, N, ein, att, mid, ln2, mu2, rs2, U, G, eout);
+            layer_post(m, a, l, N, ein, att, mid, ln2, mu2, rs2, U, G, eout, a->buf[A_S1]);
             efinal = eout;
         }
     }
@@ -481,10 +532,16 @@ static int run_forward(const sq_model *m, const sq_batch *b, sq_acts *a, float *
     return SP_OK;
 }
 
-int sq_forward(const sq_model *m, const sq_batch *b, sq_acts *a, float *out) { return run_forward(m, b, a, out, 0); }
+int sq_forward(const sq_model *m, const sq_batch *b, sq_acts *a, float *out) {
+    return run_forward(m, b, a, out, 0, NULL);
+}
+
+int sq_forward_train(const sq_model *m, const sq_batch *b, sq_acts *a, float *out, const sq_dropout *d) {
+    return run_forward(m, b, a, out, 0, d && d->p != 0.0f ? d : NULL);
+}
 
 int sq_encode_last(const sq_model *m, const sq_batch *b, sq_acts *a, float *out) {
-    return run_forward(m, b, a, out, 1);
+    return run_forward(m, b, a, out, 1, NULL);
 }
 
 int sq_backward(const sq_model *m, const sq_batch *b, sq_acts *a, const float *dout, float *grad, float *ditem) {
@@ -518,7 +575,13 @@ int sq_backward(const sq_model *m, const sq_batch *b, sq_acts *a, const float *d
         float *U = a->buf[A_U] + (size_t)l * 4 * wN, *G = a->buf[A_G] + (size_t)l * 4 * wN;
         /* MLP: out = mid + GELU(LN2(mid)·W1 + b1)·W2 + b2 */
         float *dG = s1, *dln = s2;
-        nn_linear_bwd(dG, G_(SQ_LT(l, SQ_W2)), G_(SQ_LT(l, SQ_B2)), dE, G, P_(m, SQ_LT(l, SQ_W2)), (int)N, 4 * w, w);
+        const float *dbr = dE; /* the gradient reaching the branch: through its dropout mask */
+        if (a->drop_thr) {
+            memcpy(dT, dE, sizeof(float) * wN);
+            drop_apply(a, DROP_MLP(l), dT, N, w);
+            dbr = dT;
+        }
+        nn_linear_bwd(dG, G_(SQ_LT(l, SQ_W2)), G_(SQ_LT(l, SQ_B2)), dbr, G, P_(m, SQ_LT(l, SQ_W2)), (int)N, 4 * w, w);
         sq_gelu_bwd(dG, dG, U, 4 * wN);
         nn_linear_bwd(dln, G_(SQ_LT(l, SQ_W1)), G_(SQ_LT(l, SQ_B1)), dG, ln2, P_(m, SQ_LT(l, SQ_W1)), (int)N, w, 4 * w);
         nn_layernorm_bwd(dT, G_(SQ_LT(l, SQ_LN2G)), G_(SQ_LT(l, SQ_LN2B)), dln, mid, a->buf[A_MU2] + (size_t)l * N,
@@ -527,11 +590,17 @@ int sq_backward(const sq_model *m, const sq_batch *b, sq_acts *a, const float *d
         /* attention: mid = in + Σ_h att_h·WO_h + bo */
         float *db = G_(SQ_LT(l, SQ_BO)), *dWo = G_(SQ_LT(l, SQ_WO)), *datt = a->buf[A_DATT];
         const float *Wo = P_(m, SQ_LT(l, SQ_WO));
+        dbr = dE;
+        if (a->drop_thr) {
+            memcpy(dT, dE, sizeof(float) * wN);
+            drop_apply(a, DROP_ATT(l), dT, N, w);
+            dbr = dT;
+        }
         for (size_t i = 0; i < N; i++)
-            for (int k = 0; k < w; k++) db[k] += dE[i * w + k];
+            for (int k = 0; k < w; k++) db[k] += dbr[i * w + k];
         for (int h = 0; h < H; h++) {
-            nn_gemm(0, 1, (int)N, dh, w, 1.0f, dE, Wo + (size_t)h * dh * w, 0.0f, datt + (size_t)h * N * dh);
-            nn_gemm(1, 0, dh, w, (int)N, 1.0f, att + (size_t)h * N * dh, dE, 1.0f, dWo + (size_t)h * dh * w);
+            nn_gemm(0, 1, (int)N, dh, w, 1.0f, dbr, Wo + (size_t)h * dh * w, 0.0f, datt + (size_t)h * N * dh);
+            nn_gemm(1, 0, dh, w, (int)N, 1.0f, att + (size_t)h * N * dh, dbr, 1.0f, dWo + (size_t)h * dh * w);
         }
         float *dqkv = a->buf[A_DQKV];
         memset(dqkv + (size_t)H * N * dh, 0, sizeof(float) * 2 * wN); /* dK, dV accumulate */
@@ -556,6 +625,7 @@ int sq_backward(const sq_model *m, const sq_batch *b, sq_acts *a, const float *d
     /* input: e = x·W_in + b_in, x = [item ; A[act] ; S[surf] ; time features] */
     int dx = m->d_x, de = c->d_e;
     float *dX = s1;
+    drop_apply(a, DROP_IN, dE, N, w);
     nn_linear_bwd(dX, G_(SQ_WIN), G_(SQ_BIN), dE, a->buf[A_X], P_(m, SQ_WIN), (int)N, dx, w);
     float *dA = G_(SQ_ACT), *dS = G_(SQ_SURF);
     for (size_t j = 0; j < N; j++) {

@@ -78,6 +78,20 @@ int sq_batch_check(const sq_model *m, const sq_batch *b);
 /* out (N, d_item): u_t at every row (L2-normalised). Saves what sq_backward needs in a.
  * SP_OK, SP_EINPUT (bad batch, nothing written), SP_ENOMEM. */
 int sq_forward(const sq_model *m, const sq_batch *b, sq_acts *a, float *out);
+
+/* Dropout of a training forward (inverted, as in the Transformer): the token embedding after
+ * W_in and each residual branch (attention, MLP) before it is added to the stream. Element
+ * (row j, column k) of site s is dropped when byte (k mod 8) of mix64(seed, s, j, k / 8) is below
+ * round(256·p), so p moves in steps of 1/256 (at most 255/256) and the mask is a function of
+ * (seed, site, row, column): sq_backward recomputes it and nothing is stored. A training step
+ * passes its own seed. */
+typedef struct {
+    float p;
+    uint64_t seed;
+} sq_dropout;
+/* sq_forward with dropout (d NULL or d->p == 0: exactly sq_forward); sq_backward goes back
+ * through the same masks. SP_EUSAGE for p outside [0, 1). */
+int sq_forward_train(const sq_model *m, const sq_batch *b, sq_acts *a, float *out, const sq_dropout *d);
 /* Backward of the last sq_forward on the same model and batch (SP_EUSAGE otherwise) from
  * dout (N, d_item) (rows the loss does not use are zero): grad (m->n floats, the layout of p)
  * is accumulated (+=); ditem (N, d_item) is overwritten, or skipped when NULL. */

@@ -63,8 +63,11 @@ static void fixture(sq_model *m, tbatch *t, int max_len, uint64_t seed, int B, c
     make_batch(t, m, B, len, &r);
 }
 
+/* The dropout of the objective's forward (NULL: none); fixed seed, so the objective is smooth. */
+static const sq_dropout *g_drop;
+
 static double objective(const sq_model *m, const tbatch *t, sq_acts *a, const float *r, float *out) {
-    int rc = sq_forward(m, &t->b, a, out);
+    int rc = sq_forward_train(m, &t->b, a, out, g_drop);
     if (rc) return NAN;
     double s = 0;
     size_t n = (size_t)t->off[t->b.B] * m->c.d_item;
@@ -111,7 +114,8 @@ static void fd_check(const char *what, float *x, const float *g, size_t n, const
     CHECK_MSG(gmax > 10 * noise, "%s: gradient %.3g lost in the noise (%.3g)", what, gmax, noise);
 }
 
-static void test_gradients(uint64_t seed) {
+static void test_gradients(uint64_t seed, const sq_dropout *drop) {
+    g_drop = drop;
     sq_cfg c = small_cfg();
     sq_model m;
     init_perturbed(&m, &c, seed);
@@ -148,6 +152,7 @@ static void test_gradients(uint64_t seed) {
         fd_check(what, m.p + ti->off, grad + ti->off, (size_t)ti->rows * ti->cols, &m, &t, a, rr, out);
     }
     fd_check("ditem", t.item, ditem, no, &m, &t, a, rr, out);
+    g_drop = NULL;
     sq_acts_free(a);
     free(rr);
     free(out);
@@ -380,12 +385,45 @@ static void test_gelu(void) {
     CHECK(!memcmp(d1, d2, sizeof d1));
 }
 
+/* Dropout: p = 0 is exactly sq_forward; the masks are a function of the seed (same seed, same
+ * output; another seed, another output); the backward goes through them (test_gradients with
+ * dropout: finite differences at a fixed seed); p outside [0, 1) is refused. */
+static void test_dropout(void) {
+    sq_model m;
+    tbatch t;
+    const int len[4] = {7, 3, 9, 1};
+    fixture(&m, &t, 16, 3, 4, len);
+    size_t no = (size_t)t.off[4] * m.c.d_item;
+    float *o0 = malloc(sizeof(float) * no), *o1 = malloc(sizeof(float) * no), *o2 = malloc(sizeof(float) * no);
+    sq_acts *a = sq_acts_new();
+    CHECK_RC(sq_forward(&m, &t.b, a, o0), SP_OK);
+    CHECK_RC(sq_forward_train(&m, &t.b, a, o1, &(sq_dropout){0.0f, 5}), SP_OK);
+    CHECK(memcmp(o0, o1, sizeof(float) * no) == 0);
+    CHECK_RC(sq_forward_train(&m, &t.b, a, o1, &(sq_dropout){0.25f, 5}), SP_OK);
+    CHECK_RC(sq_forward_train(&m, &t.b, a, o2, &(sq_dropout){0.25f, 5}), SP_OK);
+    CHECK(memcmp(o1, o2, sizeof(float) * no) == 0);
+    CHECK(memcmp(o0, o1, sizeof(float) * no) != 0);
+    CHECK_RC(sq_forward_train(&m, &t.b, a, o2, &(sq_dropout){0.25f, 6}), SP_OK);
+    CHECK(memcmp(o1, o2, sizeof(float) * no) != 0);
+    CHECK_RC(sq_forward_train(&m, &t.b, a, o2, &(sq_dropout){1.0f, 5}), SP_EUSAGE);
+    CHECK_RC(sq_forward_train(&m, &t.b, a, o2, &(sq_dropout){-0.1f, 5}), SP_EUSAGE);
+    /* a refused forward saved nothing: backward refuses too */
+    float *g = calloc(m.n, sizeof(float));
+    CHECK_RC(sq_backward(&m, &t.b, a, o0, g, NULL), SP_EUSAGE);
+    free(g);
+    sq_acts_free(a);
+    free(o0), free(o1), free(o2);
+    sq_model_free(&m);
+}
+
 int main(void) {
     test_gelu();
     test_init_and_features();
     test_bad_input();
     test_batch_independence();
     test_causality();
-    test_gradients(getenv("SQ_SEED") ? strtoull(getenv("SQ_SEED"), NULL, 10) : 7);
+    test_gradients(getenv("SQ_SEED") ? strtoull(getenv("SQ_SEED"), NULL, 10) : 7, NULL);
+    test_gradients(11, &(sq_dropout){0.3f, 77});
+    test_dropout();
     return CHECK_DONE();
 }

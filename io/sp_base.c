@@ -86,6 +86,8 @@ int sp_date_parse(const char *s, int64_t *day_start_ms) {
 void *sp_alloc_huge(size_t n) {
     const size_t huge = (size_t)2 << 20;
     if (n < huge) return malloc(n ? n : 1);
+    const char *e = getenv("SAGEPIPE_HUGE_PAGES"); /* "0": plain malloc */
+    if (e && !strcmp(e, "0")) return malloc(n);
     size_t len = (n + huge - 1) & ~(huge - 1);
     void *p = NULL;
     if (posix_memalign(&p, huge, len)) return NULL;

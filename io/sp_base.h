@@ -94,7 +94,8 @@ int sp_grow(void **p, size_t *cap, size_t need, size_t elem);
  * as transparent huge pages (MADV_HUGEPAGE; the kernel's default here is
  * "madvise"), so a random access rarely misses the TLB (a 4 KiB page walk per
  * access halved the random-walk loop's throughput). Free with free(). NULL
- * on failure; the advice failing is not an error. */
+ * on failure; the advice failing is not an error. SAGEPIPE_HUGE_PAGES=0 in the
+ * environment makes it a plain malloc. */
 void *sp_alloc_huge(size_t n);
 
 #endif

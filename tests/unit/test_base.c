@@ -1,6 +1,8 @@
 /* test_base: owner hashing (documented function, balanced, independent of
- * type), the explicit RNG, error codes and date parsing. */
+ * type), the explicit RNG, error codes, date parsing and sp_alloc_huge. */
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "sp_base.h"
@@ -77,5 +79,18 @@ int main(void) {
     CHECK_RC(sp_date_parse("2026-1-01", &ms), SP_EUSAGE);
     CHECK_RC(sp_date_parse("2026-11-21x", &ms), SP_EUSAGE);
     CHECK_RC(sp_date_parse("", &ms), SP_EUSAGE);
+    /* sp_alloc_huge: small blocks are plain malloc; 2 MiB and up are 2 MiB aligned, whole, writable */
+    {
+        unsigned char *a = sp_alloc_huge(100), *b = sp_alloc_huge(((size_t)3 << 20) + 5);
+        CHECK(a && b);
+        CHECK_EQ_U64((uint64_t)(uintptr_t)b % ((uint64_t)2 << 20), 0);
+        if (a && b) {
+            memset(a, 1, 100);
+            memset(b, 2, ((size_t)3 << 20) + 5);
+            CHECK(b[((size_t)3 << 20) + 4] == 2 && a[99] == 1);
+        }
+        free(a);
+        free(b);
+    }
     return CHECK_DONE();
 }

@@ -133,6 +133,11 @@ static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker
     return 1;
 }
 
+/* sp_visit.key of the walker's current node: slot << 8 | node type. */
+static inline uint64_t visit_key(const slot_t *s) {
+    return (uint64_t)s->slot << 8 | (s->on_board ? SP_BOARD : SP_PIN);
+}
+
 /* The uniform double of a draw is below `stop` <=> its top 53 bits are below
  * this bound (ceil(stop * 2^53), clamped). */
 static uint64_t stop_bound(double stop) {
@@ -175,8 +180,7 @@ static void *run_job(void *arg) {
             if (s->stage == 0) {
                 const sp_walk_node *nd = nodes[s->on_board] + s->local;
                 if (s->pending) { /* the visit of the node just reached */
-                    vis[nv++] = (sp_visit){(uint64_t)s->slot << 8 | (s->on_board ? SP_BOARD : SP_PIN), nd->ext,
-                                           sp_gref_make(g->rank, s->local)};
+                    vis[nv++] = (sp_visit){visit_key(s), nd->ext, sp_gref_make(g->rank, s->local)};
                     s->pending = 0;
                 }
                 uint64_t lo = nd[0].off, deg = nd[1].off - lo;
@@ -207,7 +211,7 @@ static void *run_job(void *arg) {
                     continue;
                 } else { /* the last visit: its id is filled in after the loop */
                     o->pend[npend++] = nv;
-                    vis[nv++] = (sp_visit){(uint64_t)s->slot << 8 | (s->on_board ? SP_BOARD : SP_PIN), 0, nb};
+                    vis[nv++] = (sp_visit){visit_key(s), 0, nb};
                 }
             }
             /* the walker is done here: the next input walker takes its slot, or the last live one */
@@ -275,13 +279,18 @@ int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_wa
     for (int t = 0; t < nthreads; t++) {
         size_t lo = n * (size_t)t / (size_t)nthreads, hi = n * (size_t)(t + 1) / (size_t)nthreads;
         sp_walk_out *o = t ? &tb->t[t - 1] : out;
-        if (t) o->nvisits = o->naway = 0, o->steps = 0;
+        if (t) { /* a thread's own buffers start empty; the caller appends to `out` */
+            o->nvisits = o->naway = 0;
+            o->steps = 0;
+        }
         jobs[t] = (job_t){.g = g, .p = p, .in = w + lo, .n = hi - lo, .out = o};
     }
-    for (int t = 1; t < nthreads && !rc; t++, started++)
-        if (pthread_create(&th[t], NULL, run_job, &jobs[t])) rc = sp_err(SP_EINTERNAL, "walk: cannot start thread %d", t);
-    if (rc) started--;
-    else run_job(&jobs[0]);
+    for (; started < nthreads; started++) /* started: the caller plus the threads running */
+        if (pthread_create(&th[started], NULL, run_job, &jobs[started])) {
+            rc = sp_err(SP_EINTERNAL, "walk: cannot start thread %d", started);
+            break;
+        }
+    if (!rc) run_job(&jobs[0]);
     for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
     if (!rc) rc = jobs[0].rc;
     for (int t = 1; t < started && !rc; t++)

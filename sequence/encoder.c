@@ -398,6 +398,15 @@ static void drop_apply(const sq_acts *a, unsigned site, float *x, size_t R, int 
     }
 }
 
+/* The gradient reaching a residual branch from the stream's gradient dE (R, w): dE itself without
+ * dropout, else dE through the branch's mask, written into scratch. */
+static const float *branch_grad(const sq_acts *a, unsigned site, const float *dE, float *scratch, size_t R, int w) {
+    if (!a->drop_thr) return dE;
+    memcpy(scratch, dE, sizeof(float) * R * (size_t)w);
+    drop_apply(a, site, scratch, R, w);
+    return scratch;
+}
+
 /* The part of layer l after attention, on R rows: mid = in + drop(Σ_h att_h·WO_h + bo) (mid may be
  * in); out = mid + drop(W2·GELU(W1·LN2(mid) + b1) + b2) (out may be mid). att (heads, R, dh). With
  * dropout (a holds a training forward's, every row saved, nothing aliased) each branch is formed
@@ -575,12 +584,7 @@ int sq_backward(const sq_model *m, const sq_batch *b, sq_acts *a, const float *d
         float *U = a->buf[A_U] + (size_t)l * 4 * wN, *G = a->buf[A_G] + (size_t)l * 4 * wN;
         /* MLP: out = mid + GELU(LN2(mid)·W1 + b1)·W2 + b2 */
         float *dG = s1, *dln = s2;
-        const float *dbr = dE; /* the gradient reaching the branch: through its dropout mask */
-        if (a->drop_thr) {
-            memcpy(dT, dE, sizeof(float) * wN);
-            drop_apply(a, DROP_MLP(l), dT, N, w);
-            dbr = dT;
-        }
+        const float *dbr = branch_grad(a, DROP_MLP(l), dE, dT, N, w);
         nn_linear_bwd(dG, G_(SQ_LT(l, SQ_W2)), G_(SQ_LT(l, SQ_B2)), dbr, G, P_(m, SQ_LT(l, SQ_W2)), (int)N, 4 * w, w);
         sq_gelu_bwd(dG, dG, U, 4 * wN);
         nn_linear_bwd(dln, G_(SQ_LT(l, SQ_W1)), G_(SQ_LT(l, SQ_B1)), dG, ln2, P_(m, SQ_LT(l, SQ_W1)), (int)N, w, 4 * w);
@@ -590,12 +594,7 @@ int sq_backward(const sq_model *m, const sq_batch *b, sq_acts *a, const float *d
         /* attention: mid = in + Σ_h att_h·WO_h + bo */
         float *db = G_(SQ_LT(l, SQ_BO)), *dWo = G_(SQ_LT(l, SQ_WO)), *datt = a->buf[A_DATT];
         const float *Wo = P_(m, SQ_LT(l, SQ_WO));
-        dbr = dE;
-        if (a->drop_thr) {
-            memcpy(dT, dE, sizeof(float) * wN);
-            drop_apply(a, DROP_ATT(l), dT, N, w);
-            dbr = dT;
-        }
+        dbr = branch_grad(a, DROP_ATT(l), dE, dT, N, w);
         for (size_t i = 0; i < N; i++)
             for (int k = 0; k < w; k++) db[k] += dbr[i * w + k];
         for (int h = 0; h < H; h++) {

@@ -242,31 +242,23 @@ static void cu_softmax(float *y, const float *x, int n, int d) {
     LAUNCHED("softmax");
 }
 
-/* ---------------- gather-pool: thread t owns 4 columns (float4) of one output row ---------------- */
+/* ---------------- gather-pool: thread t owns one element V (a float4 or a float) of one output row ---------------- */
 
-__global__ static void k_pool4(float4 *out, const float4 *h, const uint32_t *idx, const float *w, const uint64_t *off,
-                               int n, int d4) {
-    size_t total = (size_t)n * d4;
-    for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x) {
-        size_t row = t / d4;
-        int c = (int)(t % d4);
-        float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-        for (uint64_t j = off[row], e = off[row + 1]; j < e; j++) {
-            float s = w ? w[j] : 1.f;
-            float4 v = __ldg(h + (size_t)idx[j] * d4 + c);
-            a.x += s * v.x, a.y += s * v.y, a.z += s * v.z, a.w += s * v.w;
-        }
-        out[t] = a;
-    }
+__device__ static inline void add_scaled(float4 &a, float s, float4 v) {
+    a.x += s * v.x, a.y += s * v.y, a.z += s * v.z, a.w += s * v.w;
 }
-__global__ static void k_pool1(float *out, const float *h, const uint32_t *idx, const float *w, const uint64_t *off,
-                               int n, int d) {
-    size_t total = (size_t)n * d;
+__device__ static inline void add_scaled(float &a, float s, float v) { a += s * v; }
+
+template <typename V>
+__global__ static void k_pool(V *out, const V *h, const uint32_t *idx, const float *w, const uint64_t *off, int n,
+                              int dv) {
+    size_t total = (size_t)n * dv;
     for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x) {
-        size_t row = t / d;
-        int c = (int)(t % d);
-        float a = 0.f;
-        for (uint64_t j = off[row], e = off[row + 1]; j < e; j++) a += (w ? w[j] : 1.f) * h[(size_t)idx[j] * d + c];
+        size_t row = t / dv;
+        int c = (int)(t % dv);
+        V a = {};
+        for (uint64_t j = off[row], e = off[row + 1]; j < e; j++)
+            add_scaled(a, w ? w[j] : 1.f, __ldg(h + (size_t)idx[j] * dv + c));
         out[t] = a;
     }
 }
@@ -274,9 +266,9 @@ static void cu_pool(float *out, const float *h, const uint32_t *idx, const float
                     int d) {
     if (n <= 0 || d <= 0) return;
     if (d % 4 == 0 && ((uintptr_t)out | (uintptr_t)h) % 16 == 0)
-        k_pool4<<<blocks_for((size_t)n * d / 4, 256), 256, 0, g_stream>>>((float4 *)out, (const float4 *)h, idx, w, off,
-                                                                         n, d / 4);
-    else k_pool1<<<blocks_for((size_t)n * d, 256), 256, 0, g_stream>>>(out, h, idx, w, off, n, d);
+        k_pool<float4><<<blocks_for((size_t)n * d / 4, 256), 256, 0, g_stream>>>((float4 *)out, (const float4 *)h, idx,
+                                                                                w, off, n, d / 4);
+    else k_pool<float><<<blocks_for((size_t)n * d, 256), 256, 0, g_stream>>>(out, h, idx, w, off, n, d);
     LAUNCHED("pool");
 }
 

@@ -314,7 +314,7 @@ int sp_infer_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     /* layers, on ctx's backend: H, Hn, M (the message table: my L rows then the remote ones), X, Z, nrm and the
      * neighbour lists live there; each layer's local messages go to the host for the shuffle and the whole
      * table comes back (on the CPU these copies are no-ops: the buffers are the host's) */
-    const nn_backend *be = ctx->be ? ctx->be : nn_backend_cpu();
+    const nn_backend *be = nn_backend_or_cpu(ctx->be);
     sp_sage_dev DP = {0};
     float *H = NULL, *Hn = NULL, *Xb = NULL, *Zb = NULL, *nrm = NULL, *Mt = NULL;
     const sp_sage_lists lists = {pn_off, bn_off, pidx, bidx, pn_w, bn_w};
@@ -527,7 +527,7 @@ int sp_infer_dump_reference(const sp_run_ctx *ctx, FILE *out) {
     size_t d = (size_t)C.P.c.d;
     float *e = rc ? NULL : malloc(4 * (D.n * d + 1));
     if (!rc && !e) rc = SP_ENOMEM;
-    if (!rc) rc = sp_sage_embed_all(ctx->be ? ctx->be : nn_backend_cpu(), &C.P, &D.g, e);
+    if (!rc) rc = sp_sage_embed_all(nn_backend_or_cpu(ctx->be), &C.P, &D.g, e);
     sp_lines lines = {0};
     for (uint64_t u = 0; !rc && u < D.n; u++) rc = sp_emb_line(&lines, u >= D.npins ? 'b' : 'p', D.ext[u], e + u * d, (int)d);
     if (!rc) sp_lines_sort_write(&lines, out);

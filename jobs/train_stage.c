@@ -623,7 +623,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             }
             if (!rc && eval_f && (epoch % eval_every == 0 || s + 1 == total)) {
                 double te = sp_now(), rec = 0, nd = 0, trained = te - t0 - eval_seconds;
-                rc = eval_run(&ev, ctx->be ? ctx->be : nn_backend_cpu(), &D, &C.P, eval_k, &rec, &nd);
+                rc = eval_run(&ev, nn_backend_or_cpu(ctx->be), &D, &C.P, eval_k, &rec, &nd);
                 eval_seconds += sp_now() - te;
                 if (!rc) {
                     fprintf(eval_f, "%d\t%" PRId64 "\t%.1f\t%.5f\t%.5f\n", epoch, s + 1, trained, rec, nd);

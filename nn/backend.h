@@ -72,6 +72,8 @@ struct nn_backend {
 
 /* The CPU reference backend (always there). */
 const nn_backend *nn_backend_cpu(void);
+/* be, or the CPU backend when be is NULL (contexts built without --device, as tests build them). */
+static inline const nn_backend *nn_backend_or_cpu(const nn_backend *be) { return be ? be : nn_backend_cpu(); }
 /* The CUDA backend on device `index` (modulo the number of devices), or NULL with the reason in
  * sp_errmsg(): not built (no nvcc at build time), no device, or its start failed. Started once
  * per process; a second call returns the same backend. */

@@ -8,14 +8,18 @@
 #include "sp_base.h"
 
 int sp_lines_addf(sp_lines *l, const char *fmt, ...) {
-    char buf[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap); /* the whole line, however long (a vector of 4096 floats) */
     va_end(ap);
+    if (n < 0) return sp_err(SP_EINTERNAL, "lines: bad format \"%s\"", fmt);
     if (sp_grow((void **)&l->v, &l->cap, l->n + 1, sizeof *l->v)) return SP_ENOMEM;
-    if (!(l->v[l->n] = strdup(buf))) return sp_err(SP_ENOMEM, "cannot copy a line");
-    l->n++;
+    char *s = malloc((size_t)n + 1);
+    if (!s) return sp_err(SP_ENOMEM, "cannot copy a line");
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    l->v[l->n++] = s;
     return SP_OK;
 }
 

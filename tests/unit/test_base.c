@@ -5,9 +5,23 @@
 #include <string.h>
 
 #include "check.h"
+#include "lines.h"
 #include "sp_base.h"
 
+/* sp_lines keeps a line of any length (dump emb of a 64-wide vector is ~700 characters; it was cut at 255) */
+static void test_lines(void) {
+    sp_lines l = {0};
+    char big[3001];
+    memset(big, 'x', 3000);
+    big[3000] = 0;
+    CHECK_RC(sp_lines_addf(&l, "b%d %s", 7, big), SP_OK);
+    CHECK_RC(sp_lines_addf(&l, "a%d", 1), SP_OK);
+    CHECK(l.n == 2 && strlen(l.v[0]) == 3003 && !strncmp(l.v[0], "b7 xx", 5) && !strcmp(l.v[1], "a1"));
+    sp_lines_free(&l);
+}
+
 int main(void) {
+    test_lines();
     /* splitmix64 finaliser golden values (the documented mixing function). */
     CHECK_EQ_U64(sp_mix64(0), 0);
     CHECK_EQ_U64(sp_mix64(1), 0x5692161d100b05e5ULL);

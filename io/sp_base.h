@@ -85,6 +85,16 @@ enum { SP_RNG_PRUNE = 1, SP_RNG_GEN = 2, SP_RNG_WALK = 3, SP_RNG_TRAIN = 4 };
 int sp_date_parse(const char *s, int64_t *day_start_ms);
 #define SP_DAY_MS 86400000LL
 
+/* SP_HOT marks our own hot loops (not BLAS's): GCC builds an x86-64-v4 (AVX-512) clone beside the
+ * baseline one and the loader picks it on CPUs that have it. The build turns FP contraction off
+ * (-ffp-contract=off) and the loops keep their reductions in explicit lanes, so both clones give the
+ * same bits (a rerun on another machine gives the same result). SAGEPIPE_CLONES=OFF (cmake) drops it. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(SP_NO_CLONES)
+#define SP_HOT __attribute__((target_clones("arch=x86-64-v4", "default")))
+#else
+#define SP_HOT
+#endif
+
 /* Grows *p (an array of elem-byte items with capacity *cap) to hold at least
  * `need` items, doubling. Returns SP_OK or SP_ENOMEM (then *p is unchanged). */
 int sp_grow(void **p, size_t *cap, size_t need, size_t elem);

@@ -24,9 +24,10 @@ void nn_init_xavier(float *W, int fan_in, int fan_out, sp_rng *r) {
 }
 
 /* The per-element update shared by the dense and the row-sparse step;
- * ibc1, ibc2 = 1 / (1 − β^t). */
-static void adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
-                        const nn_adam_cfg *c, float ibc1, float ibc2, float lr) {
+ * ibc1, ibc2 = 1 / (1 − β^t). Inlined into both callers, so their SP_HOT clones vectorise it. */
+static inline __attribute__((always_inline)) void adam_update(float *restrict p, const float *restrict g,
+                                                              float *restrict m, float *restrict v, size_t n,
+                                                              const nn_adam_cfg *c, float ibc1, float ibc2, float lr) {
     float b1 = c->beta1, b2 = c->beta2, eps = c->eps, lwd = lr * c->weight_decay;
     for (size_t i = 0; i < n; i++) {
         float mi = b1 * m[i] + (1.0f - b1) * g[i];
@@ -43,13 +44,13 @@ static void bias_corrections(const nn_adam_cfg *c, int64_t t, float *ibc1, float
     *ibc2 = (float)(1.0 / (1.0 - pow(c->beta2, tt)));
 }
 
-void nn_adam_step(float *p, const float *g, float *m, float *v, size_t n, const nn_adam_cfg *c, int64_t t, float lr) {
+SP_HOT void nn_adam_step(float *p, const float *g, float *m, float *v, size_t n, const nn_adam_cfg *c, int64_t t, float lr) {
     float ibc1, ibc2;
     bias_corrections(c, t, &ibc1, &ibc2);
     adam_update(p, g, m, v, n, c, ibc1, ibc2, lr);
 }
 
-void nn_adam_rows(float *table, float *m, float *v, const uint32_t *rows, const float *grow, int nrows, int d,
+SP_HOT void nn_adam_rows(float *table, float *m, float *v, const uint32_t *rows, const float *grow, int nrows, int d,
                   const nn_adam_cfg *c, int64_t t, float lr) {
     if (nrows <= 0 || d <= 0) return;
     float ibc1, ibc2;

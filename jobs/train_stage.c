@@ -30,6 +30,8 @@
 #include "metrics.h"
 #include "userlists.h"
 #include "sp_base.h"
+#include "train_joint.h"
+#include "users_stage.h"
 
 typedef struct {
     int mask_known, batch, inbatch, negatives, margin_loss, hard, learn_tau, epochs, threads;
@@ -48,6 +50,7 @@ typedef struct {
     float *logq;   /* (nq + nneg) */
     size_t cap;
     sp_sage_plan plan;
+    sp_joint_batch jb; /* sequence.mode = joint: the step's user windows; their targets follow the others */
     int rc;
 } batch;
 
@@ -57,6 +60,7 @@ typedef struct {
     int rank, size, K;
     double wsum;      /* w_bp + w_pp over tasks that have pairs */
     float *logq_pos;  /* (npins) log(B·f(v) + R/npins) */
+    const sp_joint *J; /* sequence.mode = joint, else NULL */
 } sampler;
 
 static int fill_batch(const sampler *S, batch *b, int64_t step, int nhard) {
@@ -65,7 +69,11 @@ static int fill_batch(const sampler *S, batch *b, int64_t step, int nhard) {
     uint64_t B = (uint64_t)tc->batch;
     uint64_t lo = B * (uint64_t)S->rank / (uint64_t)S->size, hi = B * (uint64_t)(S->rank + 1) / (uint64_t)S->size;
     uint32_t nq = (uint32_t)(hi - lo), nneg = (uint32_t)tc->negatives;
-    size_t need = (size_t)nq * (2 + (size_t)nhard) + nneg + 1;
+    int rc = S->J ? sp_joint_fill(S->J, &b->jb, step) : SP_OK;
+    if (rc) return rc;
+    uint64_t nu = S->J ? 2 * b->jb.nq : 0; /* the user windows' targets */
+    size_t need = (size_t)nq * (2 + (size_t)nhard) + nneg + nu + 1;
+    if (need > UINT32_MAX) return sp_err(SP_ECONFIG, "train: %zu minibatch targets per rank", need);
     if (need > b->cap) {
         void *t = realloc(b->targets, need * 4), *c = realloc(b->cid, need * 8), *l = realloc(b->logq, need * 4);
         if (t) b->targets = t;
@@ -100,7 +108,9 @@ static int fill_batch(const sampler *S, batch *b, int64_t step, int nhard) {
         b->cid[j] = v;
         b->logq[j] = v < D->npins ? S->logq_pos[v] : 0.f;
     }
-    return sp_sage_plan_build(&b->plan, &D->g, S->K, b->targets, nq * (2 + (uint32_t)nhard) + nneg);
+    uint32_t base = nq * (2 + (uint32_t)nhard) + nneg;
+    if (nu) memcpy(b->targets + base, b->jb.Q.tgt, 4 * nu);
+    return sp_sage_plan_build(&b->plan, &D->g, S->K, b->targets, base + (uint32_t)nu);
 }
 
 typedef struct {
@@ -278,6 +288,11 @@ int sp_train_digest(const sp_run_ctx *ctx, uint64_t *digest) {
         sp_err_clear();
         *digest = 0;
     }
+    if (!strcmp(sp_config_str(ctx->cfg, "sequence", "mode"), "joint")) { /* joint: histories and user model */
+        uint64_t u = 0;
+        sp_users_digest(ctx, &u);
+        *digest ^= sp_mix64(u ^ 0x6a6f696e74ULL);
+    }
     return SP_OK;
 }
 
@@ -369,6 +384,13 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     int64_t steps_per_epoch = (int64_t)((main_pairs + (uint64_t)tc.batch - 1) / (uint64_t)tc.batch);
     int64_t total = steps_per_epoch * tc.epochs;
     int d = mc.d;
+    sp_joint J = {0};
+    int joint = !strcmp(sp_config_str(cfg, "sequence", "mode"), "joint");
+    rc = sp_dist_agree(rc);
+    if (!rc && joint) {
+        rc = sp_joint_init(&J, ctx, &D, d, steps_per_epoch);
+        S.J = &J;
+    }
     nn_adam_cfg adam = {0.9f, 0.999f, 1e-8f, (float)tc.wd};
     nn_adam_cfg adam_rows = {0.9f, 0.999f, 1e-8f, (float)sp_config_f64(cfg, "train", "row_decay")};
     nn_adam_cfg adam_tau = {0.9f, 0.999f, 1e-8f, 0.f};
@@ -426,11 +448,13 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     }
     rc = sp_dist_agree(rc);
     int threaded = tc.threads != 1;
-    double t0 = sp_now(), loss_acc = 0;
+    double t0 = sp_now(), loss_acc = 0, uloss_ep = 0;
+    int64_t uloss_n = 0;
     int64_t loss_n = 0, step = C.step;
     SP_INFO("train_begin", "epochs=%d steps_per_epoch=%" PRId64 " batch=%d negatives=%d loss=%s layers=%d dim=%d",
             tc.epochs, steps_per_epoch, tc.batch, tc.negatives, tc.margin_loss ? "margin" : "softmax", mc.layers, d);
     int cur = 0;
+    if (!rc && total > 0 && joint) rc = sp_joint_refresh(&J, nn_backend_or_cpu(ctx->be), &C.P, &D.g);
     if (!rc && total > 0) {
         prod[0].step = 0;
         prod[0].nhard = 0; /* epoch 1 of the curriculum: no hard negatives yet */
@@ -447,7 +471,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             prod[cur ^ 1].step = s + 1;
             prod[cur ^ 1].nhard = tc.margin_loss && tc.hard ? e1 - 1 : 0;
             if (prod[cur ^ 1].nhard > 16) prod[cur ^ 1].nhard = 16;
-            rc = start_fill(&prod[cur ^ 1], threaded);
+            /* the history tokens' item table, once per epoch, while no producer reads it */
+            if (joint && (s + 1) % (J.refresh ? J.refresh : steps_per_epoch) == 0)
+                rc = sp_joint_refresh(&J, nn_backend_or_cpu(ctx->be), &C.P, &D.g);
+            if (!rc) rc = start_fill(&prod[cur ^ 1], threaded);
         }
         if (rc) break;
         /* forward */
@@ -546,7 +573,13 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                                  dout + (size_t)2 * nq * d, b->nhard ? dout + (size_t)(2 * nq + b->nneg) * d : NULL);
         }
         /* the global loss is the mean over ranks: scale so that summed gradients are the mean */
-        float scale = 1.f / (float)ctx->size;
+        float scale = 1.f / (float)ctx->size, uloss = 0;
+        if (joint) { /* the user-entity task: its targets' gradients join dout, the user encoder's its own */
+            uint32_t ubase = nq * (2 + b->nhard) + b->nneg;
+            rc = sp_joint_step(&J, &b->jb, out, ubase, 2 * nq, b->targets + 2 * nq, b->nneg, dout, scale, &uloss);
+            if (rc) break;
+            loss += uloss;
+        }
         for (size_t i = 0; i < nd; i++) dout[i] *= scale;
         memset(G.dense, 0, 4 * G.ndense);
         if (dev) {
@@ -568,9 +601,9 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         /* all-reduce: dense grads + tau grad + loss, then touched rows */
         if (ctx->size > 1) {
             rc = sp_dist_sum_f32(G.dense, G.ndense);
-            float extra[2] = {dtau * scale, loss * scale};
-            if (!rc) rc = sp_dist_sum_f32(extra, 2);
-            dtau = extra[0], loss = extra[1];
+            float extra[3] = {dtau * scale, loss * scale, uloss * scale};
+            if (!rc) rc = sp_dist_sum_f32(extra, 3);
+            dtau = extra[0], loss = extra[1], uloss = extra[2];
             /* id/token rows: the union of the touched rows, then only those rows' gradients (packed below) */
             if (!rc && G.emb) rc = sp_dist_max_u8(touched, D.n);
             if (!rc && G.tok) rc = sp_dist_max_u8(ttouched, (size_t)mc.tok_rows);
@@ -584,6 +617,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             nn_adam_step(&C.tau, &dtau, &C.tau_m, &C.tau_v, 1, &adam_tau, t, lr);
             if (C.tau < (float)tc.tau_min) C.tau = (float)tc.tau_min;
         }
+        if (joint && (rc = sp_joint_update(&J, s, total))) break;
         for (int tab = 0; tab < 2; tab++) {
             float *Gt = tab ? G.tok : G.emb;
             if (!Gt) continue;
@@ -604,6 +638,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
         if (rc) break;
         loss_acc += loss;
+        uloss_ep += uloss;
+        uloss_n++;
         loss_n++;
         sp_progress_add(&prog, 1);
         int end_epoch = (s + 1) % steps_per_epoch == 0;
@@ -615,11 +651,19 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
         if (end_epoch) {
             SP_INFO("epoch_end", "epoch=%d step=%" PRId64 " tau=%.4f seconds=%.1f", epoch, s + 1, C.tau, sp_now() - t0);
+            if (joint)
+                SP_INFO("joint_epoch_end", "epoch=%d user_loss=%.5f user_tau=%.4f", epoch,
+                        uloss_n ? uloss_ep / (double)uloss_n : 0.0, J.S.tau);
+            uloss_ep = 0, uloss_n = 0;
             C.epoch = epoch;
             C.step = step;
             if (ctx->rank == 0) {
                 sp_stage_path(ctx, "train", "checkpoint.bin", path, sizeof path);
                 rc = sp_ckpt_write(path, &C, NULL);
+                if (!rc && joint) {
+                    sp_stage_path(ctx, "train", "seqmodel.bin", path, sizeof path);
+                    rc = sp_joint_write(&J, path);
+                }
             }
             if (!rc && eval_f && (epoch % eval_every == 0 || s + 1 == total)) {
                 double te = sp_now(), rec = 0, nd = 0, trained = te - t0 - eval_seconds;
@@ -652,6 +696,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc && total == 0 && ctx->rank == 0) {
         sp_stage_path(ctx, "train", "checkpoint.bin", path, sizeof path);
         rc = sp_ckpt_write(path, &C, NULL);
+        if (!rc && joint) {
+            sp_stage_path(ctx, "train", "seqmodel.bin", path, sizeof path);
+            rc = sp_joint_write(&J, path);
+        }
     }
     if (loss_f) {
         char tmp[PATH_MAX + 96];
@@ -663,9 +711,9 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     rc = sp_dist_agree(rc);
     if (!rc && ctx->rank == 0) {
         /* record outputs: checkpoint + loss log */
-        const char *files[3] = {"checkpoint.bin", "loss.tsv", "eval.tsv"};
-        for (int i = 0; i < (eval_every > 0 ? 3 : 2) && !rc; i++)
-            rc = sp_stage_output_file(res, ctx, "train", files[i]);
+        const char *files[4] = {"checkpoint.bin", "loss.tsv", "seqmodel.bin", "eval.tsv"};
+        for (int i = 0; i < 4 && !rc; i++)
+            if ((i != 2 || joint) && (i != 3 || eval_every > 0)) rc = sp_stage_output_file(res, ctx, "train", files[i]);
     }
     rc = sp_dist_agree(rc);
     sp_stage_count(res, "steps", (uint64_t)(ctx->rank == 0 ? total : 0));
@@ -677,7 +725,9 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         free(bufs[i].cid);
         free(bufs[i].logq);
         sp_sage_plan_free(&bufs[i].plan);
+        sp_joint_batch_free(&bufs[i].jb);
     }
+    sp_joint_free(&J);
     sp_sage_acts_free(&A);
     if (dev) {
         dev->free(gd), dev->free(ddout);

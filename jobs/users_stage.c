@@ -2,7 +2,9 @@
  *   1. history: the previous completed users stage's history parts (any rank
  *      count; looked up to sequence.lookback_days back) merged with the day's
  *      events from ingest, deduplicated and bounded (sequence/history.c);
- *   2. model: the user encoder, warm-started from that previous date's model,
+ *   2. model: the user encoder, warm-started from that previous date's model
+ *      (sequence.mode = joint: from the model the train stage trained with
+ *      the item encoder, train_joint.c), then
  *      trained sequence.epochs epochs data-parallel over the ranks (gradients
  *      summed) on the frozen item embeddings of the infer stage: at up to
  *      sequence.positions positions of a window of each sampled history, the
@@ -43,83 +45,10 @@
 #include "sfile.h"
 #include "sp_base.h"
 #include "users_items.h"
+#include "users_model.h"
 
-#define DAY_MS 86400000LL
-#define MODEL_VERSION 1
-
-typedef struct {
-    int epochs, batch, positions, negatives, inbatch, threads, lookback, learn_tau, mask_history;
-    uint32_t max_history;
-    double lr, lr_min, wd, tau, tau_min, w_next, w_all, window_days, dropout;
-    int64_t warmup;
-    uint64_t seed;
-    sq_cfg mc;
-} users_cfg;
-
-static int read_cfg(const sp_run_ctx *ctx, users_cfg *u) {
-    const sp_config *c = ctx->cfg;
-    memset(u, 0, sizeof *u);
-    if (strcmp(sp_config_str(c, "sequence", "mode"), "frozen"))
-        return sp_err(SP_ENOTIMPL, "sequence.mode = %s: training the user encoder jointly with the item encoder "
-                                   "(OmniSage user-entity task) is not implemented yet; use sequence.mode = frozen",
-                      sp_config_str(c, "sequence", "mode"));
-    u->epochs = (int)sp_config_int(c, "sequence", "epochs");
-    u->batch = (int)sp_config_int(c, "sequence", "batch");
-    u->positions = (int)sp_config_int(c, "sequence", "positions");
-    u->negatives = (int)sp_config_int(c, "sequence", "negatives");
-    u->inbatch = (int)sp_config_int(c, "sequence", "inbatch");
-    u->threads = (int)sp_config_int(c, "sequence", "threads");
-    u->lookback = (int)sp_config_int(c, "sequence", "lookback_days");
-    u->learn_tau = sp_config_bool(c, "sequence", "learn_tau");
-    u->mask_history = sp_config_bool(c, "sequence", "mask_history");
-    u->max_history = (uint32_t)sp_config_int(c, "sequence", "max_history");
-    u->lr = sp_config_f64(c, "sequence", "lr");
-    u->lr_min = sp_config_f64(c, "sequence", "lr_min");
-    u->wd = sp_config_f64(c, "sequence", "weight_decay");
-    u->dropout = sp_config_f64(c, "sequence", "dropout");
-    u->warmup = sp_config_int(c, "sequence", "warmup_steps");
-    u->tau = sp_config_f64(c, "sequence", "tau");
-    u->tau_min = sp_config_f64(c, "sequence", "tau_min");
-    u->w_next = sp_config_f64(c, "sequence", "w_next");
-    u->w_all = sp_config_f64(c, "sequence", "w_all");
-    u->window_days = sp_config_f64(c, "sequence", "window_days");
-    u->seed = (uint64_t)sp_config_int(c, "sequence", "seed");
-    char *words[64], *store = NULL;
-    int nact = 0, nsurf = 0;
-    int rc = sp_config_words(c, "input", "actions", words, 64, &nact, &store);
-    free(store);
-    store = NULL;
-    if (!rc) rc = sp_config_words(c, "input", "surfaces", words, 64, &nsurf, &store);
-    free(store);
-    if (rc) return rc;
-    u->mc = (sq_cfg){.d_item = 0,
-                     .n_actions = nact,
-                     .n_surfaces = nsurf > 0 ? nsurf : 1,
-                     .d_e = (int)sp_config_int(c, "sequence", "action_dim"),
-                     .width = (int)sp_config_int(c, "sequence", "width"),
-                     .layers = (int)sp_config_int(c, "sequence", "layers"),
-                     .heads = (int)sp_config_int(c, "sequence", "heads"),
-                     .max_len = (int)sp_config_int(c, "sequence", "max_len")};
-    if (u->mc.width % u->mc.heads)
-        return sp_err(SP_ECONFIG, "sequence.width %d is not a multiple of sequence.heads %d", u->mc.width, u->mc.heads);
-    return SP_OK;
-}
 
 /* ---- the previous completed users stage ---- */
-
-/* The nearest earlier date (at most lookback days back) whose users stage has a marker: 1 and *pc set, or 0. */
-static int find_prev(const sp_run_ctx *ctx, int lookback, sp_run_ctx *pc, char *date_buf) {
-    sp_run_ctx cur = *ctx;
-    for (int back = 1; back <= lookback; back++) {
-        sp_stage_prev_ctx(&cur, pc, date_buf);
-        char marker[PATH_MAX + 64];
-        sp_stage_path(pc, "users", "_SUCCESS.json", marker, sizeof marker);
-        if (access(marker, F_OK) == 0) return 1;
-        cur = *pc;
-        cur.date = date_buf; /* the next step back starts from here (date_buf is rewritten in place) */
-    }
-    return 0;
-}
 
 int sp_users_digest(const sp_run_ctx *ctx, uint64_t *digest) {
     sp_run_ctx pc;
@@ -127,7 +56,7 @@ int sp_users_digest(const sp_run_ctx *ctx, uint64_t *digest) {
     uint64_t bytes;
     *digest = 0;
     int lookback = (int)sp_config_int(ctx->cfg, "sequence", "lookback_days");
-    if (find_prev(ctx, lookback, &pc, pdate)) {
+    if (sp_users_find_prev(ctx, lookback, &pc, pdate)) {
         sp_stage_path(&pc, "users", "_SUCCESS.json", marker, sizeof marker);
         if (sp_file_digest(marker, &bytes, digest)) *digest = 0;
         sp_err_clear();
@@ -137,138 +66,9 @@ int sp_users_digest(const sp_run_ctx *ctx, uint64_t *digest) {
 }
 
 typedef struct { int rank, size; } owner_filter;
-static int keep_owned(uint64_t user, void *arg) {
-    const owner_filter *f = arg;
-    return sp_owner(SP_USER, user, f->size) == f->rank;
-}
-
-/* This rank's users' history at the previous date (empty when there is none). */
-static int load_prev_history(const sp_run_ctx *ctx, const sp_run_ctx *pc, int have_prev, sq_hist *h) {
-    memset(h, 0, sizeof *h);
-    if (!have_prev) return SP_OK;
-    int n = 0, rc = sp_stage_ranks(pc, "users", &n);
-    owner_filter f = {ctx->rank, ctx->size};
-    char name[96], path[PATH_MAX + 128], dir[PATH_MAX + 64];
-    sp_stage_path(pc, "users", NULL, dir, sizeof dir);
-    for (int r = 0; !rc && r < n; r++) {
-        if (n == ctx->size && r != ctx->rank) continue; /* same partitioning: only our own part */
-        sp_part_name("hist", r, n, name, sizeof name);
-        snprintf(path, sizeof path, "%s/%s", dir, name);
-        rc = sq_hist_load(h, path, n == ctx->size ? NULL : keep_owned, &f);
-    }
-    if (!rc) rc = sq_hist_sort(h);
-    return rc;
-}
-
-/* The day's events of this rank's users, sorted as ingest writes them: (user, ts, pin, action). */
-static int cmp_event(const void *x, const void *y) {
-    const sp_event_rec *a = x, *b = y;
-    if (a->user != b->user) return a->user < b->user ? -1 : 1;
-    if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
-    if (a->pin != b->pin) return a->pin < b->pin ? -1 : 1;
-    return (a->action > b->action) - (a->action < b->action);
-}
-
-static int load_events(const sp_run_ctx *ctx, sp_event_rec **out, uint64_t *nout) {
-    *out = NULL, *nout = 0;
-    int n = 0, rc = sp_stage_ranks(ctx, "ingest", &n);
-    size_t cap = 0;
-    char path[PATH_MAX + 64];
-    for (int r = 0; !rc && r < n; r++) {
-        if (n == ctx->size && r != ctx->rank) continue;
-        sp_sfile_r *f;
-        const sp_event_rec *ev;
-        uint64_t ne;
-        sp_stage_part(ctx, "ingest", r, n, NULL, 0, path, sizeof path);
-        if ((rc = sp_sfile_open(&f, path, "ingest"))) break;
-        rc = sp_sfile_get(f, "events", sizeof *ev, (const void **)&ev, &ne);
-        for (uint64_t i = 0; !rc && i < ne; i++) {
-            if (n != ctx->size && sp_owner(SP_USER, ev[i].user, ctx->size) != ctx->rank) continue;
-            if (sp_grow((void **)out, &cap, *nout + 1, sizeof **out)) rc = SP_ENOMEM;
-            else (*out)[(*nout)++] = ev[i];
-        }
-        sp_sfile_close(f);
-    }
-    if (!rc && n != ctx->size && *nout) qsort(*out, *nout, sizeof **out, cmp_event);
-    return rc;
-}
-
-/* ---- the model file (sfile "seqmodel"): dimensions, parameters, Adam moments, step, temperature ---- */
-
-typedef struct {
-    sq_model m;
-    float *am, *av; /* Adam moments (m.n) */
-    float tau, tau_m, tau_v;
-    int64_t step;
-} seq_state;
-
-static void cfg_words(const sq_cfg *c, uint64_t w[9]) {
-    uint64_t v[9] = {MODEL_VERSION, (uint64_t)c->d_item, (uint64_t)c->n_actions, (uint64_t)c->n_surfaces,
-                     (uint64_t)c->d_e, (uint64_t)c->width, (uint64_t)c->layers, (uint64_t)c->heads,
-                     (uint64_t)c->max_len};
-    memcpy(w, v, sizeof v);
-}
-
-static int model_write(const char *path, const seq_state *s, uint64_t *xxh) {
-    uint64_t meta[9];
-    cfg_words(&s->m.c, meta);
-    float tau[3] = {s->tau, s->tau_m, s->tau_v};
-    int64_t step = s->step;
-    sp_sfile_w *w;
-    int rc = sp_sfile_create(&w, path, "seqmodel");
-    if (rc) return rc;
-    rc = sp_sfile_put(w, "meta", 8, meta, 9);
-    if (!rc) rc = sp_sfile_put(w, "step", 8, &step, 1);
-    if (!rc) rc = sp_sfile_put(w, "tau", 4, tau, 3);
-    if (!rc) rc = sp_sfile_put(w, "params", 4, s->m.p, s->m.n);
-    if (!rc) rc = sp_sfile_put(w, "adam_m", 4, s->am, s->m.n);
-    if (!rc) rc = sp_sfile_put(w, "adam_v", 4, s->av, s->m.n);
-    if (rc) {
-        sp_sfile_discard(w);
-        return rc;
-    }
-    return sp_sfile_commit(w, xxh);
-}
-
-/* Loads path into s (already initialised with today's dimensions): *loaded = 1, or 0 when the
- * file's model dimensions differ from today's (s unchanged). Errors: the file's (SP_EFORMAT, ...). */
-static int model_read(const char *path, seq_state *s, int *loaded) {
-    *loaded = 0;
-    sp_sfile_r *r;
-    int rc = sp_sfile_open(&r, path, "seqmodel");
-    if (rc) return rc;
-    const uint64_t *meta;
-    const int64_t *step;
-    const float *tau, *p, *am, *av;
-    uint64_t n[6], want[9];
-    cfg_words(&s->m.c, want);
-    rc = sp_sfile_get(r, "meta", 8, (const void **)&meta, &n[0]);
-    if (!rc) rc = sp_sfile_get(r, "step", 8, (const void **)&step, &n[1]);
-    if (!rc) rc = sp_sfile_get(r, "tau", 4, (const void **)&tau, &n[2]);
-    if (!rc) rc = sp_sfile_get(r, "params", 4, (const void **)&p, &n[3]);
-    if (!rc) rc = sp_sfile_get(r, "adam_m", 4, (const void **)&am, &n[4]);
-    if (!rc) rc = sp_sfile_get(r, "adam_v", 4, (const void **)&av, &n[5]);
-    if (!rc && (n[0] != 9 || n[1] != 1 || n[2] != 3 || n[4] != n[3] || n[5] != n[3]))
-        rc = sp_err(SP_EFORMAT, "%s: user model sections have inconsistent sizes", path);
-    if (!rc && !memcmp(meta, want, sizeof want) && n[3] == s->m.n) {
-        memcpy(s->m.p, p, 4 * s->m.n);
-        memcpy(s->am, am, 4 * s->m.n);
-        memcpy(s->av, av, 4 * s->m.n);
-        s->tau = tau[0], s->tau_m = tau[1], s->tau_v = tau[2];
-        s->step = step[0];
-        for (size_t i = 0; i < s->m.n; i++)
-            if (!isfinite(s->m.p[i])) {
-                rc = sp_err(SP_EFORMAT, "%s: parameter %zu is %g", path, i, (double)s->m.p[i]);
-                break;
-            }
-        if (!rc) *loaded = 1;
-    }
-    sp_sfile_close(r);
-    return rc;
-}
 
 /* The encoder version: today's vectors equal yesterday's for an unchanged history only when this matches. */
-static uint64_t encoder_version(const seq_state *s, uint64_t items_digest) {
+static uint64_t encoder_version(const sp_seq_state *s, uint64_t items_digest) {
     uint64_t v = XXH64(s->m.p, 4 * s->m.n, items_digest);
     return v ^ sp_mix64((uint64_t)s->m.c.max_len + 0x9e37u);
 }
@@ -276,9 +76,7 @@ static uint64_t encoder_version(const seq_state *s, uint64_t items_digest) {
 /* ---- training ---- */
 
 typedef struct {
-    const users_cfg *uc;
-    const sq_hist *h;
-    const sq_items *it;
+    sp_users_sampler smp; /* config, histories, item table, decode buffer */
     const float *logq; /* (items) log expected count of a pin among a step's candidates */
     const uint64_t *ids; /* (items) pin id of each row */
     /* shared negatives: uniform over the pins this rank serves (or, serving none, over it) */
@@ -287,66 +85,7 @@ typedef struct {
     const uint64_t *neg_ids;
     uint64_t *train;   /* users (history index) with ≥ 2 actions */
     uint64_t ntrain;
-    sq_action *buf;    /* one decoded history (the longest) */
 } trainer;
-
-typedef struct {
-    uint64_t *qrow; /* (nq) packed row of each query */
-    uint32_t *tgt;  /* (nq, 2) item rows: next action, all-action target */
-    uint64_t *excl_off, *excl; /* with mask_history: query i's history rows are excl[excl_off[i] .. excl_off[i+1]) */
-    size_t cap_r, cap_t, cap_eo, cap_e;
-} queries;
-
-/* Appends one sampled window of user u (history index) to the packer and its query positions. */
-static int sample_user(trainer *T, uint64_t u, sp_rng *r, sq_packer *pk, queries *Q, uint64_t *nq) {
-    uint64_t n = T->h->nact[u], M = (uint64_t)T->uc->mc.max_len;
-    int rc = sq_hist_user(T->h, u, T->buf, n);
-    if (rc) return rc;
-    const sq_action *a = T->buf;
-    /* c = index of the first action after the window: the latest window, or a random one in a long history */
-    uint64_t c = n - 1;
-    if (n - 1 > M) c = M + sp_rng_below(r, n - M);
-    uint64_t s = c > M ? c - M : 0, base = pk->N;
-    rc = sq_packer_add(pk, a + s, c - s, a[c].ts, T->it);
-    if (rc) return rc;
-    int64_t wms = (int64_t)(T->uc->window_days * (double)DAY_MS);
-    uint64_t P = (uint64_t)T->uc->positions, t0 = c - s > P ? c - P : s;
-    for (uint64_t t = t0; t < c; t++) {
-        uint64_t rn = sq_items_row(T->it, a[t + 1].pin);
-        if (rn == UINT64_MAX) continue;
-        /* all-action: a random action of (t, t + window] with an embedded pin (a few tries, else the next one) */
-        uint64_t lo = t + 1, hi = n - 1; /* hi = the last action within the window (binary search; ts ascending) */
-        while (lo < hi) {
-            uint64_t mid = lo + (hi - lo + 1) / 2;
-            if (a[mid].ts <= a[t].ts + wms) lo = mid;
-            else hi = mid - 1;
-        }
-        hi = lo;
-        uint64_t ra = rn;
-        for (int k = 0; k < 4; k++) {
-            uint64_t j = t + 1 + sp_rng_below(r, hi - t), rr = sq_items_row(T->it, a[j].pin);
-            if (rr != UINT64_MAX) {
-                ra = rr;
-                break;
-            }
-        }
-        if (sp_grow((void **)&Q->qrow, &Q->cap_r, *nq + 1, 8) || sp_grow((void **)&Q->tgt, &Q->cap_t, 2 * (*nq + 1), 4))
-            return SP_ENOMEM;
-        Q->qrow[*nq] = base + (t - s);
-        Q->tgt[2 * *nq] = (uint32_t)rn;
-        Q->tgt[2 * *nq + 1] = (uint32_t)ra;
-        if (T->uc->mask_history) { /* the pins seen up to t are not negatives of query t (eval excludes them too) */
-            if (sp_grow((void **)&Q->excl_off, &Q->cap_eo, *nq + 2, 8)) return SP_ENOMEM;
-            if (*nq == 0) Q->excl_off[0] = 0;
-            uint64_t e = Q->excl_off[*nq];
-            if (sp_grow((void **)&Q->excl, &Q->cap_e, e + (t - s) + 2, 8)) return SP_ENOMEM;
-            for (uint64_t j = s; j <= t; j++) Q->excl[e++] = a[j].pin; /* candidates' ids are pin ids */
-            Q->excl_off[*nq + 1] = e;
-        }
-        (*nq)++;
-    }
-    return SP_OK;
-}
 
 typedef struct {
     sq_packer pk;
@@ -355,7 +94,7 @@ typedef struct {
     uint64_t *cid;
     int *pos;
     uint32_t *neg; /* the step's shared random pins (rows of the negatives pool) */
-    queries Q;
+    sp_users_queries Q;
     size_t cap_out, cap_q, cap_c, cap_s, cap_neg;
 } workspace;
 
@@ -363,16 +102,16 @@ static void ws_free(workspace *w) {
     sq_packer_free(&w->pk);
     sq_acts_free(w->acts);
     free(w->out), free(w->dout), free(w->grad), free(w->q), free(w->dq), free(w->dq2), free(w->cand);
-    free(w->logq), free(w->scratch), free(w->cid), free(w->Q.qrow), free(w->Q.tgt), free(w->pos);
-    free(w->Q.excl_off), free(w->Q.excl), free(w->neg);
+    free(w->logq), free(w->scratch), free(w->cid), free(w->pos), free(w->neg);
+    sp_users_queries_free(&w->Q);
     memset(w, 0, sizeof *w);
 }
 
 /* One step's loss on this rank's sampled users; dout filled (scaled by `scale`), returns the mean loss. */
-static int step_loss(trainer *T, seq_state *S, workspace *w, uint64_t nq, sp_rng *r, float scale, float *loss,
+static int step_loss(trainer *T, sp_seq_state *S, workspace *w, uint64_t nq, sp_rng *r, float scale, float *loss,
                      float *dtau) {
-    const users_cfg *uc = T->uc;
-    int d = T->it->d;
+    const sp_users_cfg *uc = T->smp.uc;
+    int d = T->smp.it->d;
     size_t N = (size_t)w->pk.N;
     if (sp_grow((void **)&w->out, &w->cap_out, N * d, 4) || !(w->dout = realloc(w->dout, 4 * w->cap_out + 4)))
         return SP_ENOMEM;
@@ -403,7 +142,7 @@ static int step_loss(trainer *T, seq_state *S, workspace *w, uint64_t nq, sp_rng
         for (uint32_t j = 0; j < nc; j++) {
             if (j < 2 * bq) { /* in-batch targets */
                 uint32_t row = j < bq ? w->Q.tgt[2 * (i0 + j)] : w->Q.tgt[2 * (i0 + j - bq) + 1];
-                memcpy(w->cand + (size_t)j * d, T->it->vec + (size_t)row * d, 4 * (size_t)d);
+                memcpy(w->cand + (size_t)j * d, T->smp.it->vec + (size_t)row * d, 4 * (size_t)d);
                 w->cid[j] = T->ids[row];
                 w->logq[j] = T->logq[row];
             } else {
@@ -437,8 +176,8 @@ static int step_loss(trainer *T, seq_state *S, workspace *w, uint64_t nq, sp_rng
     return SP_OK;
 }
 
-static int train_model(const sp_run_ctx *ctx, trainer *T, seq_state *S, FILE *loss_f, int64_t *steps_out) {
-    const users_cfg *uc = T->uc;
+static int train_model(const sp_run_ctx *ctx, trainer *T, sp_seq_state *S, FILE *loss_f, int64_t *steps_out) {
+    const sp_users_cfg *uc = T->smp.uc;
     *steps_out = 0;
     uint64_t cnt[2] = {T->ntrain, T->ntrain};
     int rc = sp_dist_max_u64(&cnt[0], 1);
@@ -480,7 +219,7 @@ static int train_model(const sp_run_ctx *ctx, trainer *T, seq_state *S, FILE *lo
                 }
                 pi = 0;
             }
-            rc = sample_user(T, perm[pi++], &r, &w.pk, &w.Q, &nq);
+            rc = sp_users_sample(&T->smp, perm[pi++], &r, &w.pk, &w.Q, &nq);
         }
         float loss = 0, dtau = 0;
         memset(grad, 0, 4 * S->m.n);
@@ -598,36 +337,30 @@ void sp_user_set_free(sp_user_set *u) {
 /* ---- the stage ---- */
 
 int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
-    users_cfg uc;
+    sp_users_cfg uc;
     /* the user encoder has no CUDA path yet: --device auto runs it on the CPU, an explicit cuda is refused */
     if (ctx->device && !strcmp(ctx->device, "cuda"))
         return sp_err(SP_ENOTIMPL, "users: --device cuda is not implemented for the user encoder yet (the CUDA "
                       "backend has its attention op, the stage does not use it): run users with --device cpu or auto");
-    int rc = read_cfg(ctx, &uc);
+    int rc = sp_users_cfg_read(ctx, &uc);
     rc = sp_dist_agree(rc);
     if (rc) return rc;
     double t0 = sp_now();
     sp_run_ctx pc;
     char pdate[16];
-    int have_prev = find_prev(ctx, uc.lookback, &pc, pdate);
+    int have_prev = sp_users_find_prev(ctx, uc.lookback, &pc, pdate);
     if (ctx->rank == 0) {
         if (!have_prev)
             SP_WARN("users_history_start", "reason=\"no users stage in the %d days before %s: histories start empty\"",
                     uc.lookback, ctx->date);
-        else if (pc.day_ms != ctx->day_ms - DAY_MS)
+        else if (pc.day_ms != ctx->day_ms - SP_DAY_MS)
             SP_WARN("users_history_gap", "previous=%s reason=\"the dates between have no users stage: their events are "
                     "missing from the histories unless backfilled\"", pdate);
     }
     /* 1. history */
-    sq_hist prev = {0}, h = {0};
-    sp_event_rec *ev = NULL;
-    uint64_t nev = 0;
+    sq_hist h = {0};
     sq_hist_stats hs = {0};
-    rc = load_prev_history(ctx, &pc, have_prev, &prev);
-    if (!rc) rc = load_events(ctx, &ev, &nev);
-    if (!rc) rc = sq_hist_merge(&prev, ev, nev, uc.max_history, ctx->day_ms, &h, &hs);
-    sq_hist_free(&prev);
-    free(ev);
+    rc = sp_users_history(ctx, &uc, &pc, have_prev, &h, &hs);
     char name[96], path[PATH_MAX + 128];
     uint64_t hist_bytes = 0;
     if (!rc) {
@@ -647,15 +380,20 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc) rc = sp_item_view_fetch(ctx, &h, buf, longest, &V, &tot);
     if (!rc) rc = sp_stage_check_done(ctx, sp_stage_find("infer"), &items_digest);
     sq_items it = {V.n, V.d, V.vec, V.idx};
-    seq_state S = {0};
+    sp_seq_state S = {0};
     uc.mc.d_item = V.d;
-    if (!rc) rc = sq_model_init(&S.m, &uc.mc, uc.seed);
-    if (!rc && (!(S.am = calloc(S.m.n + 1, 4)) || !(S.av = calloc(S.m.n + 1, 4)))) rc = SP_ENOMEM;
-    S.tau = (float)uc.tau;
+    if (!rc) rc = sp_seq_state_init(&S, &uc);
     int warm = 0;
-    if (!rc && have_prev) {
+    if (!rc && uc.joint) { /* the model trained with the item encoder (train stage) is today's start */
+        sp_stage_path(ctx, "train", "seqmodel.bin", path, sizeof path);
+        rc = access(path, F_OK) ? sp_err(SP_EINPUT, "%s: missing; sequence.mode = joint needs the train stage's "
+                                                    "user model (rerun train with this config)", path)
+                                : sp_seq_model_read(path, &S, &warm);
+        if (!rc && !warm) rc = sp_err(SP_EINPUT, "%s: the user model's dimensions differ from [sequence]", path);
+        if (!rc && ctx->rank == 0) SP_INFO("users_joint_start", "model=%s step=%" PRId64, sp_log_q(path), S.step);
+    } else if (!rc && have_prev) {
         sp_stage_path(&pc, "users", "model.bin", path, sizeof path);
-        rc = model_read(path, &S, &warm);
+        rc = sp_seq_model_read(path, &S, &warm);
         if (!rc && ctx->rank == 0) {
             if (warm) SP_INFO("users_warm_start", "model=%s step=%" PRId64, sp_log_q(path), S.step);
             else SP_WARN("users_warm_start_skipped", "model=%s reason=\"model dimensions changed\"", sp_log_q(path));
@@ -666,7 +404,7 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         rc = sp_err(SP_ECONFIG, "sequence.epochs = 0 reuses the previous date's user model, and there is none%s",
                     have_prev ? " with today's dimensions" : "");
     /* 3. train */
-    trainer T = {.uc = &uc, .h = &h, .it = &it};
+    trainer T = {.smp = {.uc = &uc, .h = &h, .it = &it, .buf = buf}};
     float *logq = NULL;
     FILE *loss_f = NULL;
     char loss_tmp[PATH_MAX + 96];
@@ -674,7 +412,6 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc) {
         /* logQ: a pin's expected count among a step's candidates, from its global frequency as a target */
         T.train = malloc(8 * (h.n + 1));
-        T.buf = buf;
         if (!T.train) rc = SP_ENOMEM;
         for (uint64_t u = 0; !rc && u < h.n; u++)
             if (h.nact[u] >= 2) T.train[T.ntrain++] = u;
@@ -708,7 +445,7 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     }
     if (!rc && ctx->rank == 0) {
         sp_stage_path(ctx, "users", "model.bin", path, sizeof path);
-        rc = model_write(path, &S, NULL);
+        rc = sp_seq_model_write(path, &S, NULL);
         if (!rc) rc = sp_stage_output_file(res, ctx, "users", "model.bin");
         if (!rc) rc = sp_stage_output_file(res, ctx, "users", "loss.tsv");
     }
@@ -754,7 +491,7 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     sp_user_set_free(&old);
     double t_enc = sp_now();
     if (!rc)
-        rc = sq_encode_users(&S.m, &h, &it, todo, ntodo, (int64_t)(uc.window_days * (double)DAY_MS), uc.threads, vec,
+        rc = sq_encode_users(&S.m, &h, &it, todo, ntodo, (int64_t)(uc.window_days * (double)SP_DAY_MS), uc.threads, vec,
                              &missing);
     t_enc = sp_now() - t_enc;
     rc = sp_dist_agree(rc);
@@ -788,9 +525,7 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     free(todo);
     free(T.train);
     free(buf);
-    free(S.am);
-    free(S.av);
-    sq_model_free(&S.m);
+    sp_seq_state_free(&S);
     sp_item_view_free(&V);
     sq_hist_free(&h);
     return rc;

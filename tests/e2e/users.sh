@@ -6,7 +6,11 @@
 # vectors; re-running a date never appends its events twice; day 2 at 4
 # ranks reads day 1's 2-rank histories; a skipped date takes the latest
 # earlier histories with a warning; a damaged history part fails the stage
-# (exit 3, naming it); the joint mode answers "not implemented" (exit 2).
+# (exit 3, naming it). The default sequence.mode = joint trains the user
+# encoder in the train stage (its model file, one optimiser step per train
+# step), the users stage starts from it, the next date warm-starts it from
+# the date's final user model; sequence.mode = frozen trains it only in the
+# users stage.
 . "$(dirname "$0")/lib.sh" "$@"
 D1=2026-11-21
 D2=2026-11-22
@@ -38,6 +42,17 @@ count() { json_get "$E2E_TMP/${3:-w}/$1/users/_SUCCESS.json" "counts.$2"; }
 
 t_day1() {
     expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 "${SET[@]}"
+    cp "$E2E_ERR" "$E2E_TMP/day1.log"
+    # the default sequence.mode = joint: train learns the user model too (one optimiser step per train
+    # step), the users stage starts from it
+    local steps nu
+    steps=$(json_get "$E2E_TMP/w/$D1/train/_SUCCESS.json" counts.steps)
+    [ -s "$E2E_TMP/w/$D1/train/seqmodel.bin" ] || fail "no train/seqmodel.bin"
+    nu=$(grep -o 'joint_begin users=[0-9]*' "$E2E_ERR" | head -1 | cut -d= -f2)
+    [ -n "$nu" ] && [ "$nu" -gt 0 ] || fail "joint_begin users=$nu"
+    [ "$(grep -c 'rank=0 .*joint_epoch_end' "$E2E_ERR")" = 2 ] || fail "two joint epochs expected"
+    grep -q "users_joint_start model=.*step=$steps" "$E2E_ERR" || fail "users did not start from train's model \
+(steps $steps): $(grep users_joint_start "$E2E_ERR")"
     local n
     n=$(users_in "$IN1/events.tsv")
     [ "$(count $D1 users)" = "$n" ] || fail "users $(count $D1 users) != $n distinct users in the events"
@@ -59,12 +74,19 @@ t_day1() {
 import sys, math
 rows = [l.split('\t') for l in open(sys.argv[1])][1:]
 assert len(rows) == 4 and all(math.isfinite(float(r[2])) for r in rows), rows
-assert float(rows[-1][2]) < float(rows[0][2]) - 0.05, "the user encoder's loss did not fall: %s" % [r[2] for r in rows]
 PY
+    # the joint user loss falls from the first train epoch to the second
+    local l1 l2
+    l1=$(grep -o 'rank=0 .*joint_epoch_end epoch=1 user_loss=[0-9.]*' "$E2E_TMP/day1.log" | sed 's/.*=//')
+    l2=$(grep -o 'rank=0 .*joint_epoch_end epoch=2 user_loss=[0-9.]*' "$E2E_TMP/day1.log" | sed 's/.*=//')
+    python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); assert b < a, (a, b)" "$l1" "$l2" ||
+        fail "the joint user loss did not fall: $l1 -> $l2"
 }
 
 t_day2_incremental() {
     expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D2 "${SET[@]}" "${DAY2[@]}"
+    # joint: the train stage's user model starts from day 1's final one (users/model.bin)
+    grep -q "joint_warm_start model=.*$D1/users/model.bin" "$E2E_ERR" || fail "no joint warm start from day 1"
     grep -q 'users_encode_plan mode=incremental' "$E2E_ERR" || fail "day 2 should be incremental: $(grep users_encode_plan "$E2E_ERR")"
     local n active
     n=$(count $D1 users)
@@ -129,13 +151,34 @@ PY
 }
 
 t_bad() {
-    expect_exit 2 mpi 2 "$SAGEPIPE" job users --config "$C" --date $D1 "${SET[@]}" --set sequence.mode=joint --force
-    grep -q "not implemented" "$E2E_ERR" || fail "joint mode message: $(tail -2 "$E2E_ERR")"
     expect_exit 2 mpi 2 "$SAGEPIPE" job users --config "$C" --date $D1 "${SET[@]}" --set sequence.width=15 --force
     grep -q "multiple of sequence.heads" "$E2E_ERR" || fail "width/heads message: $(tail -2 "$E2E_ERR")"
 }
 
 check day1 t_day1
+t_frozen() {
+    # sequence.mode = frozen in a copy of day 1's work dir: only the users stage trains the user encoder
+    local F=(--set sequence.mode=frozen --set pipeline.work_dir="$E2E_TMP/wf" --set export.dir="$E2E_TMP/embf")
+    cp -r "$E2E_TMP/w" "$E2E_TMP/wf"
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 "${SET[@]}" "${F[@]}"
+    [ ! -e "$E2E_TMP/wf/$D1/train/seqmodel.bin" ] || fail "frozen mode wrote train/seqmodel.bin"
+    grep -q "joint_begin\|users_joint_start" "$E2E_ERR" && fail "frozen mode ran the joint task"
+    grep -q "users_train_begin" "$E2E_ERR" || fail "frozen mode: the users stage did not train"
+    python3 - "$E2E_TMP/wf/$D1/users/loss.tsv" <<'PY' || fail "frozen loss.tsv"
+import sys, math
+rows = [l.split('\t') for l in open(sys.argv[1])][1:]
+assert len(rows) == 4 and all(math.isfinite(float(r[2])) for r in rows), rows
+assert float(rows[-1][2]) < float(rows[0][2]) - 0.05, "the user encoder's loss did not fall: %s" % [r[2] for r in rows]
+PY
+    [ "$(count $D1 encoded wf)" = "$(count $D1 users)" ] || fail "frozen: users not encoded"
+    # the next date warm-starts the users stage from day 1's model
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D2 "${SET[@]}" "${DAY2[@]}" "${F[@]}"
+    grep -q "users_warm_start model=.*$D1/users/model.bin" "$E2E_ERR" || fail "frozen: no warm start from day 1"
+    grep -q 'users_encode_plan mode=incremental' "$E2E_ERR" || fail "frozen day 2 should be incremental"
+    expect_exit 2 mpi 2 "$SAGEPIPE" run --config "$C" --date $D2 "${SET[@]}" "${DAY2[@]}" --set train.w_user=-1
+    grep -q "w_user" "$E2E_ERR" || fail "a negative w_user was not refused by name"
+}
+check frozen t_frozen
 check day2_incremental t_day2_incremental
 check day2_other_ranks t_day2_other_ranks
 t_corrupt() {

@@ -1,8 +1,9 @@
 /* users stage: lifelong user histories and user embeddings (DESIGN §4,
  * §4.1 "User encoder"). Appends the day's events to each owned user's
  * history, trains the causal transformer user encoder on the frozen item
- * embeddings of the infer stage (warm-started from the previous date's
- * model), encodes the users active in the day's window and carries the
+ * embeddings of the infer stage (starting from the model the train stage
+ * trained with the item encoder in joint mode, else from the previous
+ * date's), encodes the users active in the day's window and carries the
  * others over from the previous date, or re-encodes everyone with --full or
  * whenever the encoder or the item embeddings changed. */
 #ifndef SP_USERS_STAGE_H

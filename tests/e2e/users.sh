@@ -81,6 +81,15 @@ PY
     l2=$(grep -o 'rank=0 .*joint_epoch_end epoch=2 user_loss=[0-9.]*' "$E2E_TMP/day1.log" | sed 's/.*=//')
     python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); assert b < a, (a, b)" "$l1" "$l2" ||
         fail "the joint user loss did not fall: $l1 -> $l2"
+    # a rerun of the date from train (a copy of the work dir) gives the same user vectors: the joint
+    # task's sampling, token-table refreshes and producer thread are deterministic
+    expect_exit 0 sp dump users --config "$C" --date $D1 "${SET[@]}"
+    cp "$E2E_OUT" "$E2E_TMP/day1_users.txt"
+    cp -r "$E2E_TMP/w" "$E2E_TMP/wr"
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 --from train --force "${SET[@]}" \
+        --set pipeline.work_dir="$E2E_TMP/wr" --set export.dir="$E2E_TMP/embr"
+    expect_exit 0 sp dump users --config "$C" --date $D1 "${SET[@]}" --set pipeline.work_dir="$E2E_TMP/wr"
+    cmp -s "$E2E_OUT" "$E2E_TMP/day1_users.txt" || fail "a rerun of day 1 changed the user vectors"
 }
 
 t_day2_incremental() {

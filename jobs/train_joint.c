@@ -90,7 +90,8 @@ int sp_joint_init(sp_joint *J, const sp_run_ctx *ctx, const sp_sage_data *D, int
     }
     if (!rc && !(J->grad = calloc(J->S.m.n + 1, 4))) rc = SP_ENOMEM;
     if (!rc && ctx->rank == 0)
-        SP_INFO("joint_begin", "users=%" PRIu64 " targets=%" PRIu64 " windows_per_step=%" PRIu64 " w_user=%g params=%zu",
+        SP_INFO("joint_begin",
+                "users=%" PRIu64 " targets=%" PRIu64 " windows_per_step=%" PRIu64 " w_user=%g params=%zu",
                 g[0], g[1], J->per_step, J->w, J->S.m.n);
     free(cnt);
     free(buf);
@@ -174,8 +175,8 @@ int sp_joint_step(sp_joint *J, sp_joint_batch *b, const float *out, uint32_t uba
         if (ci) J->cid = ci;
         if (po) J->pos = po;
         if (cr) J->crow = cr;
-        if (!ci || !po || !cr || grow_f(&J->cand, ncmax * d) || grow_f(&J->dc, ncmax * d) || grow_f(&J->dc2, ncmax * d) ||
-            grow_f(&J->clogq, ncmax) || grow_f(&J->scratch, blk * ncmax))
+        if (!ci || !po || !cr || grow_f(&J->cand, ncmax * d) || grow_f(&J->dc, ncmax * d) ||
+            grow_f(&J->dc2, ncmax * d) || grow_f(&J->clogq, ncmax) || grow_f(&J->scratch, blk * ncmax))
             return SP_ENOMEM;
         J->cap_c = ncmax;
     }

@@ -66,7 +66,8 @@ static int colmap_first(const colmap *m, uint64_t id) {
     return -1;
 }
 
-SP_HOT float nn_sampled_softmax_ex(const float *q, const float *c, const int *pos, const uint64_t *cid, const float *logq,
+SP_HOT
+float nn_sampled_softmax_ex(const float *q, const float *c, const int *pos, const uint64_t *cid, const float *logq,
                             const uint64_t *excl_off, const uint64_t *excl, int nq, int nc, int d, float tau, float *dq,
                             float *dc, float *dtau, float *scratch) {
     colmap cm = {0};

@@ -67,11 +67,13 @@ float nn_dot(const float *restrict a, const float *restrict b, size_t n) {
 
 /* ---- elementwise ---- */
 
-SP_HOT void nn_relu_fwd(float *y, const float *x, size_t n) {
+SP_HOT
+void nn_relu_fwd(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-SP_HOT void nn_relu_bwd(float *dx, const float *dy, const float *y, size_t n) {
+SP_HOT
+void nn_relu_bwd(float *dx, const float *dy, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
@@ -98,7 +100,8 @@ void nn_gelu_bwd(float *dx, const float *dy, const float *x, size_t n) {
 
 #define L2_FLOOR 1e-12f
 
-SP_HOT void nn_l2norm_fwd(float *y, float *norm, const float *x, int n, int d) {
+SP_HOT
+void nn_l2norm_fwd(float *y, float *norm, const float *x, int n, int d) {
     for (int i = 0; i < n; i++) {
         const float *xr = x + (size_t)i * d;
         float *yr = y + (size_t)i * d;
@@ -112,7 +115,8 @@ SP_HOT void nn_l2norm_fwd(float *y, float *norm, const float *x, int n, int d) {
     }
 }
 
-SP_HOT void nn_l2norm_bwd(float *dx, const float *dy, const float *y, const float *norm, int n, int d) {
+SP_HOT
+void nn_l2norm_bwd(float *dx, const float *dy, const float *y, const float *norm, int n, int d) {
     for (int i = 0; i < n; i++) {
         const float *dyr = dy + (size_t)i * d, *yr = y + (size_t)i * d;
         float *dxr = dx + (size_t)i * d;
@@ -227,7 +231,8 @@ static inline void addv(float *restrict y, const float *restrict x, int d) {
     for (int k = 0; k < d; k++) y[k] += x[k];
 }
 
-SP_HOT void nn_pool_fwd(float *out, const float *h, const uint32_t *idx, const float *w, const uint64_t *off, int n, int d) {
+SP_HOT
+void nn_pool_fwd(float *out, const float *h, const uint32_t *idx, const float *w, const uint64_t *off, int n, int d) {
     if (n <= 0) return;
     uint64_t end = off[n], pf = pool_ahead(d);
     for (int i = 0; i < n; i++) {
@@ -242,7 +247,8 @@ SP_HOT void nn_pool_fwd(float *out, const float *h, const uint32_t *idx, const f
     }
 }
 
-SP_HOT void nn_pool_bwd(float *dh, const float *dout, const uint32_t *idx, const float *w, const uint64_t *off, int n, int d) {
+SP_HOT
+void nn_pool_bwd(float *dh, const float *dout, const uint32_t *idx, const float *w, const uint64_t *off, int n, int d) {
     if (n <= 0) return;
     uint64_t end = off[n], pf = pool_ahead(d);
     for (int i = 0; i < n; i++) {
@@ -256,7 +262,8 @@ SP_HOT void nn_pool_bwd(float *dh, const float *dout, const uint32_t *idx, const
     }
 }
 
-SP_HOT void nn_pool_bwd_w(float *dw, const float *dout, const float *h, const uint32_t *idx, const uint64_t *off, int n,
+SP_HOT
+void nn_pool_bwd_w(float *dw, const float *dout, const float *h, const uint32_t *idx, const uint64_t *off, int n,
                    int d) {
     if (n <= 0) return;
     uint64_t end = off[n], pf = pool_ahead(d);

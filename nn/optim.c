@@ -44,13 +44,15 @@ static void bias_corrections(const nn_adam_cfg *c, int64_t t, float *ibc1, float
     *ibc2 = (float)(1.0 / (1.0 - pow(c->beta2, tt)));
 }
 
-SP_HOT void nn_adam_step(float *p, const float *g, float *m, float *v, size_t n, const nn_adam_cfg *c, int64_t t, float lr) {
+SP_HOT
+void nn_adam_step(float *p, const float *g, float *m, float *v, size_t n, const nn_adam_cfg *c, int64_t t, float lr) {
     float ibc1, ibc2;
     bias_corrections(c, t, &ibc1, &ibc2);
     adam_update(p, g, m, v, n, c, ibc1, ibc2, lr);
 }
 
-SP_HOT void nn_adam_rows(float *table, float *m, float *v, const uint32_t *rows, const float *grow, int nrows, int d,
+SP_HOT
+void nn_adam_rows(float *table, float *m, float *v, const uint32_t *rows, const float *grow, int nrows, int d,
                   const nn_adam_cfg *c, int64_t t, float lr) {
     if (nrows <= 0 || d <= 0) return;
     float ibc1, ibc2;

@@ -129,6 +129,7 @@ void nn_l2norm_bwd(float *dx, const float *dy, const float *y, const float *norm
 
 #define LN_EPS 1e-5
 
+SP_HOT
 void nn_layernorm_fwd(float *y, float *mean, float *rstd, const float *x, const float *g, const float *b, int n,
                       int d) {
     if (d <= 0) return;
@@ -156,6 +157,7 @@ void nn_layernorm_fwd(float *y, float *mean, float *rstd, const float *x, const 
 
 /* With x̂ = (x − μ)·rstd and ĝ = dy ⊙ g:
  * dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂)); dg += dy ⊙ x̂; db += dy. */
+SP_HOT
 void nn_layernorm_bwd(float *dx, float *dg, float *db, const float *dy, const float *x, const float *mean,
                       const float *rstd, const float *g, int n, int d) {
     if (d <= 0) return;

@@ -52,6 +52,7 @@ static inline float vexp(float z) {
     return p * s;
 }
 
+SP_HOT
 void sq_gelu_fwd(float *restrict y, const float *restrict x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], sg = 1.0f / (1.0f + vexp(-2.0f * GELU_C * (v + GELU_A * v * v * v)));
@@ -60,6 +61,7 @@ void sq_gelu_fwd(float *restrict y, const float *restrict x, size_t n) {
 }
 
 /* d/dx x·σ(2u) = σ + 2x·σ(1 − σ)·u′ with u′ = √(2/π)(1 + 3·0.044715 x²). */
+SP_HOT
 void sq_gelu_bwd(float *dx, const float *dy, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], e = vexp(-2.0f * GELU_C * (v + GELU_A * v * v * v)), sg = 1.0f / (1.0f + e);

@@ -110,8 +110,9 @@ void sp_joint_free(sp_joint *J) {
     sp_seq_state_free(&J->S);
     sq_acts_free(J->acts);
     free(J->idx), free(J->table), free(J->logq), free(J->train);
-    free(J->sout), free(J->dsout), free(J->grad), free(J->q), free(J->dq), free(J->dq2), free(J->cand);
-    free(J->dc), free(J->dc2), free(J->clogq), free(J->scratch), free(J->cid), free(J->pos), free(J->crow);
+    free(J->sout), free(J->dsout), free(J->grad), free(J->q), free(J->dq), free(J->cand);
+    free(J->dc), free(J->clogq), free(J->cid), free(J->crow);
+    sp_users_loss_ws_free(&J->lw);
     memset(J, 0, sizeof *J);
 }
 
@@ -165,23 +166,20 @@ int sp_joint_step(sp_joint *J, sp_joint_batch *b, const float *out, uint32_t uba
         J->cap_n = N * d;
     }
     if (blk * d > J->cap_q) {
-        if (grow_f(&J->q, blk * d) || grow_f(&J->dq, blk * d) || grow_f(&J->dq2, blk * d)) return SP_ENOMEM;
+        if (grow_f(&J->q, blk * d) || grow_f(&J->dq, blk * d)) return SP_ENOMEM;
         J->cap_q = blk * d;
     }
     if (ncmax > J->cap_c) {
         uint64_t *ci = realloc(J->cid, 8 * ncmax);
-        int *po = realloc(J->pos, 4 * ncmax);
         uint32_t *cr = realloc(J->crow, 4 * ncmax);
         if (ci) J->cid = ci;
-        if (po) J->pos = po;
         if (cr) J->crow = cr;
-        if (!ci || !po || !cr || grow_f(&J->cand, ncmax * d) || grow_f(&J->dc, ncmax * d) ||
-            grow_f(&J->dc2, ncmax * d) || grow_f(&J->clogq, ncmax) || grow_f(&J->scratch, blk * ncmax))
+        if (!ci || !cr || grow_f(&J->cand, ncmax * d) || grow_f(&J->dc, ncmax * d) || grow_f(&J->clogq, ncmax))
             return SP_ENOMEM;
         J->cap_c = ncmax;
     }
     sq_batch sb = sq_packer_batch(&b->pk);
-    sq_dropout drop = {(float)uc->dropout, sp_mix64(uc->seed ^ 0x64726f70ULL) ^ (uint64_t)J->S.step};
+    sq_dropout drop = sp_users_dropout(uc, J->S.step);
     int rc = sq_forward_train(&J->S.m, &sb, J->acts, J->sout, &drop);
     if (rc) return rc;
     memset(J->dsout, 0, 4 * N * d);
@@ -203,28 +201,19 @@ int sp_joint_step(sp_joint *J, sp_joint_batch *b, const float *out, uint32_t uba
             rows[j] = row;
         }
         const uint64_t *eo = uc->mask_history ? b->Q.excl_off + i0 : NULL;
-        float ln = 0, la = 0, tn = 0, ta = 0;
-        for (uint32_t i = 0; i < bq; i++) J->pos[i] = (int)i;
-        if (uc->w_next > 0)
-            ln = nn_sampled_softmax_ex(J->q, J->cand, J->pos, J->cid, J->clogq, eo, b->Q.excl, (int)bq, (int)nc, d,
-                                       J->S.tau, J->dq, J->dc, &tn, J->scratch);
-        for (uint32_t i = 0; i < bq; i++) J->pos[i] = (int)(bq + i);
-        if (uc->w_all > 0)
-            la = nn_sampled_softmax_ex(J->q, J->cand, J->pos, J->cid, J->clogq, eo, b->Q.excl, (int)bq, (int)nc, d,
-                                       J->S.tau, J->dq2, J->dc2, &ta, J->scratch);
-        float an = uc->w_next > 0 ? (float)(J->w * uc->w_next) * wgt : 0.f;
-        float aa = uc->w_all > 0 ? (float)(J->w * uc->w_all) * wgt : 0.f;
-        *loss += an * ln + aa * la;
-        J->dtau += scale * (an * tn + aa * ta);
+        float an = (float)(J->w * uc->w_next) * wgt, aa = (float)(J->w * uc->w_all) * wgt;
+        rc = sp_users_block_loss(&J->lw, J->q, J->cand, J->cid, J->clogq, eo, b->Q.excl, bq, nc, d, J->S.tau, an, aa,
+                                 scale, J->dq, J->dc, loss, &J->dtau);
+        if (rc) return rc;
         for (uint32_t i = 0; i < bq; i++) {
             float *dst = J->dsout + b->Q.qrow[i0 + i] * d;
-            const float *g1 = J->dq + (size_t)i * d, *g2 = J->dq2 + (size_t)i * d;
-            for (int k = 0; k < d; k++) dst[k] += scale * ((an > 0 ? an * g1[k] : 0) + (aa > 0 ? aa * g2[k] : 0));
+            const float *g = J->dq + (size_t)i * d;
+            for (int k = 0; k < d; k++) dst[k] += scale * g[k];
         }
         for (uint32_t j = 0; j < nc; j++) {
             float *dst = dout + (size_t)rows[j] * d;
-            const float *g1 = J->dc + (size_t)j * d, *g2 = J->dc2 + (size_t)j * d;
-            for (int k = 0; k < d; k++) dst[k] += (an > 0 ? an * g1[k] : 0) + (aa > 0 ? aa * g2[k] : 0);
+            const float *g = J->dc + (size_t)j * d;
+            for (int k = 0; k < d; k++) dst[k] += g[k];
         }
     }
     return sq_backward(&J->S.m, &sb, J->acts, J->dsout, J->grad, NULL);
@@ -234,15 +223,7 @@ int sp_joint_update(sp_joint *J, int64_t s, int64_t total) {
     float extra = J->dtau;
     int rc = SP_OK;
     if (J->size > 1 && ((rc = sp_dist_sum_f32(J->grad, J->S.m.n)) || (rc = sp_dist_sum_f32(&extra, 1)))) return rc;
-    const sp_users_cfg *uc = &J->uc;
-    nn_adam_cfg adam = {0.9f, 0.999f, 1e-8f, (float)uc->wd}, adam_tau = {0.9f, 0.999f, 1e-8f, 0.f};
-    float lr = nn_lr_at(s, uc->warmup, total, (float)uc->lr, (float)uc->lr_min);
-    int64_t t = ++J->S.step;
-    nn_adam_step(J->S.m.p, J->grad, J->S.am, J->S.av, J->S.m.n, &adam, t, lr);
-    if (uc->learn_tau) {
-        nn_adam_step(&J->S.tau, &extra, &J->S.tau_m, &J->S.tau_v, 1, &adam_tau, t, lr);
-        if (J->S.tau < (float)uc->tau_min) J->S.tau = (float)uc->tau_min;
-    }
+    sp_seq_state_step(&J->S, &J->uc, J->grad, extra, s, total);
     return SP_OK;
 }
 

@@ -38,10 +38,10 @@ typedef struct {
     int rank, size, d;
     /* main-thread workspace */
     sq_acts *acts;
-    float *sout, *dsout, *grad, *q, *dq, *dq2, *cand, *dc, *dc2, *clogq, *scratch;
+    float *sout, *dsout, *grad, *q, *dq, *cand, *dc, *clogq;
     uint64_t *cid;
-    int *pos;
     uint32_t *crow;
+    sp_users_loss_ws lw;
     size_t cap_n, cap_q, cap_c;
     float dtau;
 } sp_joint;

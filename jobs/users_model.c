@@ -10,6 +10,7 @@
 
 #include "fsutil.h"
 #include "ingest.h"
+#include "nn.h"
 #include "sfile.h"
 
 #define MODEL_VERSION 1
@@ -76,25 +77,19 @@ int sp_users_find_prev(const sp_run_ctx *ctx, int lookback, sp_run_ctx *pc, char
     return 0;
 }
 
-typedef struct { int rank, size; } owner_filter;
-static int keep_owned(uint64_t user, void *arg) {
-    const owner_filter *f = arg;
-    return sp_owner(SP_USER, user, f->size) == f->rank;
-}
-
 /* This rank's users' history at the previous date (empty when there is none). */
 static int load_prev_history(const sp_run_ctx *ctx, const sp_run_ctx *pc, int have_prev, sq_hist *h) {
     memset(h, 0, sizeof *h);
     if (!have_prev) return SP_OK;
     int n = 0, rc = sp_stage_ranks(pc, "users", &n);
-    owner_filter f = {ctx->rank, ctx->size};
+    sp_owner_filter f = {ctx->rank, ctx->size};
     char name[96], path[PATH_MAX + 128], dir[PATH_MAX + 64];
     sp_stage_path(pc, "users", NULL, dir, sizeof dir);
     for (int r = 0; !rc && r < n; r++) {
         if (n == ctx->size && r != ctx->rank) continue; /* same partitioning: only our own part */
         sp_part_name("hist", r, n, name, sizeof name);
         snprintf(path, sizeof path, "%s/%s", dir, name);
-        rc = sq_hist_load(h, path, n == ctx->size ? NULL : keep_owned, &f);
+        rc = sq_hist_load(h, path, n == ctx->size ? NULL : sp_users_owned, &f);
     }
     if (!rc) rc = sq_hist_sort(h);
     return rc;
@@ -284,4 +279,60 @@ int sp_users_sample(const sp_users_sampler *T, uint64_t u, sp_rng *r, sq_packer 
         (*nq)++;
     }
     return SP_OK;
+}
+
+/* ---- training steps ---- */
+
+void sp_users_loss_ws_free(sp_users_loss_ws *w) {
+    free(w->pos), free(w->g1), free(w->g2), free(w->c1), free(w->c2), free(w->scratch);
+    memset(w, 0, sizeof *w);
+}
+
+int sp_users_block_loss(sp_users_loss_ws *w, const float *q, const float *c, const uint64_t *cid, const float *logq,
+                        const uint64_t *excl_off, const uint64_t *excl, uint32_t bq, uint32_t nc, int d, float tau,
+                        float an, float aa, float scale, float *dq, float *dc, float *loss, float *dtau) {
+    size_t nq_d = (size_t)bq * d, nc_d = (size_t)nc * d;
+    if (sp_grow((void **)&w->g1, &w->cap_q, nq_d, 4) || !(w->g2 = realloc(w->g2, 4 * w->cap_q + 4)) ||
+        sp_grow((void **)&w->c1, &w->cap_c, nc_d, 4) || !(w->c2 = realloc(w->c2, 4 * w->cap_c + 4)) ||
+        !(w->pos = realloc(w->pos, 4 * (size_t)nc + 4)) || sp_grow((void **)&w->scratch, &w->cap_s, (size_t)bq * nc, 4))
+        return SP_ENOMEM;
+    /* loss 0: next action (query i -> candidate i), loss 1: all-action (query i -> candidate bq + i) */
+    float *g[2] = {w->g1, w->g2}, *cg[2] = {w->c1, w->c2}, wt[2] = {an, aa}, l[2] = {0, 0}, tg[2] = {0, 0};
+    for (int t = 0; t < 2; t++) {
+        for (uint32_t i = 0; i < bq; i++) w->pos[i] = (int)((uint32_t)t * bq + i);
+        if (wt[t] > 0) {
+            l[t] = nn_sampled_softmax_ex(q, c, w->pos, cid, logq, excl_off, excl, (int)bq, (int)nc, d, tau, g[t],
+                                         dc ? cg[t] : NULL, &tg[t], w->scratch);
+        } else {
+            memset(g[t], 0, 4 * nq_d);
+            if (dc) memset(cg[t], 0, 4 * nc_d);
+        }
+    }
+    *loss += an * l[0] + aa * l[1];
+    *dtau += scale * (an * tg[0] + aa * tg[1]);
+    for (size_t k = 0; k < nq_d; k++) dq[k] = an * w->g1[k] + aa * w->g2[k];
+    for (size_t k = 0; dc && k < nc_d; k++) dc[k] = an * w->c1[k] + aa * w->c2[k];
+    return SP_OK;
+}
+
+sq_dropout sp_users_dropout(const sp_users_cfg *uc, int64_t step) {
+    return (sq_dropout){(float)uc->dropout, sp_mix64(uc->seed ^ 0x64726f70ULL) ^ (uint64_t)step};
+}
+
+float sp_seq_state_step(sp_seq_state *s, const sp_users_cfg *uc, const float *grad, float dtau, int64_t i,
+                        int64_t total) {
+    nn_adam_cfg adam = {0.9f, 0.999f, 1e-8f, (float)uc->wd}, adam_tau = {0.9f, 0.999f, 1e-8f, 0.f};
+    float lr = nn_lr_at(i, uc->warmup, total, (float)uc->lr, (float)uc->lr_min);
+    int64_t t = ++s->step;
+    nn_adam_step(s->m.p, grad, s->am, s->av, s->m.n, &adam, t, lr);
+    if (uc->learn_tau) {
+        nn_adam_step(&s->tau, &dtau, &s->tau_m, &s->tau_v, 1, &adam_tau, t, lr);
+        if (s->tau < (float)uc->tau_min) s->tau = (float)uc->tau_min;
+    }
+    return lr;
+}
+
+int sp_users_owned(uint64_t user, void *arg) {
+    const sp_owner_filter *f = arg;
+    return sp_owner(SP_USER, user, f->size) == f->rank;
 }

@@ -79,4 +79,34 @@ typedef struct {
 int sp_users_sample(const sp_users_sampler *T, uint64_t u, sp_rng *r, sq_packer *pk, sp_users_queries *Q,
                     uint64_t *nq);
 
+/* Scratch of sp_users_block_loss (start zeroed; free with sp_users_loss_ws_free). */
+typedef struct {
+    int *pos;
+    float *g1, *g2, *c1, *c2, *scratch;
+    size_t cap_q, cap_c, cap_s;
+} sp_users_loss_ws;
+void sp_users_loss_ws_free(sp_users_loss_ws *w);
+
+/* The two losses of one block of bq queries q (bq, d) against nc candidates c (nc, d): query i's next-action
+ * target is candidate i, its all-action target candidate bq + i; sampled softmax with logQ, accidental hits
+ * of cid masked, excl_off/excl the history pins masked per query (or NULL). an, aa: the weights of the
+ * next-action and all-action losses (a loss of weight 0 is not computed). Writes dq (bq, d) = an·∂ln/∂q +
+ * aa·∂la/∂q and, when dc != NULL, dc (nc, d) likewise for the candidates; adds an·ln + aa·la to *loss and
+ * scale·(an·∂ln/∂τ + aa·∂la/∂τ) to *dtau. SP_ENOMEM. */
+int sp_users_block_loss(sp_users_loss_ws *w, const float *q, const float *c, const uint64_t *cid, const float *logq,
+                        const uint64_t *excl_off, const uint64_t *excl, uint32_t bq, uint32_t nc, int d, float tau,
+                        float an, float aa, float scale, float *dq, float *dc, float *loss, float *dtau);
+
+/* The dropout of training step `step` (sequence.dropout, masks seeded per model seed and step). */
+sq_dropout sp_users_dropout(const sp_users_cfg *uc, int64_t step);
+
+/* One optimiser step of s at train step i of total (sequence.lr's warm-up and cosine): AdamW on grad, and
+ * on the temperature (gradient dtau, floor tau_min) when it is learned. Returns the learning rate used. */
+float sp_seq_state_step(sp_seq_state *s, const sp_users_cfg *uc, const float *grad, float dtau, int64_t i,
+                        int64_t total);
+
+/* Keeps the users this rank owns (sq_hist_load's filter): arg is an sp_owner_filter. */
+typedef struct { int rank, size; } sp_owner_filter;
+int sp_users_owned(uint64_t user, void *arg);
+
 #endif

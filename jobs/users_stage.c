@@ -65,8 +65,6 @@ int sp_users_digest(const sp_run_ctx *ctx, uint64_t *digest) {
     return SP_OK;
 }
 
-typedef struct { int rank, size; } owner_filter;
-
 /* The encoder version: today's vectors equal yesterday's for an unchanged history only when this matches. */
 static uint64_t encoder_version(const sp_seq_state *s, uint64_t items_digest) {
     uint64_t v = XXH64(s->m.p, 4 * s->m.n, items_digest);
@@ -90,9 +88,9 @@ typedef struct {
 typedef struct {
     sq_packer pk;
     sq_acts *acts;
-    float *out, *dout, *grad, *q, *dq, *dq2, *cand, *logq, *scratch;
+    float *out, *dout, *grad, *q, *dq, *cand, *logq;
     uint64_t *cid;
-    int *pos;
+    sp_users_loss_ws lw;
     uint32_t *neg; /* the step's shared random pins (rows of the negatives pool) */
     sp_users_queries Q;
     size_t cap_out, cap_q, cap_c, cap_s, cap_neg;
@@ -101,9 +99,10 @@ typedef struct {
 static void ws_free(workspace *w) {
     sq_packer_free(&w->pk);
     sq_acts_free(w->acts);
-    free(w->out), free(w->dout), free(w->grad), free(w->q), free(w->dq), free(w->dq2), free(w->cand);
-    free(w->logq), free(w->scratch), free(w->cid), free(w->pos), free(w->neg);
+    free(w->out), free(w->dout), free(w->grad), free(w->q), free(w->dq), free(w->cand);
+    free(w->logq), free(w->cid), free(w->neg);
     sp_users_queries_free(&w->Q);
+    sp_users_loss_ws_free(&w->lw);
     memset(w, 0, sizeof *w);
 }
 
@@ -116,8 +115,7 @@ static int step_loss(trainer *T, sp_seq_state *S, workspace *w, uint64_t nq, sp_
     if (sp_grow((void **)&w->out, &w->cap_out, N * d, 4) || !(w->dout = realloc(w->dout, 4 * w->cap_out + 4)))
         return SP_ENOMEM;
     sq_batch b = sq_packer_batch(&w->pk);
-    /* this step's dropout masks: a seed per (model seed, step) */
-    sq_dropout drop = {(float)uc->dropout, sp_mix64(uc->seed ^ 0x64726f70ULL) ^ (uint64_t)S->step};
+    sq_dropout drop = sp_users_dropout(uc, S->step);
     int rc = sq_forward_train(&S->m, &b, w->acts, w->out, &drop);
     if (rc) return rc;
     memset(w->dout, 0, 4 * N * d);
@@ -125,10 +123,8 @@ static int step_loss(trainer *T, sp_seq_state *S, workspace *w, uint64_t nq, sp_
     uint32_t blk = (uint32_t)uc->inbatch, R = (uint32_t)uc->negatives;
     size_t ncmax = 2 * (size_t)blk + R;
     if (sp_grow((void **)&w->q, &w->cap_q, (size_t)blk * d, 4) || !(w->dq = realloc(w->dq, 4 * w->cap_q + 4)) ||
-        !(w->dq2 = realloc(w->dq2, 4 * w->cap_q + 4)) || sp_grow((void **)&w->cand, &w->cap_c, ncmax * d, 4) ||
-        !(w->logq = realloc(w->logq, 4 * w->cap_c + 4)) || !(w->cid = realloc(w->cid, 8 * w->cap_c + 8)) ||
-        !(w->pos = realloc(w->pos, 4 * w->cap_c + 4)) ||
-        sp_grow((void **)&w->scratch, &w->cap_s, (size_t)blk * ncmax, 4))
+        sp_grow((void **)&w->cand, &w->cap_c, ncmax * d, 4) || !(w->logq = realloc(w->logq, 4 * w->cap_c + 4)) ||
+        !(w->cid = realloc(w->cid, 8 * w->cap_c + 8)))
         return SP_ENOMEM;
     /* shared random pins of this step */
     if (sp_grow((void **)&w->neg, &w->cap_neg, (size_t)R + 1, 4)) return SP_ENOMEM;
@@ -152,25 +148,15 @@ static int step_loss(trainer *T, sp_seq_state *S, workspace *w, uint64_t nq, sp_
                 w->logq[j] = T->neg_logq[row];
             }
         }
-        float ln = 0, la = 0, tn = 0, ta = 0;
         const uint64_t *eo = uc->mask_history ? w->Q.excl_off + i0 : NULL; /* offsets stay absolute into excl */
-        for (uint32_t i = 0; i < bq; i++) w->pos[i] = (int)i;
-        if (uc->w_next > 0)
-            ln = nn_sampled_softmax_ex(w->q, w->cand, w->pos, w->cid, w->logq, eo, w->Q.excl, (int)bq, (int)nc, d,
-                                       S->tau, w->dq, NULL, &tn, w->scratch);
-        else memset(w->dq, 0, 4 * (size_t)bq * d);
-        for (uint32_t i = 0; i < bq; i++) w->pos[i] = (int)(bq + i);
-        if (uc->w_all > 0)
-            la = nn_sampled_softmax_ex(w->q, w->cand, w->pos, w->cid, w->logq, eo, w->Q.excl, (int)bq, (int)nc, d,
-                                       S->tau, w->dq2, NULL, &ta, w->scratch);
-        else memset(w->dq2, 0, 4 * (size_t)bq * d);
         float an = (float)uc->w_next * wgt, aa = (float)uc->w_all * wgt;
-        *loss += an * ln + aa * la;
-        *dtau += scale * (an * tn + aa * ta);
+        rc = sp_users_block_loss(&w->lw, w->q, w->cand, w->cid, w->logq, eo, w->Q.excl, bq, nc, d, S->tau, an, aa,
+                                 scale, w->dq, NULL, loss, dtau);
+        if (rc) return rc;
         for (uint32_t i = 0; i < bq; i++) {
             float *dst = w->dout + w->Q.qrow[i0 + i] * d;
-            const float *g1 = w->dq + (size_t)i * d, *g2 = w->dq2 + (size_t)i * d;
-            for (int k = 0; k < d; k++) dst[k] += scale * (an * g1[k] + aa * g2[k]);
+            const float *g = w->dq + (size_t)i * d;
+            for (int k = 0; k < d; k++) dst[k] += scale * g[k];
         }
     }
     return SP_OK;
@@ -196,7 +182,6 @@ static int train_model(const sp_run_ctx *ctx, trainer *T, sp_seq_state *S, FILE 
     uint64_t *perm = malloc(8 * (T->ntrain + 1));
     if (!perm) rc = SP_ENOMEM;
     rc = sp_dist_agree(rc);
-    nn_adam_cfg adam = {0.9f, 0.999f, 1e-8f, (float)uc->wd}, adam_tau = {0.9f, 0.999f, 1e-8f, 0.f};
     sp_rng r;
     sp_rng_init(&r, uc->seed, SP_RNG_TRAIN + 300, (uint64_t)ctx->rank);
     uint64_t pi = T->ntrain;
@@ -232,13 +217,7 @@ static int train_model(const sp_run_ctx *ctx, trainer *T, sp_seq_state *S, FILE 
         if (rc) break;
         float extra[2] = {dtau, loss * scale};
         if (ctx->size > 1 && ((rc = sp_dist_sum_f32(grad, S->m.n)) || (rc = sp_dist_sum_f32(extra, 2)))) break;
-        float lr = nn_lr_at(s, uc->warmup, total, (float)uc->lr, (float)uc->lr_min);
-        int64_t t = ++S->step;
-        nn_adam_step(S->m.p, grad, S->am, S->av, S->m.n, &adam, t, lr);
-        if (uc->learn_tau) {
-            nn_adam_step(&S->tau, &extra[0], &S->tau_m, &S->tau_v, 1, &adam_tau, t, lr);
-            if (S->tau < (float)uc->tau_min) S->tau = (float)uc->tau_min;
-        }
+        float lr = sp_seq_state_step(S, uc, grad, extra[0], s, total);
         acc += extra[1];
         accn++;
         sp_progress_add(&prog, 1);
@@ -289,7 +268,7 @@ void sp_users_part_close(sp_users_part *u) {
 
 /* Loads the users parts of ctx's date (keep: this rank's users only, else all) into u; *version = the
  * parts' encoder version (they all share it). */
-static int users_load_filtered(const sp_run_ctx *ctx, const owner_filter *keep, sp_user_set *u, uint64_t *version) {
+static int users_load_filtered(const sp_run_ctx *ctx, sp_owner_filter *keep, sp_user_set *u, uint64_t *version) {
     memset(u, 0, sizeof *u);
     int n = 0, rc = sp_stage_ranks(ctx, "users", &n);
     size_t cap_i = 0, cap_v = 0;
@@ -301,7 +280,7 @@ static int users_load_filtered(const sp_run_ctx *ctx, const owner_filter *keep, 
         u->d = up.d;
         if (version) *version = up.version;
         for (uint64_t i = 0; !rc && i < up.n; i++) {
-            if (keep && sp_owner(SP_USER, up.ids[i], keep->size) != keep->rank) continue;
+            if (keep && !sp_users_owned(up.ids[i], keep)) continue;
             if (sp_grow((void **)&u->ids, &cap_i, u->n + 1, 8) || sp_grow((void **)&u->vec, &cap_v, (u->n + 1) * u->d, 4)) {
                 rc = SP_ENOMEM;
                 break;
@@ -455,7 +434,7 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     sp_user_set old = {0};
     int carry = 0;
     if (!rc && have_prev && !ctx->full) {
-        owner_filter f = {ctx->rank, ctx->size};
+        sp_owner_filter f = {ctx->rank, ctx->size};
         rc = users_load_filtered(&pc, &f, &old, &pversion);
         uint64_t mismatch = old.n && pversion != version;
         rc = sp_dist_agree(rc);

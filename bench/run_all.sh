@@ -4,7 +4,8 @@
 #   bench/run_all.sh BUILD_DIR
 #
 # Runs, in name order, every executable bench/*.sh other than this one as `SCRIPT BUILD_DIR`,
-# then every executable BUILD_DIR/bench/* (built from bench/*.c) with no arguments, all from
+# then every executable BUILD_DIR/bench/* (built from bench/*.c) with no arguments except the
+# *_mpi ones, which a script runs under mpirun (bench/dist.sh), all from
 # the repository root. Each prints one JSON object per line on stdout (passed through here)
 # and its progress on stderr. A failing benchmark does not stop the others; the exit status
 # is then that of the last one that failed.
@@ -40,6 +41,7 @@ done
 if [ -d "$BUILD/bench" ]; then
   for b in "$BUILD"/bench/*; do
     if [ ! -f "$b" ] || [ ! -x "$b" ]; then continue; fi
+    case "$b" in *_mpi) continue ;; esac
     run_one "$b" "$b"
   done
 fi

@@ -454,6 +454,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     SP_INFO("train_begin", "epochs=%d steps_per_epoch=%" PRId64 " batch=%d negatives=%d loss=%s layers=%d dim=%d",
             tc.epochs, steps_per_epoch, tc.batch, tc.negatives, tc.margin_loss ? "margin" : "softmax", mc.layers, d);
     int cur = 0;
+    /* where a step's time goes (this rank), logged at each epoch's end */
+    enum { PH_WAIT, PH_FWD, PH_LOSS, PH_JOINT, PH_BWD, PH_REDUCE, PH_ADAM, PH_ROWS, PH_ROWS_SUM, PH_N };
+    double ph[PH_N] = {0}, tp = 0;
+#define PH_MARK(k) (ph[k] += sp_now() - tp, tp = sp_now())
     if (!rc && total > 0 && joint) rc = sp_joint_refresh(&J, nn_backend_or_cpu(ctx->be), &C.P, &D.g);
     if (!rc && total > 0) {
         prod[0].step = 0;
@@ -464,6 +468,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     sp_progress_begin(&prog, "train_steps", (uint64_t)total);
     for (int64_t s = 0; !rc && s < total; s++) {
         int epoch = (int)(s / steps_per_epoch) + 1;
+        tp = sp_now();
         rc = wait_fill(&prod[cur]);
         batch *b = &bufs[cur];
         if (!rc && s + 1 < total) {
@@ -477,6 +482,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             if (!rc) rc = start_fill(&prod[cur ^ 1], threaded);
         }
         if (rc) break;
+        PH_MARK(PH_WAIT);
         /* forward */
         rc = dev ? sp_sage_forward_on(&DS, &C.P, &D.g, &b->plan, &A) : sp_sage_forward(&C.P, &D.g, &b->plan, &A);
         if (rc) break;
@@ -495,6 +501,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             dev->get(outh, A.out, 4 * nd);
             out = outh;
         }
+        PH_MARK(PH_FWD);
         if (!tc.margin_loss) {
             /* queries in blocks of train.inbatch: a block's candidates are its own positives plus the shared
              * negatives, so the cost per pair does not grow with the batch */
@@ -574,12 +581,14 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
         /* the global loss is the mean over ranks: scale so that summed gradients are the mean */
         float scale = 1.f / (float)ctx->size, uloss = 0;
+        PH_MARK(PH_LOSS);
         if (joint) { /* the user-entity task: its targets' gradients join dout, the user encoder's its own */
             uint32_t ubase = nq * (2 + b->nhard) + b->nneg;
             rc = sp_joint_step(&J, &b->jb, out, ubase, 2 * nq, b->targets + 2 * nq, b->nneg, dout, scale, &uloss);
             if (rc) break;
             loss += uloss;
         }
+        PH_MARK(PH_JOINT);
         for (size_t i = 0; i < nd; i++) dout[i] *= scale;
         memset(G.dense, 0, 4 * G.ndense);
         if (dev) {
@@ -598,6 +607,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             }
         } else rc = sp_sage_backward(&C.P, &D.g, &b->plan, &A, dout, &G, touched, ttouched);
         if (rc) break;
+        PH_MARK(PH_BWD);
         /* all-reduce: dense grads + tau grad + loss, then touched rows */
         if (ctx->size > 1) {
             rc = sp_dist_sum_f32(G.dense, G.ndense);
@@ -609,6 +619,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             if (!rc && G.tok) rc = sp_dist_max_u8(ttouched, (size_t)mc.tok_rows);
             if (rc) break;
         }
+        PH_MARK(PH_REDUCE);
         float lr = nn_lr_at(s, tc.warmup, total, (float)tc.lr, (float)tc.lr_min);
         int64_t t = ++step;
         nn_adam_step(C.P.dense, G.dense, C.M.dense, C.V.dense, C.P.ndense, &adam, t, lr);
@@ -618,6 +629,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             if (C.tau < (float)tc.tau_min) C.tau = (float)tc.tau_min;
         }
         if (joint && (rc = sp_joint_update(&J, s, total))) break;
+        PH_MARK(PH_ADAM);
         for (int tab = 0; tab < 2; tab++) {
             float *Gt = tab ? G.tok : G.emb;
             if (!Gt) continue;
@@ -632,11 +644,14 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                     tch[u] = 0;
                     nr++;
                 }
+            PH_MARK(PH_ROWS);
             if (ctx->size > 1 && (rc = sp_dist_sum_f32(grow_buf, (size_t)nr * d))) break;
+            PH_MARK(PH_ROWS_SUM);
             nn_adam_rows(tab ? C.P.tok : C.P.emb, tab ? C.M.tok : C.M.emb, tab ? C.V.tok : C.V.emb, rows, grow_buf,
                          (int)nr, d, &adam_rows, t, lr);
         }
         if (rc) break;
+        PH_MARK(PH_ROWS);
         loss_acc += loss;
         uloss_ep += uloss;
         uloss_n++;
@@ -651,6 +666,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
         if (end_epoch) {
             SP_INFO("epoch_end", "epoch=%d step=%" PRId64 " tau=%.4f seconds=%.1f", epoch, s + 1, C.tau, sp_now() - t0);
+            SP_INFO("epoch_phases", "epoch=%d wait=%.2f forward=%.2f loss=%.2f joint=%.2f backward=%.2f "
+                    "allreduce=%.2f adam=%.2f rows=%.2f rows_allreduce=%.2f", epoch, ph[PH_WAIT], ph[PH_FWD],
+                    ph[PH_LOSS], ph[PH_JOINT], ph[PH_BWD], ph[PH_REDUCE], ph[PH_ADAM], ph[PH_ROWS], ph[PH_ROWS_SUM]);
+            memset(ph, 0, sizeof ph);
             if (joint)
                 SP_INFO("joint_epoch_end", "epoch=%d user_loss=%.5f user_tau=%.4f", epoch,
                         uloss_n ? uloss_ep / (double)uloss_n : 0.0, J.S.tau);
@@ -682,6 +701,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
         cur ^= 1;
     }
+#undef PH_MARK
     sp_progress_end(&prog);
     if (eval_f) {
         if (fclose(eval_f) && !rc) rc = sp_err(SP_EIO, "%s: write failed", eval_path);

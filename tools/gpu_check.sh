@@ -2,9 +2,11 @@
 # The GPU checks of the CUDA backend, for a machine with an NVIDIA GPU (issue 7): the CUDA op test,
 # bench_infer on the CPU and on the GPU, the PyTorch Geometric peer (bench/peer_pyg.py, when torch
 # and torch_geometric are there), and Gowalla: ingest, graph and walks once, then train + infer with
-# --device cpu and again with --device cuda (same seed and epochs), each followed by users, export
-# and eval on the CPU: quality and wall times of both. SKIP_BENCH_CPU=1 and SKIP_PEER=1 leave out
-# the CPU bench_infer and the peer.
+# --device cpu and again with --device cuda (same seed and epochs), each followed by users (on the
+# device users_device names, cpu by default), export and eval: quality and wall time of each stage,
+# and the train stage's per-epoch recall (train/eval.tsv). SKIP_BENCH_CPU=1 and SKIP_PEER=1 leave
+# out the CPU bench_infer and the peer; DEVICES="cuda" trains on the GPU alone; SEQ_EPOCHS (default
+# 1) sets sequence.epochs.
 #
 #   tools/gpu_check.sh BIN_DIR OUT_DIR [TRAIN_EPOCHS]
 #
@@ -63,10 +65,11 @@ if [ -f "$GOWALLA/train.txt" ]; then
       "$ROOT/configs/gowalla.ini" >"$cfg"
   "$BIN/sagepipe" import lightgcn "$GOWALLA" "$G/input" >"$G/import.log" 2>&1
   run() { OPENBLAS_NUM_THREADS=1 mpirun -np "$NP" "$BIN/sagepipe" "$@" --config "$cfg" --date 2026-11-21 \
-            --set train.epochs=$EPOCHS --set train.eval_every=0 --set sequence.epochs=1; }
+            --set train.epochs=$EPOCHS --set train.eval_every=${EVAL_EVERY:-0} \
+            --set sequence.epochs=${SEQ_EPOCHS:-1}; }
   run run --to walks --device cpu >"$G/walks.log" 2>&1
   say "gowalla ingest..walks: exit $?"
-  for dev in cpu cuda; do
+  for dev in ${DEVICES:-cpu cuda}; do
     t0=$(date +%s.%N)
     run job train --force --device $dev >"$G/train_$dev.log" 2>&1
     rc=$?
@@ -74,9 +77,18 @@ if [ -f "$GOWALLA/train.txt" ]; then
     t1=$(date +%s.%N)
     run job infer --force --device $dev >"$G/infer_$dev.log" 2>&1
     ti=$(since "$t1")
-    for st in users export eval; do run job $st --force --device cpu >>"$G/infer_$dev.log" 2>&1; done
+    t2=$(date +%s.%N)
+    run job users --force --device ${USERS_DEVICE:-cpu} >"$G/users_$dev.log" 2>&1
+    ru=$?
+    tu=$(since "$t2")
+    for st in export eval; do run job $st --force --device cpu >>"$G/infer_$dev.log" 2>&1; done
     say "gowalla $dev: train exit $rc in $t s ($NP ranks, $EPOCHS epochs; $(grep -o 'train_end steps=[0-9]* seconds=[0-9.]*' "$G/train_$dev.log" | head -1));" \
-        "infer $ti s; $(grep -o 'event=eval recall@20=[0-9.]* ndcg@20=[0-9.]*' "$G/infer_$dev.log" | head -1)"
+        "infer $ti s; users (${USERS_DEVICE:-cpu}) exit $ru in $tu s;" \
+        "$(python3 -c 'import json, sys; m = json.load(open(sys.argv[1]))["metrics"]
+print(" ".join("%s=%.4f" % (k, m[k]) for k in ("recall@20", "ndcg@20", "users_recall@20", "users_ndcg@20")))' \
+            "$G/work/2026-11-21/eval/report.json" 2>&1)"
+    ev=$G/work/2026-11-21/train/eval.tsv
+    [ -f "$ev" ] && say "$(sed 's/^/  train eval.tsv: /' "$ev")"
   done
 else
   say "gowalla: skipped (no $GOWALLA/train.txt)"

@@ -1,7 +1,8 @@
 /* test_shuffle_mpi (run at 1, 2, 4 ranks): every record reaches its
  * destination exactly once and in put order per source, with a buffer so
  * small that it takes many rounds; an error on one rank reaches all ranks
- * with that rank's message; reductions and scans agree. */
+ * with that rank's message; reductions (float sums below and above the size where
+ * sp_dist_sum_f32 switches to the blocking all-reduce) and scans agree. */
 #include <stdlib.h>
 
 #include "check.h"
@@ -93,6 +94,22 @@ int main(int argc, char **argv) {
     uint64_t mine = 5;
     CHECK_RC(sp_dist_exscan_u64(&mine, &pre, 1), SP_OK);
     CHECK_EQ_U64(pre, 5 * (uint64_t)rank);
+    /* float sums: the non-blocking path (below 64Ki values) and the barrier + blocking one (above),
+     * element i of rank r = (i % 7) + r (small integers: exact), every rank the same result */
+    const size_t fn[3] = {1000, (size_t)1 << 16, ((size_t)1 << 18) + 3};
+    for (int c = 0; c < 3; c++) {
+        float *f = malloc(sizeof(float) * fn[c]);
+        for (size_t j = 0; j < fn[c]; j++) f[j] = (float)(j % 7 + (size_t)rank);
+        CHECK_RC(sp_dist_sum_f32(f, fn[c]), SP_OK);
+        size_t bad = 0;
+        for (size_t j = 0; j < fn[c]; j++)
+            bad += f[j] != (float)((j % 7) * (size_t)size + (size_t)size * (size_t)(size - 1) / 2);
+        CHECK_MSG(bad == 0, "sum of %zu floats: %zu wrong", fn[c], bad);
+        free(f);
+    }
+    uint8_t flags[3] = {(uint8_t)(rank == 0), (uint8_t)(rank == size - 1), 0};
+    CHECK_RC(sp_dist_max_u8(flags, 3), SP_OK);
+    CHECK(flags[0] == 1 && flags[1] == 1 && flags[2] == 0);
     free(x.next);
     int failed = CHECK_DONE();
     rc = sp_dist_agree(failed ? SP_EINTERNAL : SP_OK);

@@ -674,6 +674,17 @@ static void test_topt(void) {
     CHECK_EQ_U64(nr, ND - 1);
     for (size_t i = 1; i < nr && i < ND; i++)
         CHECK(rk[i - 1].count > rk[i].count || (rk[i - 1].count == rk[i].count && rk[i - 1].ext < rk[i].ext));
+    /* without `ranked`: the same first t as the full ranking,
+     * for t across the range (ties straddle every cut: counts are 1..8 over 1499 nodes) */
+    const size_t ts[] = {1, 2, 7, 17, 50, 187, 333, 1000, 1498, 1499, 1500, 4000};
+    sp_nbr *tp = malloc(sizeof *tp * 4000);
+    for (size_t c = 0; c < sizeof ts / sizeof *ts; c++) {
+        size_t kt = sp_walk_topt(many, nm, &(uint64_t){13}, ts[c], tp, NULL, NULL), bad = 0;
+        CHECK_EQ_U64(kt, ts[c] < ND - 1 ? ts[c] : ND - 1);
+        for (size_t i = 0; i < kt && i < nr; i++) bad += tp[i].ext != rk[i].ext || tp[i].count != rk[i].count;
+        CHECK_MSG(bad == 0, "t = %zu: %zu entries differ from the full ranking", ts[c], bad);
+    }
+    free(tp);
     free(rk);
     free(many);
 }

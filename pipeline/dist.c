@@ -137,7 +137,9 @@ int sp_dist_sum_f64(double *v, int n) { return allreduce(v, n, MPI_DOUBLE, MPI_S
  * 18 MiB at half the speed of the blocking one (bench_dist_mpi: 2 ranks, 14.7 vs 6.9 ms), whose tuned
  * algorithms (ring, reduce-scatter + all-gather) the non-blocking path lacks. So from BIG_SUM floats on,
  * every rank first meets the others at a non-blocking barrier waited for with the deadline (a dead or
- * stuck peer is caught there), then sums with the blocking call, which then only moves data. */
+ * stuck peer is caught there), then sums with the blocking call, which then only moves data (a rank
+ * dying inside it ends the job through mpirun, as a dead process always does). Every rank passes the
+ * same n (a collective), so all take the same path. */
 #define BIG_SUM (1 << 16)
 static int sum_f32(float *v, int n) {
     if (d_size == 1) return SP_OK;

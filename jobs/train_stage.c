@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "userlists.h"
 #include "sp_base.h"
+#include "train_feature.h"
 #include "train_joint.h"
 #include "users_stage.h"
 
@@ -391,6 +392,9 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         rc = sp_joint_init(&J, ctx, &D, d, steps_per_epoch);
         S.J = &J;
     }
+    sp_feat Fe = {0}; /* the entity-feature task (train.w_feature) */
+    if (!rc) rc = sp_feat_init(&Fe, &D, mc.layers, d, sp_config_f64(cfg, "train", "w_feature"));
+    rc = sp_dist_agree(rc);
     nn_adam_cfg adam = {0.9f, 0.999f, 1e-8f, (float)tc.wd};
     nn_adam_cfg adam_rows = {0.9f, 0.999f, 1e-8f, (float)sp_config_f64(cfg, "train", "row_decay")};
     nn_adam_cfg adam_tau = {0.9f, 0.999f, 1e-8f, 0.f};
@@ -455,7 +459,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             tc.epochs, steps_per_epoch, tc.batch, tc.negatives, tc.margin_loss ? "margin" : "softmax", mc.layers, d);
     int cur = 0;
     /* where a step's time goes (this rank), logged at each epoch's end */
-    enum { PH_WAIT, PH_FWD, PH_LOSS, PH_JOINT, PH_BWD, PH_REDUCE, PH_ADAM, PH_ROWS, PH_ROWS_SUM, PH_N };
+    enum { PH_WAIT, PH_FWD, PH_LOSS, PH_JOINT, PH_FEAT, PH_BWD, PH_REDUCE, PH_ADAM, PH_ROWS, PH_ROWS_SUM, PH_N };
     double ph[PH_N] = {0}, tp = 0;
 #define PH_MARK(k) (ph[k] += sp_now() - tp, tp = sp_now())
     if (!rc && total > 0 && joint) rc = sp_joint_refresh(&J, nn_backend_or_cpu(ctx->be), &C.P, &D.g);
@@ -589,6 +593,12 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             loss += uloss;
         }
         PH_MARK(PH_JOINT);
+        if (Fe.w > 0) { /* the entity-feature task: its candidates' gradients join dout before the scaling */
+            rc = sp_feat_step(&Fe, &C.P, b->targets, nq, b->nneg, out, C.tau, (uint32_t)tc.inbatch, scale, dout,
+                              &loss, &dtau);
+            if (rc) break;
+            PH_MARK(PH_FEAT);
+        }
         for (size_t i = 0; i < nd; i++) dout[i] *= scale;
         memset(G.dense, 0, 4 * G.ndense);
         if (dev) {
@@ -608,6 +618,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         } else rc = sp_sage_backward(&C.P, &D.g, &b->plan, &A, dout, &G, touched, ttouched);
         if (rc) break;
         PH_MARK(PH_BWD);
+        if (Fe.w > 0) { /* after the device's dense gradients joined G.dense */
+            if ((rc = sp_feat_backward(&Fe, &G, ttouched))) break;
+            PH_MARK(PH_FEAT);
+        }
         /* all-reduce: dense grads + tau grad + loss, then touched rows */
         if (ctx->size > 1) {
             rc = sp_dist_sum_f32(G.dense, G.ndense);
@@ -666,9 +680,15 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
         if (end_epoch) {
             SP_INFO("epoch_end", "epoch=%d step=%" PRId64 " tau=%.4f seconds=%.1f", epoch, s + 1, C.tau, sp_now() - t0);
-            SP_INFO("epoch_phases", "epoch=%d wait=%.2f forward=%.2f loss=%.2f joint=%.2f backward=%.2f "
+            SP_INFO("epoch_phases", "epoch=%d wait=%.2f forward=%.2f loss=%.2f joint=%.2f feature=%.2f backward=%.2f "
                     "allreduce=%.2f adam=%.2f rows=%.2f rows_allreduce=%.2f", epoch, ph[PH_WAIT], ph[PH_FWD],
-                    ph[PH_LOSS], ph[PH_JOINT], ph[PH_BWD], ph[PH_REDUCE], ph[PH_ADAM], ph[PH_ROWS], ph[PH_ROWS_SUM]);
+                    ph[PH_LOSS], ph[PH_JOINT], ph[PH_FEAT], ph[PH_BWD], ph[PH_REDUCE], ph[PH_ADAM], ph[PH_ROWS],
+                    ph[PH_ROWS_SUM]);
+            if (Fe.w > 0) {
+                SP_INFO("feature_epoch_end", "epoch=%d feature_loss=%.5f", epoch,
+                        Fe.loss_n ? Fe.loss_sum / (double)Fe.loss_n : 0.0);
+                Fe.loss_sum = 0, Fe.loss_n = 0;
+            }
             memset(ph, 0, sizeof ph);
             if (joint)
                 SP_INFO("joint_epoch_end", "epoch=%d user_loss=%.5f user_tau=%.4f", epoch,
@@ -748,6 +768,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         sp_joint_batch_free(&bufs[i].jb);
     }
     sp_joint_free(&J);
+    sp_feat_free(&Fe);
     sp_sage_acts_free(&A);
     if (dev) {
         dev->free(gd), dev->free(ddout);

@@ -4,7 +4,7 @@
 # stage's MapReduce embeddings equal the one-process layer-wise reference at
 # 1, 2 and 4 ranks, every message computed once per node and layer; reruns
 # are bit-identical; the next date warm-starts from the previous checkpoint;
-# a corrupted checkpoint is detected.
+# the entity-feature task trains; a corrupted checkpoint is detected.
 . "$(dirname "$0")/lib.sh" "$@"
 D=2026-11-21
 IN=$E2E_TMP/in
@@ -91,6 +91,26 @@ t_warm() {
     grep -q 'event=warm_start ' "$E2E_ERR" || fail "no warm start from $D"
 }
 check "the next date warm-starts from the previous checkpoint" t_warm
+
+t_feature() {
+    # the entity-feature task: on (the generated pins have tokens and dense features), its loss falls,
+    # and it changes the model; the same run again gives the same checkpoint
+    local W=$E2E_TMP/wf
+    expect_exit 0 sp run --config "$C" --date $D --to train "${SET[@]}" --set pipeline.work_dir="$W" \
+        --set train.w_feature=0.5
+    grep -q 'event=feature_task w_feature=0.5 pins_with_content=[1-9]' "$E2E_ERR" || fail "the task did not start"
+    grep -o 'event=feature_epoch_end epoch=[0-9]* feature_loss=[0-9.]*' "$E2E_ERR" | python3 -c '
+import sys
+l = [float(x.rsplit("=", 1)[1]) for x in sys.stdin]
+print("feature loss", l)
+sys.exit(0 if len(l) == 3 and l[-1] < 0.9 * l[0] else 1)' || fail "the feature loss did not fall"
+    cmp -s "$W/$D/train/checkpoint.bin" "$E2E_TMP/w1/$D/train/checkpoint.bin" && fail "w_feature changed nothing"
+    cp "$W/$D/train/checkpoint.bin" "$E2E_TMP/ckf"
+    expect_exit 0 sp job train --config "$C" --date $D --force "${SET[@]}" --set pipeline.work_dir="$W" \
+        --set train.w_feature=0.5
+    cmp -s "$W/$D/train/checkpoint.bin" "$E2E_TMP/ckf" || fail "a rerun with the task changed the checkpoint"
+}
+check "the entity-feature task trains and is reproducible" t_feature
 
 t_corrupt() {
     local W=$E2E_TMP/w1/$D

@@ -1,0 +1,123 @@
+/* train_feature: the entity-feature task (train_feature.h). */
+#include "train_feature.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "nn.h"
+
+int sp_feat_init(sp_feat *F, const sp_sage_data *D, int K, int d, double w) {
+    memset(F, 0, sizeof *F);
+    if (w <= 0) return SP_OK;
+    F->npins = D->npins;
+    F->K = K, F->d = d;
+    F->has = calloc(D->npins + 1, 1);
+    if (!F->has) return sp_err(SP_ENOMEM, "train: entity-feature task: %" PRIu64 " pins", D->npins);
+    for (uint64_t u = 0; u < D->npins; u++) {
+        int c = D->tok_off && D->tok_rows && D->tok_off[u + 1] > D->tok_off[u];
+        for (int f = 0; !c && D->dense && f < D->dense_dim; f++) c = D->dense[u * (size_t)D->dense_dim + f] != 0.f;
+        F->has[u] = (uint8_t)c;
+        F->ncontent += (uint64_t)c;
+    }
+    if (!F->ncontent) {
+        SP_WARN("feature_task_off", "reason=\"train.w_feature is set but no pin has tokens or dense features\"");
+        sp_feat_free(F);
+        return SP_OK;
+    }
+    F->zoff = calloc(D->n + 1, sizeof *F->zoff);
+    F->zdeg = calloc(D->n + 1, sizeof *F->zdeg);
+    if (!F->zoff || !F->zdeg) {
+        sp_feat_free(F);
+        return sp_err(SP_ENOMEM, "train: entity-feature task: %" PRIu64 " nodes", D->n);
+    }
+    F->g = D->g;
+    F->g.logdeg = F->zdeg;
+    F->g.pn_off = F->g.bn_off = F->zoff;
+    F->w = (float)w;
+    SP_INFO("feature_task", "w_feature=%g pins_with_content=%" PRIu64 " of=%" PRIu64, w, F->ncontent, D->npins);
+    return SP_OK;
+}
+
+void sp_feat_free(sp_feat *F) {
+    free(F->has), free(F->zoff), free(F->zdeg);
+    free(F->tgt), free(F->row), free(F->dq), free(F->cand), free(F->dc), free(F->scratch), free(F->cid);
+    free(F->pos);
+    sp_sage_plan_free(&F->plan);
+    sp_sage_acts_free(&F->acts);
+    memset(F, 0, sizeof *F);
+}
+
+int sp_feat_step(sp_feat *F, const sp_sage_params *P, const uint32_t *targets, uint32_t nq, uint32_t nneg,
+                 const float *out, float tau, uint32_t blk, float scale, float *dout, float *loss, float *dtau) {
+    F->nf = 0;
+    if (F->w <= 0 || nq == 0) return SP_OK;
+    int d = F->d;
+    if (sp_grow((void **)&F->tgt, &F->cap_q, nq, 4) || !(F->row = realloc(F->row, 4 * F->cap_q)) ||
+        !(F->dq = realloc(F->dq, 4 * F->cap_q * (size_t)d)))
+        return sp_err(SP_ENOMEM, "train: entity-feature task: %u queries", nq);
+    /* at most one softmax block of queries per step: the task costs about one block of the item loss */
+    uint32_t nf = 0, cap = blk < nq ? blk : nq;
+    for (uint32_t i = 0; i < 2 * nq && nf < cap; i++) /* queries first, then positives */
+        if (targets[i] < F->npins && F->has[targets[i]]) F->tgt[nf] = targets[i], F->row[nf++] = i;
+    if (!nf) return SP_OK;
+    size_t ncmax = (size_t)nf + nneg;
+    if (ncmax > F->cap_c) {
+        float *c = realloc(F->cand, 4 * ncmax * (size_t)d), *dc = c ? realloc(F->dc, 4 * ncmax * (size_t)d) : NULL;
+        uint64_t *ci = dc ? realloc(F->cid, 8 * ncmax) : NULL;
+        int *ps = ci ? realloc(F->pos, sizeof(int) * ncmax) : NULL;
+        if (c) F->cand = c;
+        if (dc) F->dc = dc;
+        if (ci) F->cid = ci;
+        if (ps) F->pos = ps;
+        if (!ps) return sp_err(SP_ENOMEM, "train: entity-feature task: %zu candidates", ncmax);
+        F->cap_c = ncmax;
+    }
+    if ((size_t)nf * ncmax > F->cap_s) {
+        float *s = realloc(F->scratch, 4 * (size_t)nf * ncmax);
+        if (!s) return sp_err(SP_ENOMEM, "train: entity-feature task: scratch of %zu", (size_t)nf * ncmax);
+        F->scratch = s, F->cap_s = (size_t)nf * ncmax;
+    }
+    /* the pins from content alone: no id rows, no neighbours, no degrees */
+    F->pv = *P;
+    F->pv.emb = NULL;
+    int rc = sp_sage_plan_build(&F->plan, &F->g, F->K, F->tgt, nf);
+    if (!rc) rc = sp_sage_forward(&F->pv, &F->g, &F->plan, &F->acts);
+    if (rc) return rc;
+    /* candidates: the same pins' graph rows (query i's positive is column i), then the shared negatives */
+    uint32_t nc = nf + nneg;
+    for (uint32_t i = 0; i < nf; i++) {
+        memcpy(F->cand + (size_t)i * d, out + (size_t)F->row[i] * d, 4 * (size_t)d);
+        F->cid[i] = F->tgt[i];
+        F->pos[i] = (int)i;
+    }
+    memcpy(F->cand + (size_t)nf * d, out + (size_t)2 * nq * d, 4 * (size_t)nneg * d);
+    for (uint32_t j = 0; j < nneg; j++) F->cid[nf + j] = targets[2 * nq + j];
+    float dt = 0, w = F->w;
+    float l = nn_sampled_softmax(F->acts.out, F->cand, F->pos, F->cid, NULL, (int)nf, (int)nc, d, tau, F->dq, F->dc,
+                                 &dt, F->scratch);
+    *loss += w * l;
+    *dtau += w * dt;
+    for (size_t j = 0; j < (size_t)nf * d; j++) F->dq[j] *= w * scale;
+    for (uint32_t i = 0; i < nf; i++) {
+        float *r = dout + (size_t)F->row[i] * d;
+        const float *g = F->dc + (size_t)i * d;
+        for (int k = 0; k < d; k++) r[k] += w * g[k];
+    }
+    float *dneg = dout + (size_t)2 * nq * d;
+    for (size_t j = 0; j < (size_t)nneg * d; j++) dneg[j] += w * F->dc[(size_t)nf * d + j];
+    F->loss_sum += l;
+    F->nf = nf;
+    F->loss_n++;
+    return SP_OK;
+}
+
+int sp_feat_backward(sp_feat *F, sp_sage_params *G, uint8_t *tok_touched) {
+    if (!F->nf) return SP_OK;
+    sp_sage_params gv = *G;
+    gv.emb = NULL; /* no id rows on this path */
+    int rc = sp_sage_backward(&F->pv, &F->g, &F->plan, &F->acts, F->dq, &gv, NULL, tok_touched);
+    F->nf = 0;
+    return rc;
+}

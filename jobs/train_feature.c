@@ -54,9 +54,15 @@ int sp_feat_step(sp_feat *F, const sp_sage_params *P, const uint32_t *targets, u
     F->nf = 0;
     if (F->w <= 0 || nq == 0) return SP_OK;
     int d = F->d;
-    if (sp_grow((void **)&F->tgt, &F->cap_q, nq, 4) || !(F->row = realloc(F->row, 4 * F->cap_q)) ||
-        !(F->dq = realloc(F->dq, 4 * F->cap_q * (size_t)d)))
-        return sp_err(SP_ENOMEM, "train: entity-feature task: %u queries", nq);
+    if (nq > F->cap_q) {
+        uint32_t *t = realloc(F->tgt, 4 * (size_t)nq), *r = t ? realloc(F->row, 4 * (size_t)nq) : NULL;
+        float *q = r ? realloc(F->dq, 4 * (size_t)nq * d) : NULL;
+        if (t) F->tgt = t;
+        if (r) F->row = r;
+        if (q) F->dq = q;
+        if (!q) return sp_err(SP_ENOMEM, "train: entity-feature task: %u queries", nq);
+        F->cap_q = nq;
+    }
     /* at most one softmax block of queries per step: the task costs about one block of the item loss */
     uint32_t nf = 0, cap = blk < nq ? blk : nq;
     for (uint32_t i = 0; i < 2 * nq && nf < cap; i++) /* queries first, then positives */

@@ -68,7 +68,8 @@ int sp_feat_step(sp_feat *F, const sp_sage_params *P, const uint32_t *targets, u
     for (uint32_t i = 0; i < 2 * nq && nf < cap; i++) /* queries first, then positives */
         if (targets[i] < F->npins && F->has[targets[i]]) F->tgt[nf] = targets[i], F->row[nf++] = i;
     if (!nf) return SP_OK;
-    size_t ncmax = (size_t)nf + nneg;
+    uint32_t nc = nf + nneg; /* candidates: the pins' own graph rows, then the shared negatives */
+    size_t ncmax = nc;
     if (ncmax > F->cap_c) {
         float *c = realloc(F->cand, 4 * ncmax * (size_t)d), *dc = c ? realloc(F->dc, 4 * ncmax * (size_t)d) : NULL;
         uint64_t *ci = dc ? realloc(F->cid, 8 * ncmax) : NULL;
@@ -91,8 +92,7 @@ int sp_feat_step(sp_feat *F, const sp_sage_params *P, const uint32_t *targets, u
     int rc = sp_sage_plan_build(&F->plan, &F->g, F->K, F->tgt, nf);
     if (!rc) rc = sp_sage_forward(&F->pv, &F->g, &F->plan, &F->acts);
     if (rc) return rc;
-    /* candidates: the same pins' graph rows (query i's positive is column i), then the shared negatives */
-    uint32_t nc = nf + nneg;
+    /* query i's positive is column i: its own pin's graph row */
     for (uint32_t i = 0; i < nf; i++) {
         memcpy(F->cand + (size_t)i * d, out + (size_t)F->row[i] * d, 4 * (size_t)d);
         F->cid[i] = F->tgt[i];

@@ -461,7 +461,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     /* where a step's time goes (this rank), logged at each epoch's end */
     enum { PH_WAIT, PH_FWD, PH_LOSS, PH_JOINT, PH_FEAT, PH_BWD, PH_REDUCE, PH_ADAM, PH_ROWS, PH_ROWS_SUM, PH_N };
     double ph[PH_N] = {0}, tp = 0;
-#define PH_MARK(k) (ph[k] += sp_now() - tp, tp = sp_now())
+#define PH_MARK(k) do { double now_ = sp_now(); ph[k] += now_ - tp; tp = now_; } while (0)
     if (!rc && total > 0 && joint) rc = sp_joint_refresh(&J, nn_backend_or_cpu(ctx->be), &C.P, &D.g);
     if (!rc && total > 0) {
         prod[0].step = 0;

@@ -247,8 +247,9 @@ struct sp_shuffle {
     sp_shuffle_sink sink;
     void *ctx;
     uint64_t bytes_sent;
-    char *rbuf;
-    size_t rcap;
+    char *rbuf, *sbuf;
+    size_t rcap, scap;
+    char *block;    /* the send buffers as one allocation (buf[i] = block + i * cap), or NULL */
 };
 
 int sp_shuffle_new(sp_shuffle **out, size_t buffer_bytes, sp_shuffle_sink sink, void *ctx) {
@@ -266,7 +267,11 @@ int sp_shuffle_new(sp_shuffle **out, size_t buffer_bytes, sp_shuffle_sink sink, 
         sp_shuffle_free(s);
         return SP_ENOMEM;
     }
-    for (int i = 0; i < d_size; i++)
+    /* one block when MPI's int displacements reach every destination's part: the exchange then sends
+     * from the buffers themselves; else a buffer per destination, packed into one for each exchange */
+    if (s->cap * (size_t)d_size <= (size_t)INT32_MAX && (s->block = malloc(s->cap * (size_t)d_size)))
+        for (int i = 0; i < d_size; i++) s->buf[i] = s->block + s->cap * (size_t)i;
+    for (int i = 0; i < d_size && !s->block; i++)
         if (!(s->buf[i] = malloc(s->cap))) {
             size_t want = s->cap * (size_t)d_size;
             sp_shuffle_free(s);
@@ -278,26 +283,40 @@ int sp_shuffle_new(sp_shuffle **out, size_t buffer_bytes, sp_shuffle_sink sink, 
 
 void sp_shuffle_free(sp_shuffle *s) {
     if (!s) return;
-    for (int i = 0; s->buf && i < s->size; i++) free(s->buf[i]);
+    if (s->block) free(s->block);
+    else
+        for (int i = 0; s->buf && i < s->size; i++) free(s->buf[i]);
     free(s->buf);
     free(s->len);
     free(s->rbuf);
+    free(s->sbuf);
     free(s);
 }
 
 static int dest_full(const sp_shuffle *s, int d) { return s->len[d] + SP_SHUFFLE_MAX_RECORD + 4 > s->cap; }
 
-int sp_shuffle_put(sp_shuffle *s, int dest, const void *rec, size_t len) {
-    if (dest < 0 || dest >= s->size || len > SP_SHUFFLE_MAX_RECORD)
-        return sp_err(SP_EINTERNAL, "shuffle_put: dest %d len %zu", dest, len);
-    if (s->len[dest] + 4 + len > s->cap)
-        return sp_err(SP_EINTERNAL, "shuffle_put: buffer of rank %d full (call exchange when full)", dest);
+void *sp_shuffle_reserve(sp_shuffle *s, int dest, size_t len) {
+    if (dest < 0 || dest >= s->size || len > SP_SHUFFLE_MAX_RECORD) {
+        sp_err(SP_EINTERNAL, "shuffle_put: dest %d len %zu", dest, len);
+        return NULL;
+    }
+    if (s->len[dest] + 4 + len > s->cap) {
+        sp_err(SP_EINTERNAL, "shuffle_put: buffer of rank %d full (call exchange when full)", dest);
+        return NULL;
+    }
     int was_full = dest_full(s, dest);
     uint32_t l = (uint32_t)len;
     memcpy(s->buf[dest] + s->len[dest], &l, 4);
-    memcpy(s->buf[dest] + s->len[dest] + 4, rec, len);
+    char *at = s->buf[dest] + s->len[dest] + 4;
     s->len[dest] += 4 + len;
     if (!was_full && dest_full(s, dest)) s->nfull++;
+    return at;
+}
+
+int sp_shuffle_put(sp_shuffle *s, int dest, const void *rec, size_t len) {
+    void *at = sp_shuffle_reserve(s, dest, len);
+    if (!at) return SP_EINTERNAL;
+    memcpy(at, rec, len);
     return SP_OK;
 }
 
@@ -331,7 +350,7 @@ int sp_shuffle_exchange(sp_shuffle *s, int local_done, int local_rc, int *all_do
     size_t stotal = 0, rtotal = 0;
     for (int i = 0; i < n; i++) {
         scount[i] = (int)s->len[i];
-        sdispl[i] = (int)stotal;
+        sdispl[i] = s->block ? (int)(s->cap * (size_t)i) : (int)stotal;
         stotal += s->len[i];
     }
     MPI_Request r;
@@ -344,22 +363,31 @@ int sp_shuffle_exchange(sp_shuffle *s, int local_done, int local_rc, int *all_do
             rdispl[i] = (int)rtotal;
             rtotal += (size_t)rcount[i];
         }
-        /* Send buffers are separate allocations: pack them (bounded by cap*n). */
-        sbuf = malloc(stotal ? stotal : 1);
+        /* Without the block, the send buffers are packed into one (bounded by cap*n), kept between
+         * rounds like the receive buffer (fresh pages every round were page faults on every byte). */
+        if (!s->block && stotal > s->scap) {
+            free(s->sbuf);
+            s->sbuf = malloc(stotal);
+            s->scap = s->sbuf ? stotal : 0;
+        }
+        sbuf = s->block ? s->block : s->sbuf;
         if (rtotal > s->rcap) {
             free(s->rbuf);
             s->rbuf = malloc(rtotal);
             s->rcap = s->rbuf ? rtotal : 0;
         }
-        int e = (!sbuf || (rtotal && !s->rbuf)) ? SP_ENOMEM : SP_OK;
+        int e = ((stotal && !sbuf) || (rtotal && !s->rbuf)) ? SP_ENOMEM : SP_OK;
         rc = sp_dist_agree(e);
     }
     if (!rc) {
-        for (int i = 0; i < n; i++) memcpy(sbuf + sdispl[i], s->buf[i], s->len[i]);
-        rc = coll_wait(&r, MPI_Ialltoallv(sbuf, scount, sdispl, MPI_BYTE, s->rbuf, rcount, rdispl, MPI_BYTE,
-                                          MPI_COMM_WORLD, &r), "shuffle-data");
+        for (int i = 0; i < n && !s->block; i++)
+            if (s->len[i]) memcpy(sbuf + sdispl[i], s->buf[i], s->len[i]);
+        /* every rank has just passed the agreement above (a stuck peer is caught there, with the
+         * deadline): the blocking call only moves data, at about twice the speed of libnbc's
+         * non-blocking one for large rounds (as for sp_dist_sum_f32) */
+        int mrc = MPI_Alltoallv(sbuf, scount, sdispl, MPI_BYTE, s->rbuf, rcount, rdispl, MPI_BYTE, MPI_COMM_WORLD);
+        rc = mrc == MPI_SUCCESS ? SP_OK : mpi_fail(mrc, "shuffle-data");
     }
-    free(sbuf);
     if (!rc) {
         s->bytes_sent += stotal;
         for (int i = 0; i < n; i++) s->len[i] = 0;

@@ -64,6 +64,9 @@ typedef struct sp_shuffle sp_shuffle;
 int sp_shuffle_new(sp_shuffle **out, size_t buffer_bytes, sp_shuffle_sink sink, void *ctx);
 /* Queues one record (len <= SP_SHUFFLE_MAX_RECORD) for dest. Never blocks. */
 int sp_shuffle_put(sp_shuffle *s, int dest, const void *rec, size_t len);
+/* Queues a record of len bytes for dest and returns where to write it (before
+ * the next call on s); NULL (sp_errmsg set) where sp_shuffle_put fails. */
+void *sp_shuffle_reserve(sp_shuffle *s, int dest, size_t len);
 /* 1 when some destination's buffer cannot take a maximal record: time to exchange. */
 int sp_shuffle_full(const sp_shuffle *s);
 /* Collective round: sends what is queued, delivers what arrives. local_done:

@@ -1,6 +1,7 @@
 /* test_shuffle_mpi (run at 1, 2, 4 ranks): every record reaches its
  * destination exactly once and in put order per source, with a buffer so
- * small that it takes many rounds; an error on one rank reaches all ranks
+ * small that it takes many rounds (sent from one block of send buffers) and
+ * with one so large that at 4 ranks the buffers are packed for MPI; an error on one rank reaches all ranks
  * with that rank's message; reductions (float sums below and above the size where
  * sp_dist_sum_f32 switches to the blocking all-reduce) and scans agree. */
 #include <stdlib.h>
@@ -38,33 +39,41 @@ int main(int argc, char **argv) {
     ctx_t x = {.size = size, .next = calloc((size_t)size, 8)};
     for (int s = 0; s < size; s++) x.next[s] = (uint64_t)rank; /* seq ≡ dst (mod size) */
     sp_shuffle *sh;
-    CHECK_RC(sp_shuffle_new(&sh, 1, sink, &x), SP_OK); /* clamps to the minimum: many rounds */
-    const uint64_t N = 200000 + 5000 * (uint64_t)rank; /* ranks send different amounts */
-    unsigned char rec[80];
-    uint64_t i = 0;
-    int all_done = 0, rounds = 0;
-    while (!all_done) {
-        int rc = SP_OK;
-        for (; i < N && !sp_shuffle_full(sh) && !rc; i++) {
-            uint32_t s = (uint32_t)rank, d = (uint32_t)(i % (uint64_t)size);
-            memcpy(rec, &s, 4);
-            memcpy(rec + 4, &d, 4);
-            memcpy(rec + 8, &i, 8);
-            memset(rec + 16, (int)(i & 0xff), i % 50);
-            rc = sp_shuffle_put(sh, (int)d, rec, 16 + i % 50);
+    /* buffer 1: clamps to the minimum, many rounds, sent from one block of send buffers; 8 GiB: one
+     * round, and at 4 ranks the block's offsets pass MPI's int range, so the buffers are packed */
+    const size_t bufs[2] = {1, (size_t)8 << 30};
+    for (int bi = 0; bi < 2; bi++) {
+        for (int s = 0; s < size; s++) x.next[s] = (uint64_t)rank;
+        x.got = 0;
+        CHECK_RC(sp_shuffle_new(&sh, bufs[bi], sink, &x), SP_OK);
+        const uint64_t N = 200000 + 5000 * (uint64_t)rank; /* ranks send different amounts */
+        unsigned char rec[80];
+        uint64_t i = 0;
+        int all_done = 0, rounds = 0;
+        while (!all_done) {
+            int rc = SP_OK;
+            for (; i < N && !sp_shuffle_full(sh) && !rc; i++) {
+                uint32_t s = (uint32_t)rank, d = (uint32_t)(i % (uint64_t)size);
+                memcpy(rec, &s, 4);
+                memcpy(rec + 4, &d, 4);
+                memcpy(rec + 8, &i, 8);
+                memset(rec + 16, (int)(i & 0xff), i % 50);
+                rc = sp_shuffle_put(sh, (int)d, rec, 16 + i % 50);
+            }
+            CHECK_RC(sp_shuffle_exchange(sh, i == N, rc, &all_done), SP_OK);
+            rounds++;
         }
-        CHECK_RC(sp_shuffle_exchange(sh, i == N, rc, &all_done), SP_OK);
-        rounds++;
+        sp_shuffle_free(sh);
+        uint64_t expect = 0;
+        for (int s = 0; s < size; s++) {
+            uint64_t n = 200000 + 5000 * (uint64_t)s;
+            expect += n / (uint64_t)size + (rank < (int)(n % (uint64_t)size));
+        }
+        CHECK_EQ_U64(x.got, expect);
+        CHECK_EQ_U64(x.bad, 0);
+        if (size > 1 && bi == 0) CHECK_MSG(rounds > 2, "only %d rounds", rounds);
     }
-    sp_shuffle_free(sh);
-    uint64_t expect = 0;
-    for (int s = 0; s < size; s++) {
-        uint64_t n = 200000 + 5000 * (uint64_t)s;
-        expect += n / (uint64_t)size + (rank < (int)(n % (uint64_t)size));
-    }
-    CHECK_EQ_U64(x.got, expect);
-    CHECK_EQ_U64(x.bad, 0);
-    if (size > 1) CHECK_MSG(rounds > 2, "only %d rounds", rounds);
+    int all_done;
 
     /* error agreement: rank size-1 fails, everyone sees its code and message */
     int rc = rank == size - 1 ? sp_err(SP_EINPUT, "bad row at x.tsv:7") : SP_OK;

@@ -48,7 +48,7 @@ static const char *USAGE =
     "  sagepipe --help | --version | COMMAND --help\n"
     "\n"
     "stages, in order: ingest graph walks train infer users export eval publish\n"
-    "  (all built; not built yet: sequence.mode = joint, which answers \"not implemented yet\" with exit 2)\n"
+    "  (all built; the users stage with --device cuda answers \"not implemented yet\" with exit 2)\n"
     "\n"
     "exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 input validation failed,\n"
     "            4 an external system failed (MPI peer, Kafka, disk), 5 quality gate failed\n"

@@ -13,19 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_median.h"
 #include "dist.h"
 #include "log.h"
 #include "sp_base.h"
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_dist_mpi [--floats N[,N...]] [--repeat R]\n");
@@ -77,7 +68,7 @@ int main(int argc, char **argv) {
             ok &= check(v, (size_t)n, want);
         }
         /* the slowest rank's median is the collective's time */
-        double m[2] = {median(t_ours, repeat), median(t_mpi, repeat)};
+        double m[2] = {bench_median(t_ours, repeat), bench_median(t_mpi, repeat)};
         sp_dist_max_f64(m, 2);
         int okall = ok;
         MPI_Allreduce(MPI_IN_PLACE, &okall, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);

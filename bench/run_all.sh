@@ -5,7 +5,7 @@
 #
 # Runs, in name order, every executable bench/*.sh other than this one as `SCRIPT BUILD_DIR`,
 # then every executable BUILD_DIR/bench/* (built from bench/*.c) with no arguments except the
-# *_mpi ones, which a script runs under mpirun (bench/dist.sh), all from
+# *_mpi ones, which a script runs under mpirun (bench/dist.sh, bench/rows.sh), all from
 # the repository root. Each prints one JSON object per line on stdout (passed through here)
 # and its progress on stderr. A failing benchmark does not stop the others; the exit status
 # is then that of the last one that failed.

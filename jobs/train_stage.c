@@ -4,9 +4,9 @@
  * walks stage's walk and engagement pairs), split evenly over the ranks,
  * plus `train.negatives` random pins shared by all queries. Loss: sampled
  * softmax with logQ correction and a learned temperature, or PinSage's
- * max-margin with curriculum hard negatives. Gradients are summed over ranks
- * (dense parameters and the touched id/token rows), so every rank holds the
- * same model. A producer thread builds the next step's minibatch (sampling,
+ * max-margin with curriculum hard negatives. Dense gradients are summed over
+ * ranks; the touched id/token rows are updated at their owner ranks and sent
+ * back (train_rows.h), so every rank holds the same model. A producer thread builds the next step's minibatch (sampling,
  * gathering, re-indexing) while the current one computes. A checkpoint is
  * written every epoch; the previous date's checkpoint, when present, warm
  * starts the id rows of nodes seen before and the dense weights. */
@@ -32,6 +32,7 @@
 #include "sp_base.h"
 #include "train_feature.h"
 #include "train_joint.h"
+#include "train_rows.h"
 #include "users_stage.h"
 
 typedef struct {
@@ -425,6 +426,14 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     grow_buf = malloc(4 * ((D.n > (uint64_t)mc.tok_rows ? D.n : (uint64_t)mc.tok_rows) + 1) * (size_t)d);
     if ((!touched || !ttouched || !rows || !grow_buf) && !rc) rc = SP_ENOMEM;
     rc = sp_dist_agree(rc);
+    /* id rows are updated at their nodes' owner ranks, token rows at row mod ranks (train_rows.h) */
+    sp_rows_owner RO[2];
+    {
+        size_t buf = (size_t)sp_config_int(cfg, "pipeline", "shuffle_buffer_mb") << 20;
+        int orc = sp_rows_owner_init(&RO[0], buf, d, D.n, D.npins, D.ext);
+        int trc = sp_rows_owner_init(&RO[1], buf, d, (uint64_t)mc.tok_rows, 0, NULL);
+        if (!rc) rc = orc ? orc : trc;
+    }
     char loss_path[PATH_MAX + 64];
     sp_stage_path(ctx, "train", "loss.tsv", loss_path, sizeof loss_path);
     FILE *loss_f = NULL;
@@ -459,7 +468,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             tc.epochs, steps_per_epoch, tc.batch, tc.negatives, tc.margin_loss ? "margin" : "softmax", mc.layers, d);
     int cur = 0;
     /* where a step's time goes (this rank), logged at each epoch's end */
-    enum { PH_WAIT, PH_FWD, PH_LOSS, PH_JOINT, PH_FEAT, PH_BWD, PH_REDUCE, PH_ADAM, PH_ROWS, PH_ROWS_SUM, PH_N };
+    enum { PH_WAIT, PH_FWD, PH_LOSS, PH_JOINT, PH_FEAT, PH_BWD, PH_REDUCE, PH_ADAM, PH_ROWS, PH_N };
     double ph[PH_N] = {0}, tp = 0;
 #define PH_MARK(k) do { double now_ = sp_now(); ph[k] += now_ - tp; tp = now_; } while (0)
     if (!rc && total > 0 && joint) rc = sp_joint_refresh(&J, nn_backend_or_cpu(ctx->be), &C.P, &D.g);
@@ -628,9 +637,6 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             float extra[3] = {dtau * scale, loss * scale, uloss * scale};
             if (!rc) rc = sp_dist_sum_f32(extra, 3);
             dtau = extra[0], loss = extra[1], uloss = extra[2];
-            /* id/token rows: the union of the touched rows, then only those rows' gradients (packed below) */
-            if (!rc && G.emb) rc = sp_dist_max_u8(touched, D.n);
-            if (!rc && G.tok) rc = sp_dist_max_u8(ttouched, (size_t)mc.tok_rows);
             if (rc) break;
         }
         PH_MARK(PH_REDUCE);
@@ -644,25 +650,12 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
         if (joint && (rc = sp_joint_update(&J, s, total))) break;
         PH_MARK(PH_ADAM);
-        for (int tab = 0; tab < 2; tab++) {
+        for (int tab = 0; tab < 2 && !rc; tab++) { /* id rows, token rows: updated at their owner ranks */
             float *Gt = tab ? G.tok : G.emb;
             if (!Gt) continue;
-            uint8_t *tch = tab ? ttouched : touched;
-            uint64_t nrow = tab ? (uint64_t)mc.tok_rows : D.n;
-            uint32_t nr = 0;
-            for (uint64_t u = 0; u < nrow; u++)
-                if (tch[u]) {
-                    rows[nr] = (uint32_t)u;
-                    memcpy(grow_buf + (size_t)nr * d, Gt + u * d, 4 * (size_t)d);
-                    memset(Gt + u * d, 0, 4 * (size_t)d);
-                    tch[u] = 0;
-                    nr++;
-                }
-            PH_MARK(PH_ROWS);
-            if (ctx->size > 1 && (rc = sp_dist_sum_f32(grow_buf, (size_t)nr * d))) break;
-            PH_MARK(PH_ROWS_SUM);
-            nn_adam_rows(tab ? C.P.tok : C.P.emb, tab ? C.M.tok : C.M.emb, tab ? C.V.tok : C.V.emb, rows, grow_buf,
-                         (int)nr, d, &adam_rows, t, lr);
+            rc = sp_rows_owner_step(&RO[tab], tab ? C.P.tok : C.P.emb, tab ? C.M.tok : C.M.emb, tab ? C.V.tok : C.V.emb, Gt,
+                                    tab ? ttouched : touched, tab ? (uint64_t)mc.tok_rows : D.n, rows, grow_buf,
+                                    &adam_rows, t, lr, NULL);
         }
         if (rc) break;
         PH_MARK(PH_ROWS);
@@ -681,9 +674,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         if (end_epoch) {
             SP_INFO("epoch_end", "epoch=%d step=%" PRId64 " tau=%.4f seconds=%.1f", epoch, s + 1, C.tau, sp_now() - t0);
             SP_INFO("epoch_phases", "epoch=%d wait=%.2f forward=%.2f loss=%.2f joint=%.2f feature=%.2f backward=%.2f "
-                    "allreduce=%.2f adam=%.2f rows=%.2f rows_allreduce=%.2f", epoch, ph[PH_WAIT], ph[PH_FWD],
-                    ph[PH_LOSS], ph[PH_JOINT], ph[PH_FEAT], ph[PH_BWD], ph[PH_REDUCE], ph[PH_ADAM], ph[PH_ROWS],
-                    ph[PH_ROWS_SUM]);
+                    "allreduce=%.2f adam=%.2f rows=%.2f", epoch, ph[PH_WAIT], ph[PH_FWD], ph[PH_LOSS], ph[PH_JOINT],
+                    ph[PH_FEAT], ph[PH_BWD], ph[PH_REDUCE], ph[PH_ADAM], ph[PH_ROWS]);
             if (Fe.w > 0) {
                 SP_INFO("feature_epoch_end", "epoch=%d feature_loss=%.5f", epoch,
                         Fe.loss_n ? Fe.loss_sum / (double)Fe.loss_n : 0.0);
@@ -696,7 +688,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             uloss_ep = 0, uloss_n = 0;
             C.epoch = epoch;
             C.step = step;
-            if (ctx->rank == 0) {
+            /* the checkpoint's row moments: each row's from its owner */
+            if (G.emb && !rc) rc = sp_rows_sync_moments(&RO[0], C.M.emb, C.V.emb);
+            if (G.tok && !rc) rc = sp_rows_sync_moments(&RO[1], C.M.tok, C.V.tok);
+            if (!rc && ctx->rank == 0) {
                 sp_stage_path(ctx, "train", "checkpoint.bin", path, sizeof path);
                 rc = sp_ckpt_write(path, &C, NULL);
                 if (!rc && joint) {
@@ -757,6 +752,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     }
     rc = sp_dist_agree(rc);
     sp_stage_count(res, "steps", (uint64_t)(ctx->rank == 0 ? total : 0));
+    sp_stage_count(res, "row_grads_to_owners", RO[0].grads_sent + RO[1].grads_sent);
+    sp_stage_count(res, "rows_from_owners", RO[0].rows_recv + RO[1].rows_recv);
     sp_stage_count(res, "pairs_board_pin", ctx->rank == 0 ? D.nboard_pin : 0);
     sp_stage_count(res, "pairs_pin_pin", ctx->rank == 0 ? D.npin_pin : 0);
     SP_INFO("train_end", "steps=%" PRId64 " seconds=%.1f tau=%.4f", total, sp_now() - t0, C.tau);
@@ -787,6 +784,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     free(cand_logq);
     free(cand_id);
     free(grow_buf);
+    sp_rows_owner_free(&RO[0]);
+    sp_rows_owner_free(&RO[1]);
     free(rows);
     free(touched);
     free(ttouched);

@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
     }
     nn_adam_cfg c = {0.9f, 0.999f, 1e-8f, 0.f};
     sp_rows_owner R;
-    if (sp_rows_owner_init(&R, (size_t)64 << 20, d, n, 0, NULL)) return 1;
+    if (sp_rows_owner_init(&R, (size_t)64 << 20, d, n, 0, NULL, 1)) return 1;
     int status = 0;
     for (int fi = 0; fi < nf; fi++) {
         for (int k = 0; k < 2; k++) {

@@ -14,6 +14,17 @@ static int sink(void *ctx, int src, const void *rec, size_t len) {
     sp_rows_owner *r = ctx;
     size_t d = (size_t)r->d;
     uint64_t u;
+    if (r->phase == 2) { /* a request for a row this rank owns */
+        if (len != 8) return sp_err(SP_EINTERNAL, "train rows: request of %zu bytes from rank %d", len, src);
+        memcpy(&u, rec, 8);
+        if (u >= r->nrow || owner_of(r, u) != r->rank)
+            return sp_err(SP_EINTERNAL, "train rows: rank %d asked rank %d for row %llu", src, r->rank,
+                          (unsigned long long)u);
+        if (r->nreq == r->capreq && sp_grow((void **)&r->req, &r->capreq, r->nreq + 1, sizeof *r->req))
+            return SP_ENOMEM;
+        r->req[r->nreq++] = (sp_rows_req){u, src};
+        return SP_OK;
+    }
     if (len != 8 + 4 * d) return sp_err(SP_EINTERNAL, "train rows: record of %zu bytes from rank %d", len, src);
     memcpy(&u, rec, 8);
     if (u >= r->nrow) return sp_err(SP_EINTERNAL, "train rows: row %llu of %llu from rank %d", (unsigned long long)u,
@@ -27,17 +38,20 @@ static int sink(void *ctx, int src, const void *rec, size_t len) {
         for (size_t k = 0; k < d; k++) g[k] += x[k];
         r->touched[u] = 1;
         r->grads_recv++;
-    } else { /* a row its owner updated */
+    } else { /* a row from its owner: updated (phase 1) or asked for (phase 3) */
         memcpy(r->P + u * d, x, 4 * d);
-        r->rows_recv++;
+        if (r->phase == 1) r->rows_recv++;
+        else r->fetch_recv++;
     }
     return SP_OK;
 }
 
 int sp_rows_owner_init(sp_rows_owner *r, size_t buffer_bytes, int d, uint64_t nrow, uint64_t npins,
-                       const uint64_t *ids) {
+                       const uint64_t *ids, int push) {
     memset(r, 0, sizeof *r);
     r->d = d;
+    r->push = push;
+    r->nrow = nrow;
     r->rank = sp_dist_rank();
     r->size = sp_dist_size();
     r->nrow_init = nrow;
@@ -60,7 +74,36 @@ void sp_rows_owner_free(sp_rows_owner *r) {
     sp_shuffle_free(r->sh);
     free(r->owner);
     free(r->mine);
+    free(r->req);
     memset(r, 0, sizeof *r);
+}
+
+/* Sends rows[0..nr) of P (owned here) to every other rank (sink phase 1: into their P). */
+static int send_rows(sp_rows_owner *r, float *P, const uint32_t *rows, uint64_t nr) {
+    const size_t d = (size_t)r->d;
+    const uint64_t size = (uint64_t)r->size, me = (uint64_t)r->rank;
+    int rc = SP_OK, lrc = SP_OK, all_done = 0;
+    if (size == 1) return SP_OK;
+    r->phase = 1;
+    uint64_t i = 0;
+    while (!rc && !all_done) {
+        for (; !lrc && i < nr && !sp_shuffle_full(r->sh); i++) {
+            uint64_t u = rows[i];
+            for (uint64_t dst = 0; dst < size && !lrc; dst++) {
+                if (dst == me) continue;
+                char *at = sp_shuffle_reserve(r->sh, (int)dst, 8 + 4 * d);
+                if (!at) {
+                    lrc = SP_EINTERNAL;
+                    break;
+                }
+                memcpy(at, &u, 8);
+                memcpy(at + 8, P + u * d, 4 * d);
+                r->rows_sent++;
+            }
+        }
+        rc = sp_shuffle_exchange(r->sh, lrc || i == nr, lrc, &all_done);
+    }
+    return rc;
 }
 
 int sp_rows_owner_step(sp_rows_owner *r, float *P, float *M, float *V, float *G, uint8_t *touched, uint64_t nrow,
@@ -109,28 +152,57 @@ int sp_rows_owner_step(sp_rows_owner *r, float *P, float *M, float *V, float *G,
     }
     nn_adam_rows(P, M, V, rows, grow, (int)nr, (int)d, c, t, lr);
     if (nupdated) *nupdated = nr;
-    /* 3. the new rows to every other rank */
-    if (size > 1) {
-        r->phase = 1;
-        all_done = 0;
-        uint32_t i = 0;
-        while (!rc && !all_done) {
-            for (; !lrc && i < nr && !sp_shuffle_full(r->sh); i++) {
-                uint64_t u = rows[i];
-                for (uint64_t dst = 0; dst < size && !lrc; dst++) {
-                    if (dst == me) continue;
-                    char *at = sp_shuffle_reserve(r->sh, (int)dst, 8 + 4 * d);
-                    if (!at) {
-                        lrc = SP_EINTERNAL;
-                        break;
-                    }
-                    memcpy(at, &u, 8);
-                    memcpy(at + 8, P + u * d, 4 * d);
-                    r->rows_sent++;
-                }
+    /* 3. the new rows to every other rank (push mode; in fetch mode ranks ask for what they read) */
+    if (rc || !r->push) return rc;
+    return send_rows(r, P, rows, nr);
+}
+
+int sp_rows_owner_spread(sp_rows_owner *r, float *P) {
+    r->P = P;
+    return send_rows(r, P, r->mine, r->nmine);
+}
+
+int sp_rows_owner_fetch(sp_rows_owner *r, float *P, const uint32_t *need, uint64_t nneed) {
+    if (r->size == 1) return SP_OK;
+    const size_t d = (size_t)r->d;
+    const int me = r->rank;
+    int rc = SP_OK, lrc = SP_OK, all_done = 0;
+    r->P = P;
+    r->nreq = 0;
+    /* 1. each row read here and owned elsewhere is asked of its owner (sink: queue the request) */
+    r->phase = 2;
+    uint64_t i = 0;
+    while (!rc && !all_done) {
+        for (; !lrc && i < nneed && !sp_shuffle_full(r->sh); i++) {
+            uint64_t u = need[i];
+            int own;
+            if (u >= r->nrow_init) {
+                lrc = sp_err(SP_EINTERNAL, "train rows: fetch of row %llu of %llu", (unsigned long long)u,
+                             (unsigned long long)r->nrow_init);
+                break;
             }
-            rc = sp_shuffle_exchange(r->sh, lrc || i == nr, lrc, &all_done);
+            if ((own = owner_of(r, u)) == me) continue;
+            lrc = sp_shuffle_put(r->sh, own, &u, 8);
+            r->fetch_sent++;
         }
+        rc = sp_shuffle_exchange(r->sh, lrc || i == nneed, lrc, &all_done);
+    }
+    /* 2. the owners answer with the rows (sink: into P) */
+    r->phase = 3;
+    all_done = 0;
+    i = 0;
+    while (!rc && !all_done) {
+        for (; !lrc && i < r->nreq && !sp_shuffle_full(r->sh); i++) {
+            uint64_t u = r->req[i].row;
+            char *at = sp_shuffle_reserve(r->sh, r->req[i].src, 8 + 4 * d);
+            if (!at) {
+                lrc = SP_EINTERNAL;
+                break;
+            }
+            memcpy(at, &u, 8);
+            memcpy(at + 8, P + u * d, 4 * d);
+        }
+        rc = sp_shuffle_exchange(r->sh, lrc || i == r->nreq, lrc, &all_done);
     }
     return rc;
 }

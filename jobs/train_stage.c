@@ -427,11 +427,12 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if ((!touched || !ttouched || !rows || !grow_buf) && !rc) rc = SP_ENOMEM;
     rc = sp_dist_agree(rc);
     /* id rows are updated at their nodes' owner ranks, token rows at row mod ranks (train_rows.h) */
+    const int row_fetch = G.emb && !strcmp(sp_config_str(cfg, "train", "row_sync"), "fetch");
     sp_rows_owner RO[2];
     {
         size_t buf = (size_t)sp_config_int(cfg, "pipeline", "shuffle_buffer_mb") << 20;
-        int orc = sp_rows_owner_init(&RO[0], buf, d, D.n, D.npins, D.ext);
-        int trc = sp_rows_owner_init(&RO[1], buf, d, (uint64_t)mc.tok_rows, 0, NULL);
+        int orc = sp_rows_owner_init(&RO[0], buf, d, D.n, D.npins, D.ext, !row_fetch);
+        int trc = sp_rows_owner_init(&RO[1], buf, d, (uint64_t)mc.tok_rows, 0, NULL, 1); /* token rows: push */
         if (!rc) rc = orc ? orc : trc;
     }
     char loss_path[PATH_MAX + 64];
@@ -484,14 +485,23 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         tp = sp_now();
         rc = wait_fill(&prod[cur]);
         batch *b = &bufs[cur];
+        /* fetch mode: the current id rows of the nodes this step's layer 0 reads, before the next producer
+         * starts (its thread would compete with the exchange's waits for the cores) */
+        if (row_fetch && !rc) {
+            PH_MARK(PH_WAIT);
+            rc = sp_rows_owner_fetch(&RO[0], C.P.emb, b->plan.node[0], b->plan.n[0]);
+            PH_MARK(PH_ROWS);
+        }
         if (!rc && s + 1 < total) {
             int e1 = (int)((s + 1) / steps_per_epoch) + 1;
             prod[cur ^ 1].step = s + 1;
             prod[cur ^ 1].nhard = tc.margin_loss && tc.hard ? e1 - 1 : 0;
             if (prod[cur ^ 1].nhard > 16) prod[cur ^ 1].nhard = 16;
             /* the history tokens' item table, once per epoch, while no producer reads it */
-            if (joint && (s + 1) % (J.refresh ? J.refresh : steps_per_epoch) == 0)
-                rc = sp_joint_refresh(&J, nn_backend_or_cpu(ctx->be), &C.P, &D.g);
+            if (joint && (s + 1) % (J.refresh ? J.refresh : steps_per_epoch) == 0) {
+                if (row_fetch) rc = sp_rows_owner_spread(&RO[0], C.P.emb); /* it reads every row */
+                if (!rc) rc = sp_joint_refresh(&J, nn_backend_or_cpu(ctx->be), &C.P, &D.g);
+            }
             if (!rc) rc = start_fill(&prod[cur ^ 1], threaded);
         }
         if (rc) break;
@@ -688,6 +698,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             uloss_ep = 0, uloss_n = 0;
             C.epoch = epoch;
             C.step = step;
+            /* fetch mode: the whole table for the checkpoint and the evaluation */
+            if (row_fetch && !rc) rc = sp_rows_owner_spread(&RO[0], C.P.emb);
             /* the checkpoint's row moments: each row's from its owner */
             if (G.emb && !rc) rc = sp_rows_sync_moments(&RO[0], C.M.emb, C.V.emb);
             if (G.tok && !rc) rc = sp_rows_sync_moments(&RO[1], C.M.tok, C.V.tok);
@@ -754,6 +766,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     sp_stage_count(res, "steps", (uint64_t)(ctx->rank == 0 ? total : 0));
     sp_stage_count(res, "row_grads_to_owners", RO[0].grads_sent + RO[1].grads_sent);
     sp_stage_count(res, "rows_from_owners", RO[0].rows_recv + RO[1].rows_recv);
+    sp_stage_count(res, "rows_fetched", RO[0].fetch_recv);
     sp_stage_count(res, "pairs_board_pin", ctx->rank == 0 ? D.nboard_pin : 0);
     sp_stage_count(res, "pairs_pin_pin", ctx->rank == 0 ? D.npin_pin : 0);
     SP_INFO("train_end", "steps=%" PRId64 " seconds=%.1f tau=%.4f", total, sp_now() - t0, C.tau);

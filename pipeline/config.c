@@ -126,6 +126,11 @@ static const kdef SCHEMA[] = {
     {"train", "weight_decay", T_F64, "0", R(0, 1), NULL, 0, "Decoupled weight decay of the dense parameters (AdamW)."},
     {"train", "row_decay", T_F64, "0", R(0, 10), NULL, 0,
      "Decoupled weight decay of the id and token rows, applied when a row is updated (lazy AdamW)."},
+    {"train", "row_sync", T_ENUM, "push", R(0, 0), "push|fetch", 0,
+     "How ranks see the id rows their owner ranks update: push (the owners send every updated row to every "
+     "rank after each step) or fetch (each rank asks the owners for the rows its next minibatch reads; the "
+     "whole table moves only before evaluation, checkpoints and the joint task's refresh). Same results; "
+     "fetch moves less when a step reads a small part of a large table."},
     {"train", "tau", T_F64, "0.1", R(1e-4, 10), NULL, 0, "Initial softmax temperature."},
     {"train", "tau_min", T_F64, "0.03", R(1e-4, 10), NULL, 0, "Floor of the learned temperature."},
     {"train", "learn_tau", T_BOOL, "true", R(0, 0), NULL, 0, "Learn the temperature (else fixed at tau)."},

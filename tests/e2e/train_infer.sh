@@ -3,7 +3,8 @@
 # random model), writes a checksummed checkpoint and a loss log; the infer
 # stage's MapReduce embeddings equal the one-process layer-wise reference at
 # 1, 2 and 4 ranks, every message computed once per node and layer; reruns
-# are bit-identical; the next date warm-starts from the previous checkpoint;
+# are bit-identical; fetching id rows per batch (train.row_sync=fetch) gives
+# the same model at 4 ranks; the next date warm-starts from the previous checkpoint;
 # the entity-feature task trains; a corrupted checkpoint is detected.
 . "$(dirname "$0")/lib.sh" "$@"
 D=2026-11-21
@@ -70,7 +71,8 @@ PY
 check "train learns, infer equals the reference, reruns are identical" t_train
 
 t_ranks() {
-    local n=$1 W=$E2E_TMP/w$n
+    local n=$1
+    local W=$E2E_TMP/w$n
     expect_exit 0 mpi "$n" "$SAGEPIPE" run --config "$C" --date $D --to infer "${SET[@]}" --set pipeline.work_dir="$W"
     expect_exit 0 sp dump emb --config "$C" --date $D "${SET[@]}" --set pipeline.work_dir="$W"
     cp "$E2E_OUT" "$E2E_TMP/en"
@@ -83,6 +85,22 @@ t_ranks() {
 }
 check "2 ranks: MapReduce infer equals the reference" t_ranks 2
 check "4 ranks: MapReduce infer equals the reference" t_ranks 4
+
+t_row_sync() {
+    # train.row_sync=fetch (ranks fetch the id rows their minibatch reads) gives the push mode's model to
+    # the last bit at 4 ranks (the w4 run above), fetches rows, and pushes none of the id rows after steps
+    local W=$E2E_TMP/wfetch
+    expect_exit 0 mpi 4 "$SAGEPIPE" run --config "$C" --date $D --to train "${SET[@]}" --set pipeline.work_dir="$W" \
+        --set train.row_sync=fetch
+    cmp -s "$W/$D/train/checkpoint.bin" "$E2E_TMP/w4/$D/train/checkpoint.bin" || fail "fetch mode changed the model"
+    [ "$(json_get "$W/$D/train/_SUCCESS.json" counts.rows_fetched)" -gt 0 ] || fail "no row fetched"
+    [ "$(json_get "$E2E_TMP/w4/$D/train/_SUCCESS.json" counts.rows_fetched)" -eq 0 ] || fail "push mode fetched"
+    local pf pp
+    pf=$(json_get "$W/$D/train/_SUCCESS.json" counts.rows_from_owners)
+    pp=$(json_get "$E2E_TMP/w4/$D/train/_SUCCESS.json" counts.rows_from_owners)
+    [ "$pf" -lt "$pp" ] || fail "fetch mode received $pf pushed rows, push mode $pp"
+}
+check "4 ranks: fetching id rows per batch gives the same model as pushing them" t_row_sync
 
 t_warm() {
     local D2=2026-11-22

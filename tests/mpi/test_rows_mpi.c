@@ -9,7 +9,11 @@
  * take several shuffle rounds (each round holds < 1 MiB per destination);
  * the record counters must equal the touched rows owned elsewhere. Twice:
  * rows of nodes (owned by sp_owner of their pin or board id) and rows without
- * nodes (owned by row mod ranks). */
+ * nodes (owned by row mod ranks). Then in fetch mode: after each step the
+ * rows a rank owns match the reference, a fetched set of rows (others'
+ * included) matches it, a row neither owned nor fetched keeps its old value
+ * (nothing was pushed), and after sp_rows_owner_spread the whole table does,
+ * bit-identical on every rank. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +64,8 @@ static int owner(uint64_t u, int size) {
     return ids ? sp_owner(u < NPINS ? SP_PIN : SP_BOARD, ids[u], size) : (int)(u % (uint64_t)size);
 }
 
+static int push = 1;
+
 static void run(void) {
     const int rank = sp_dist_rank(), size = sp_dist_size();
     const size_t n = (size_t)NROW * D;
@@ -69,7 +75,9 @@ static void run(void) {
     uint32_t *rows = malloc(4 * NROW);
     for (size_t i = 0; i < n; i++) P[i] = Pr[i] = (float)(i % 13) * 0.01f - 0.06f;
     sp_rows_owner R;
-    CHECK_RC(sp_rows_owner_init(&R, 1u << 20, D, NROW, NPINS, ids), SP_OK); /* 512 KiB per destination */
+    CHECK_RC(sp_rows_owner_init(&R, 1u << 20, D, NROW, NPINS, ids, push), SP_OK); /* 512 KiB per destination */
+    float *before = malloc(4 * n);
+    uint32_t *need = malloc(4 * NROW);
     uint64_t nmine = 0;
     for (uint64_t u = 0; u < NROW; u++) nmine += owner(u, size) == rank;
     CHECK_EQ_U64(R.nmine, nmine);
@@ -100,14 +108,34 @@ static void run(void) {
         float lr = 0.01f * (float)step;
         nn_adam_rows(Pr, Mr, Vr, rows, grow, nr, D, &c, step, lr);
         uint64_t upd = 0;
+        memcpy(before, P, 4 * n);
         CHECK_RC(sp_rows_owner_step(&R, P, M, V, G, touched, NROW, rows, grow, &c, step, lr, &upd), SP_OK);
         updated_all += upd;
-        double e = max_rel(P, Pr, n);
-        CHECK_MSG(e < 1e-4, "step %d: table differs from the replicated update by %g (relative)", step, e);
         size_t dirty = 0;
         for (uint64_t u = 0; u < NROW; u++) dirty += touched[u] != 0;
         for (size_t i = 0; i < n; i++) dirty += G[i] != 0;
         CHECK_MSG(dirty == 0, "step %d: %zu gradient entries or flags left set", step, dirty);
+        if (!push) {
+            /* owned rows current; a fetched set (every third row, owned or not) current; the rest as before */
+            uint64_t nneed = 0, bad_own = 0, bad_stale = 0;
+            for (uint64_t u = (uint64_t)step % 3; u < NROW; u += 3) need[nneed++] = (uint32_t)u;
+            CHECK_RC(sp_rows_owner_fetch(&R, P, need, nneed), SP_OK);
+            for (uint64_t u = 0; u < NROW; u++) {
+                int own = owner(u, size) == rank, fetched = u % 3 == (uint64_t)step % 3;
+                const float *want = own || fetched ? Pr + u * D : before + u * D;
+                if (memcmp(P + u * D, want, 4 * D) && max_rel(P + u * D, want, D) > 1e-4) {
+                    if (own || fetched) bad_own++;
+                    else bad_stale++;
+                }
+            }
+            CHECK_MSG(bad_own == 0, "step %d: %llu owned or fetched rows not current", step,
+                      (unsigned long long)bad_own);
+            CHECK_MSG(bad_stale == 0, "step %d: %llu rows neither owned nor fetched changed", step,
+                      (unsigned long long)bad_stale);
+            CHECK_RC(sp_rows_owner_spread(&R, P), SP_OK);
+        }
+        double e = max_rel(P, Pr, n);
+        CHECK_MSG(e < 1e-4, "step %d: table differs from the replicated update by %g (relative)", step, e);
         uint64_t h = hash_f32(P, n), *hs = malloc(8 * (size_t)size);
         CHECK_RC(sp_dist_allgather_u64(&h, hs, 1), SP_OK);
         for (int r = 0; r < size; r++) CHECK_MSG(hs[r] == hs[0], "step %d: rank %d's table differs from rank 0's", step, r);
@@ -126,7 +154,7 @@ static void run(void) {
         }
     CHECK_EQ_U64(tot, union_rows);
     CHECK_EQ_U64(R.grads_sent, want_sent);
-    CHECK_EQ_U64(R.rows_recv, want_recv);
+    CHECK_EQ_U64(R.rows_recv, push ? want_recv : (uint64_t)STEPS * (NROW - R.nmine)); /* fetch: the spreads */
     uint64_t sent_sum[2] = {R.grads_sent, R.grads_recv};
     CHECK_RC(sp_dist_sum_u64(sent_sum, 2), SP_OK);
     CHECK_EQ_U64(sent_sum[0], sent_sum[1]);
@@ -135,7 +163,7 @@ static void run(void) {
     CHECK_MSG(em < 1e-4 && ev < 1e-4, "moments after sync differ: m %g v %g", em, ev);
     sp_rows_owner_free(&R);
     free(P), free(M), free(V), free(G), free(Pr), free(Mr), free(Vr), free(Gr), free(grow);
-    free(touched), free(ur), free(rows);
+    free(touched), free(ur), free(rows), free(before), free(need);
 }
 
 int main(int argc, char **argv) {
@@ -143,6 +171,8 @@ int main(int argc, char **argv) {
     run();
     ids = malloc(8 * NROW);
     for (uint64_t u = 0; u < NROW; u++) ids[u] = u < NPINS ? 1000 + 7 * u : 3 * u + 11; /* pins, then boards */
+    run();
+    push = 0;
     run();
     free(ids);
     int failed = CHECK_DONE();

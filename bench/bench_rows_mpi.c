@@ -35,7 +35,8 @@ static void make_grads(float *G, uint8_t *touched, uint64_t n, int d, double f, 
         uint64_t h = sp_mix64(((uint64_t)s << 40) ^ ((uint64_t)rank << 32) ^ u);
         if ((double)(h >> 11) * 0x1.0p-53 >= f) continue;
         touched[u] = 1;
-        for (int k = 0; k < d; k++) G[u * (uint64_t)d + (uint64_t)k] = (float)((int)((h >> (k % 48)) & 255) - 128) / 256.f;
+        for (int k = 0; k < d; k++)
+            G[u * (uint64_t)d + (uint64_t)k] = (float)((int)((h >> (k % 48)) & 255) - 128) / 256.f;
     }
 }
 

@@ -60,7 +60,7 @@ int sp_rows_owner_init(sp_rows_owner *r, size_t buffer_bytes, int d, uint64_t nr
         rc = sp_err(SP_EINTERNAL, "train rows: %llu rows on %d ranks (at most 2^32 - 1 rows, 65536 ranks)",
                     (unsigned long long)nrow, r->size);
     if (!rc && ids && !(r->owner = malloc(sizeof *r->owner * (nrow + 1)))) rc = SP_ENOMEM;
-    for (uint64_t u = 0; !rc && ids && u < nrow; u++) 
+    for (uint64_t u = 0; !rc && ids && u < nrow; u++)
         r->owner[u] = (uint16_t)sp_owner(u < npins ? SP_PIN : SP_BOARD, ids[u], r->size);
     for (uint64_t u = 0; !rc && u < nrow; u++) r->nmine += owner_of(r, u) == r->rank;
     if (!rc && !(r->mine = malloc(sizeof *r->mine * (r->nmine + 1)))) rc = SP_ENOMEM;

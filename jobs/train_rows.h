@@ -55,8 +55,9 @@ void sp_rows_owner_free(sp_rows_owner *r);
 /* One optimizer step of a (nrow, d) table P with moments M, V and gradient
  * rows G (nonzero only where touched[u]): on return the rows this rank owns
  * are current (in push mode every row, the same on every rank), G and touched
- * are cleared, the moments of the rows this rank owns are current. rows (nrow) and grow (nrow * d) are scratch. *nupdated (may be
- * NULL): rows this rank updated as their owner. nrow < 2^32. Collective. */
+ * are cleared, the moments of the rows this rank owns are current. rows
+ * (nrow) and grow (nrow * d) are scratch. *nupdated (may be NULL): rows this
+ * rank updated as their owner. nrow < 2^32. Collective. */
 int sp_rows_owner_step(sp_rows_owner *r, float *P, float *M, float *V, float *G, uint8_t *touched, uint64_t nrow,
                        uint32_t *rows, float *grow, const nn_adam_cfg *c, int64_t t, float lr, uint64_t *nupdated);
 

@@ -6,8 +6,9 @@
  * softmax with logQ correction and a learned temperature, or PinSage's
  * max-margin with curriculum hard negatives. Dense gradients are summed over
  * ranks; the touched id/token rows are updated at their owner ranks and sent
- * back (train_rows.h), so every rank holds the same model. A producer thread builds the next step's minibatch (sampling,
- * gathering, re-indexing) while the current one computes. A checkpoint is
+ * back, or fetched by the ranks that read them (train_rows.h), so every rank
+ * computes with the same model. A producer thread builds the next step's
+ * minibatch (sampling, gathering, re-indexing) while the current one computes. A checkpoint is
  * written every epoch; the previous date's checkpoint, when present, warm
  * starts the id rows of nodes seen before and the dense weights. */
 #include "train_stage.h"
@@ -663,9 +664,9 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         for (int tab = 0; tab < 2 && !rc; tab++) { /* id rows, token rows: updated at their owner ranks */
             float *Gt = tab ? G.tok : G.emb;
             if (!Gt) continue;
-            rc = sp_rows_owner_step(&RO[tab], tab ? C.P.tok : C.P.emb, tab ? C.M.tok : C.M.emb, tab ? C.V.tok : C.V.emb, Gt,
-                                    tab ? ttouched : touched, tab ? (uint64_t)mc.tok_rows : D.n, rows, grow_buf,
-                                    &adam_rows, t, lr, NULL);
+            rc = sp_rows_owner_step(&RO[tab], tab ? C.P.tok : C.P.emb, tab ? C.M.tok : C.M.emb,
+                                    tab ? C.V.tok : C.V.emb, Gt, tab ? ttouched : touched,
+                                    tab ? (uint64_t)mc.tok_rows : D.n, rows, grow_buf, &adam_rows, t, lr, NULL);
         }
         if (rc) break;
         PH_MARK(PH_ROWS);

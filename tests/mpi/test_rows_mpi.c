@@ -138,7 +138,8 @@ static void run(void) {
         CHECK_MSG(e < 1e-4, "step %d: table differs from the replicated update by %g (relative)", step, e);
         uint64_t h = hash_f32(P, n), *hs = malloc(8 * (size_t)size);
         CHECK_RC(sp_dist_allgather_u64(&h, hs, 1), SP_OK);
-        for (int r = 0; r < size; r++) CHECK_MSG(hs[r] == hs[0], "step %d: rank %d's table differs from rank 0's", step, r);
+        for (int r = 0; r < size; r++)
+            CHECK_MSG(hs[r] == hs[0], "step %d: rank %d's table differs from rank 0's", step, r);
         free(hs);
         CHECK_MSG(P[5 * D] == Pr[5 * D] && P[5 * D] == (float)((5 * D) % 13) * 0.01f - 0.06f, "untouched row 5 moved");
     }

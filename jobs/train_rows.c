@@ -54,7 +54,6 @@ int sp_rows_owner_init(sp_rows_owner *r, size_t buffer_bytes, int d, uint64_t nr
     r->nrow = nrow;
     r->rank = sp_dist_rank();
     r->size = sp_dist_size();
-    r->nrow_init = nrow;
     int rc = SP_OK;
     if (nrow > UINT32_MAX || r->size > 65536)
         rc = sp_err(SP_EINTERNAL, "train rows: %llu rows on %d ranks (at most 2^32 - 1 rows, 65536 ranks)",
@@ -111,10 +110,10 @@ int sp_rows_owner_step(sp_rows_owner *r, float *P, float *M, float *V, float *G,
     const size_t d = (size_t)r->d;
     const uint64_t size = (uint64_t)r->size, me = (uint64_t)r->rank;
     int rc = SP_OK, lrc = SP_OK, all_done = 0;
-    if (nrow != r->nrow_init)
+    if (nrow != r->nrow)
         return sp_err(SP_EINTERNAL, "train rows: a table of %llu rows, set up for %llu", (unsigned long long)nrow,
-                      (unsigned long long)r->nrow_init);
-    r->G = G, r->P = P, r->touched = touched, r->nrow = nrow;
+                      (unsigned long long)r->nrow);
+    r->G = G, r->P = P, r->touched = touched;
     /* 1. gradients of rows owned elsewhere to their owners (cleared here) */
     if (size > 1) {
         r->phase = 0;
@@ -176,9 +175,9 @@ int sp_rows_owner_fetch(sp_rows_owner *r, float *P, const uint32_t *need, uint64
         for (; !lrc && i < nneed && !sp_shuffle_full(r->sh); i++) {
             uint64_t u = need[i];
             int own;
-            if (u >= r->nrow_init) {
+            if (u >= r->nrow) {
                 lrc = sp_err(SP_EINTERNAL, "train rows: fetch of row %llu of %llu", (unsigned long long)u,
-                             (unsigned long long)r->nrow_init);
+                             (unsigned long long)r->nrow);
                 break;
             }
             if ((own = owner_of(r, u)) == me) continue;
@@ -210,12 +209,12 @@ int sp_rows_owner_fetch(sp_rows_owner *r, float *P, const uint32_t *need, uint64
 int sp_rows_sync_moments(const sp_rows_owner *r, float *M, float *V) {
     if (r->size == 1) return SP_OK;
     const size_t d = (size_t)r->d;
-    for (uint64_t u = 0; u < r->nrow_init; u++)
+    for (uint64_t u = 0; u < r->nrow; u++)
         if (owner_of(r, u) != r->rank) {
             memset(M + u * d, 0, 4 * d);
             memset(V + u * d, 0, 4 * d);
         }
-    int rc = sp_dist_sum_f32(M, r->nrow_init * d);
-    if (!rc) rc = sp_dist_sum_f32(V, r->nrow_init * d);
+    int rc = sp_dist_sum_f32(M, r->nrow * d);
+    if (!rc) rc = sp_dist_sum_f32(V, r->nrow * d);
     return rc;
 }

@@ -1,9 +1,8 @@
 /* train_rows: owner-rank updates of the embedding-table rows (id rows, token
  * rows) in data-parallel training. An id row is owned by its node's owner
  * rank (sp_owner, DESIGN §2); a row without a node (a hashed-token row) by
- * rank u % size. Each step
- * every rank sends the gradients of the rows its minibatch touched to their
- * owners (one bounded-memory shuffle), each owner sums them with its own in
+ * rank u % size. Each step every rank sends the gradients of the rows its
+ * minibatch touched to their owners (one bounded-memory shuffle), each owner sums them with its own in
  * rank order and runs lazy Adam on the rows touched anywhere, with moments
  * kept current at the owner only, and sends the new rows to every other rank
  * (a second shuffle; push mode). Nothing of size `nrow` crosses the network
@@ -33,12 +32,11 @@ typedef struct {
     int push;                /* 1: owners send updated rows to every rank; 0: ranks fetch what they read */
     sp_rows_req *req;        /* fetch requests received this step */
     size_t nreq, capreq;
-    uint64_t nmine, nrow_init;
+    uint64_t nmine, nrow;    /* rows owned here, rows in the table */
     sp_shuffle *sh;
     /* sink state */
     float *G, *P;
     uint8_t *touched;
-    uint64_t nrow;
     int phase;               /* 0: gradients to owners, 1: new rows from owners, 2: requests, 3: answers */
     /* counters: row records sent and received, over all steps */
     uint64_t grads_sent, grads_recv, rows_sent, rows_recv, fetch_sent, fetch_recv;
@@ -61,8 +59,8 @@ void sp_rows_owner_free(sp_rows_owner *r);
 int sp_rows_owner_step(sp_rows_owner *r, float *P, float *M, float *V, float *G, uint8_t *touched, uint64_t nrow,
                        uint32_t *rows, float *grow, const nn_adam_cfg *c, int64_t t, float lr, uint64_t *nupdated);
 
-/* Fetch mode: rows need[0..nneed) of P (any order, no duplicates needed;
- * those owned here are skipped) become their owners' current values.
+/* Fetch mode: rows need[0..nneed) of P (any order; a duplicate is fetched
+ * twice; those owned here are skipped) become their owners' current values.
  * Collective. */
 int sp_rows_owner_fetch(sp_rows_owner *r, float *P, const uint32_t *need, uint64_t nneed);
 /* Every rank gets every row of P from its owner. Collective. */

@@ -8,8 +8,8 @@
  * ranks; the touched id/token rows are updated at their owner ranks and sent
  * back, or fetched by the ranks that read them (train_rows.h), so every rank
  * computes with the same model. A producer thread builds the next step's
- * minibatch (sampling, gathering, re-indexing) while the current one computes. A checkpoint is
- * written every epoch; the previous date's checkpoint, when present, warm
+ * minibatch (sampling, gathering, re-indexing) while the current one computes.
+ * A checkpoint is written every epoch; the previous date's checkpoint, when present, warm
  * starts the id rows of nodes seen before and the dense weights. */
 #include "train_stage.h"
 

@@ -284,34 +284,28 @@ int sp_users_sample(const sp_users_sampler *T, uint64_t u, sp_rng *r, sq_packer 
 /* ---- training steps ---- */
 
 void sp_users_loss_ws_free(sp_users_loss_ws *w) {
-    free(w->pos), free(w->g1), free(w->g2), free(w->c1), free(w->c2), free(w->scratch);
+    free(w->pos), free(w->scratch);
     memset(w, 0, sizeof *w);
 }
 
 int sp_users_block_loss(sp_users_loss_ws *w, const float *q, const float *c, const uint64_t *cid, const float *logq,
                         const uint64_t *excl_off, const uint64_t *excl, uint32_t bq, uint32_t nc, int d, float tau,
                         float an, float aa, float scale, float *dq, float *dc, float *loss, float *dtau) {
-    size_t nq_d = (size_t)bq * d, nc_d = (size_t)nc * d;
-    if (sp_grow((void **)&w->g1, &w->cap_q, nq_d, 4) || !(w->g2 = realloc(w->g2, 4 * w->cap_q + 4)) ||
-        sp_grow((void **)&w->c1, &w->cap_c, nc_d, 4) || !(w->c2 = realloc(w->c2, 4 * w->cap_c + 4)) ||
-        !(w->pos = realloc(w->pos, 4 * (size_t)nc + 4)) || sp_grow((void **)&w->scratch, &w->cap_s, (size_t)bq * nc, 4))
+    if (sp_grow((void **)&w->pos, &w->cap_p, 2 * (size_t)bq + 1, sizeof *w->pos) ||
+        sp_grow((void **)&w->scratch, &w->cap_s, ((size_t)bq + 2) * nc, 4))
         return SP_ENOMEM;
-    /* loss 0: next action (query i -> candidate i), loss 1: all-action (query i -> candidate bq + i) */
-    float *g[2] = {w->g1, w->g2}, *cg[2] = {w->c1, w->c2}, wt[2] = {an, aa}, l[2] = {0, 0}, tg[2] = {0, 0};
-    for (int t = 0; t < 2; t++) {
-        for (uint32_t i = 0; i < bq; i++) w->pos[i] = (int)((uint32_t)t * bq + i);
-        if (wt[t] > 0) {
-            l[t] = nn_sampled_softmax_ex(q, c, w->pos, cid, logq, excl_off, excl, (int)bq, (int)nc, d, tau, g[t],
-                                         dc ? cg[t] : NULL, &tg[t], w->scratch);
-        } else {
-            memset(g[t], 0, 4 * nq_d);
-            if (dc) memset(cg[t], 0, 4 * nc_d);
-        }
+    /* target 0: next action (query i -> candidate i), target 1: all-action (query i -> candidate bq + i), over
+     * one set of logits (nn_sampled_softmax_multi: half the matrix products of two separate losses) */
+    for (uint32_t i = 0; i < 2 * bq; i++) w->pos[i] = (int)i;
+    float wt[2] = {an > 0 ? an : 0, aa > 0 ? aa : 0}, tg = 0;
+    if (wt[0] == 0 && wt[1] == 0) {
+        memset(dq, 0, 4 * (size_t)bq * d);
+        if (dc) memset(dc, 0, 4 * (size_t)nc * d);
+        return SP_OK;
     }
-    *loss += an * l[0] + aa * l[1];
-    *dtau += scale * (an * tg[0] + aa * tg[1]);
-    for (size_t k = 0; k < nq_d; k++) dq[k] = an * w->g1[k] + aa * w->g2[k];
-    for (size_t k = 0; dc && k < nc_d; k++) dc[k] = an * w->c1[k] + aa * w->c2[k];
+    *loss += nn_sampled_softmax_multi(q, c, 2, w->pos, wt, cid, logq, excl_off, excl, (int)bq, (int)nc, d, tau, dq, dc,
+                                      &tg, NULL, w->scratch);
+    *dtau += scale * tg;
     return SP_OK;
 }
 

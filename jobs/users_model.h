@@ -82,8 +82,8 @@ int sp_users_sample(const sp_users_sampler *T, uint64_t u, sp_rng *r, sq_packer 
 /* Scratch of sp_users_block_loss (start zeroed; free with sp_users_loss_ws_free). */
 typedef struct {
     int *pos;
-    float *g1, *g2, *c1, *c2, *scratch;
-    size_t cap_q, cap_c, cap_s;
+    float *scratch;
+    size_t cap_p, cap_s;
 } sp_users_loss_ws;
 void sp_users_loss_ws_free(sp_users_loss_ws *w);
 

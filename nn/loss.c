@@ -66,65 +66,103 @@ static int colmap_first(const colmap *m, uint64_t id) {
     return -1;
 }
 
+/* One query's row for one target (the body of every sampled-softmax variant): s (nc) holds the row's logits
+ * ⟨q_i, c_j⟩/tau and on return ∂loss_i/∂logit / nq (p: the positive's column). Returns the row's loss; adds
+ * its Σ ∂L/∂logit · s term to *st when want_st (dtau without dq). Inlined into the SP_HOT callers. */
+static inline __attribute__((always_inline)) double softmax_row(float *restrict s, int p, const uint64_t *cid,
+                                                                const float *logq, const colmap *cm,
+                                                                const uint64_t *ex0, const uint64_t *ex1, int nc, int nq,
+                                                                float inv_nq, int want_st, double *st) {
+    enum { LANES = 16 };
+    float sp = s[p], zp = sp - (logq ? logq[p] : 0.0f);
+    /* z_j = s_j − logq_j, masked columns −inf */
+    if (logq)
+        for (int j = 0; j < nc; j++) s[j] -= logq[j];
+    if (cid) {
+        uint64_t pid = cid[p];
+        for (int j = 0; j < nc; j++) s[j] = cid[j] == pid ? -INFINITY : s[j];
+        s[p] = zp; /* the positive is never masked */
+    }
+    if (cm)
+        for (const uint64_t *e = ex0; e < ex1; e++)
+            for (int j = colmap_first(cm, *e); j >= 0; j = cm->next[j])
+                if (j != p) s[j] = -INFINITY;
+    float lane[LANES], mx = -INFINITY;
+    int j0 = nc - nc % LANES;
+    for (int l = 0; l < LANES; l++) lane[l] = -INFINITY;
+    for (int j = 0; j < j0; j += LANES)
+        for (int l = 0; l < LANES; l++) lane[l] = s[j + l] > lane[l] ? s[j + l] : lane[l];
+    for (int j = j0; j < nc; j++) mx = s[j] > mx ? s[j] : mx;
+    for (int l = 0; l < LANES; l++) mx = lane[l] > mx ? lane[l] : mx;
+    double es = 0.0;
+    if (want_st) /* Σ e_j·s_j needs the logits: a scalar pass, only in this rare combination */
+        for (int j = 0; j < nc; j++)
+            if (s[j] != -INFINITY) es += (double)nn_expf_fast(s[j] - mx) * (s[j] + (logq ? logq[j] : 0.0f));
+    for (int j = 0; j < nc; j++) s[j] = nn_expf_fast(s[j] - mx);
+    float sum = 0.0f;
+    for (int l = 0; l < LANES; l++) lane[l] = 0.0f;
+    for (int j = 0; j < j0; j += LANES)
+        for (int l = 0; l < LANES; l++) lane[l] += s[j + l];
+    for (int j = j0; j < nc; j++) sum += s[j];
+    for (int l = 0; l < LANES; l++) sum += lane[l];
+    if (want_st) *st += (es / sum - sp) / nq;
+    float isum = inv_nq / sum;
+    for (int j = 0; j < nc; j++) s[j] *= isum;
+    s[p] -= inv_nq;
+    return log((double)sum) + mx - zp; /* logsumexp − logit of the positive */
+}
+
+/* The sampled softmax of nt targets over one set of logits: target k's positives pos[k·nq ..], weight w[k]
+ * (w == NULL: one target of weight 1, computed in place in scratch). The logits and the two gradient
+ * products are computed once whatever nt; rows (2·nc floats) holds a row's logits and one target's
+ * gradient while the targets' weighted gradients add up in scratch. lossk[k] (may be NULL): target k's mean
+ * loss. Returns Σ_k w[k]·lossk[k]. */
 SP_HOT
-float nn_sampled_softmax_ex(const float *q, const float *c, const int *pos, const uint64_t *cid, const float *logq,
-                            const uint64_t *excl_off, const uint64_t *excl, int nq, int nc, int d, float tau, float *dq,
-                            float *dc, float *dtau, float *scratch) {
+static float softmax_targets(const float *q, const float *c, int nt, const int *pos, const float *w,
+                             const uint64_t *cid, const float *logq, const uint64_t *excl_off, const uint64_t *excl,
+                             int nq, int nc, int d, float tau, float *dq, float *dc, float *dtau, float *lossk,
+                             float *scratch, float *rows) {
     colmap cm = {0};
     if (excl_off && cid && colmap_build(&cm, cid, nc)) excl_off = NULL; /* no memory: no exclusion (documented) */
+    for (int k = 0; lossk && k < nt; k++) lossk[k] = 0.0f;
     if (nq <= 0 || nc <= 0) {
         if (dc && nc > 0) memset(dc, 0, sizeof *dc * (size_t)nc * (size_t)d);
         if (dq && nq > 0) memset(dq, 0, sizeof *dq * (size_t)nq * (size_t)d);
         if (dtau) *dtau = 0.0f;
+        free(cm.key), free(cm.first), free(cm.next);
         return 0.0f;
     }
     float itau = 1.0f / tau;
     nn_gemm(0, 1, nq, nc, d, itau, q, c, 0.0f, scratch); /* (nq, d)·(d, nc) / tau */
-    /* Every loop below is branch-free and has no cross-iteration float reduction except through explicit
-     * lane arrays, so GCC vectorises it at -O3 without -ffast-math. */
-    enum { LANES = 16 };
-    double loss = 0.0, st = 0.0; /* st = Σ ∂L/∂logit · s (only when dtau is wanted without dq) */
+    /* Every loop is branch-free and has no cross-iteration float reduction except through explicit lane
+     * arrays, so GCC vectorises it at -O3 without -ffast-math. */
+    double loss = 0.0, st = 0.0, lk[NN_SOFTMAX_MAX_TARGETS] = {0}; /* st = Σ ∂L/∂logit · s (only when dtau is wanted without dq) */
     float inv_nq = 1.0f / (float)nq;
+    int want_st = dtau && !dq;
+    const colmap *cmp = excl_off && cid ? &cm : NULL;
     for (int i = 0; i < nq; i++) {
         float *restrict s = scratch + (size_t)i * nc;
-        int p = pos[i];
-        float sp = s[p], zp = sp - (logq ? logq[p] : 0.0f);
-        /* z_j = s_j − logq_j, masked columns −inf */
-        if (logq)
-            for (int j = 0; j < nc; j++) s[j] -= logq[j];
-        if (cid) {
-            uint64_t pid = cid[p];
-            for (int j = 0; j < nc; j++) s[j] = cid[j] == pid ? -INFINITY : s[j];
-            s[p] = zp; /* the positive is never masked */
+        const uint64_t *e0 = cmp ? excl + excl_off[i] : NULL, *e1 = cmp ? excl + excl_off[i + 1] : NULL;
+        if (!w) { /* one target, in place */
+            loss += softmax_row(s, pos[i], cid, logq, cmp, e0, e1, nc, nq, inv_nq, want_st, &st);
+            continue;
         }
-        if (excl_off && cid)
-            for (uint64_t e = excl_off[i]; e < excl_off[i + 1]; e++)
-                for (int j = colmap_first(&cm, excl[e]); j >= 0; j = cm.next[j])
-                    if (j != p) s[j] = -INFINITY;
-        float lane[LANES], mx = -INFINITY;
-        int j0 = nc - nc % LANES;
-        for (int l = 0; l < LANES; l++) lane[l] = -INFINITY;
-        for (int j = 0; j < j0; j += LANES)
-            for (int l = 0; l < LANES; l++) lane[l] = s[j + l] > lane[l] ? s[j + l] : lane[l];
-        for (int j = j0; j < nc; j++) mx = s[j] > mx ? s[j] : mx;
-        for (int l = 0; l < LANES; l++) mx = lane[l] > mx ? lane[l] : mx;
-        double es = 0.0;
-        if (dtau && !dq) /* Σ e_j·s_j needs the logits: a scalar pass, only in this rare combination */
-            for (int j = 0; j < nc; j++)
-                if (s[j] != -INFINITY) es += (double)nn_expf_fast(s[j] - mx) * (s[j] + (logq ? logq[j] : 0.0f));
-        for (int j = 0; j < nc; j++) s[j] = nn_expf_fast(s[j] - mx);
-        float sum = 0.0f;
-        for (int l = 0; l < LANES; l++) lane[l] = 0.0f;
-        for (int j = 0; j < j0; j += LANES)
-            for (int l = 0; l < LANES; l++) lane[l] += s[j + l];
-        for (int j = j0; j < nc; j++) sum += s[j];
-        for (int l = 0; l < LANES; l++) sum += lane[l];
-        loss += log((double)sum) + mx - zp; /* logsumexp − logit of the positive */
-        if (dtau && !dq) st += (es / sum - sp) / nq;
-        float isum = inv_nq / sum;
-        for (int j = 0; j < nc; j++) s[j] *= isum;
-        s[p] -= inv_nq;
+        float *restrict z = rows, *restrict t = rows + nc;
+        memcpy(z, s, sizeof *s * (size_t)nc);
+        for (int j = 0; j < nc; j++) s[j] = 0.0f;
+        for (int k = 0; k < nt; k++) {
+            if (w[k] == 0.0f) continue;
+            memcpy(t, z, sizeof *t * (size_t)nc);
+            double stk = 0.0, l = softmax_row(t, pos[(size_t)k * nq + i], cid, logq, cmp, e0, e1, nc, nq,
+                                              inv_nq, want_st, &stk);
+            lk[k] += l;
+            loss += (double)w[k] * l;
+            st += (double)w[k] * stk;
+            float wk = w[k];
+            for (int j = 0; j < nc; j++) s[j] += wk * t[j];
+        }
     }
+    for (int k = 0; lossk && k < nt; k++) lossk[k] = (float)(lk[k] / nq);
     /* logit = ⟨q, c⟩/tau − logq: ∂logit/∂q = c/tau, ∂logit/∂tau = −s/tau */
     if (dq) nn_gemm(0, 0, nq, d, nc, itau, scratch, c, 0.0f, dq); /* (nq, nc)·(nc, d) */
     if (dc) nn_gemm(1, 0, nc, d, nq, itau, scratch, q, 0.0f, dc); /* (nc, nq)·(nq, d) */
@@ -138,6 +176,22 @@ float nn_sampled_softmax_ex(const float *q, const float *c, const int *pos, cons
     }
     free(cm.key), free(cm.first), free(cm.next);
     return (float)(loss / nq);
+}
+
+float nn_sampled_softmax_ex(const float *q, const float *c, const int *pos, const uint64_t *cid, const float *logq,
+                            const uint64_t *excl_off, const uint64_t *excl, int nq, int nc, int d, float tau, float *dq,
+                            float *dc, float *dtau, float *scratch) {
+    return softmax_targets(q, c, 1, pos, NULL, cid, logq, excl_off, excl, nq, nc, d, tau, dq, dc, dtau, NULL, scratch,
+                           NULL);
+}
+
+float nn_sampled_softmax_multi(const float *q, const float *c, int nt, const int *pos, const float *w,
+                               const uint64_t *cid, const float *logq, const uint64_t *excl_off, const uint64_t *excl,
+                               int nq, int nc, int d, float tau, float *dq, float *dc, float *dtau, float *lossk,
+                               float *scratch) {
+    if (nt < 1 || nt > NN_SOFTMAX_MAX_TARGETS) return NAN;
+    return softmax_targets(q, c, nt, pos, w, cid, logq, excl_off, excl, nq, nc, d, tau, dq, dc, dtau, lossk, scratch,
+                           scratch + (size_t)(nq > 0 ? nq : 0) * (size_t)(nc > 0 ? nc : 0));
 }
 
 /* Queries are taken in tiles of TILE, shared negatives in tiles of TILE: the

@@ -87,6 +87,17 @@ float nn_sampled_softmax(const float *q, const float *c, const int *pos, const u
 float nn_sampled_softmax_ex(const float *q, const float *c, const int *pos, const uint64_t *cid, const float *logq,
                             const uint64_t *excl_off, const uint64_t *excl, int nq, int nc, int d, float tau, float *dq,
                             float *dc, float *dtau, float *scratch);
+/* Several targets over the same queries and candidates (e.g. the user encoder's next-action and all-action
+ * targets): target k's positives are pos[k·nq + i], its weight w[k] (w[k] == 0: skipped), nt <=
+ * NN_SOFTMAX_MAX_TARGETS. Returns Σ_k w[k]·loss_k and the gradients of that sum; lossk[k] (may be NULL) =
+ * loss_k. Equals Σ_k w[k]·nn_sampled_softmax_ex(.., pos + k·nq, ..) to float rounding, with one logit
+ * product and one product per gradient instead of one each per target. scratch: (nq + 2)·nc floats. Returns
+ * NaN when nt is out of range. */
+#define NN_SOFTMAX_MAX_TARGETS 8
+float nn_sampled_softmax_multi(const float *q, const float *c, int nt, const int *pos, const float *w,
+                               const uint64_t *cid, const float *logq, const uint64_t *excl_off, const uint64_t *excl,
+                               int nq, int nc, int d, float tau, float *dq, float *dc, float *dtau, float *lossk,
+                               float *scratch);
 /* Max-margin (PinSage): for query i with positive p_i, shared negatives neg (nneg, d) and its
  * own hard negatives hard (nq, nhard, d) (NULL when nhard == 0):
  * loss_i = mean over its negatives n of max(0, ⟨q_i, n⟩ − ⟨q_i, p_i⟩ + margin).

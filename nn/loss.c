@@ -71,8 +71,8 @@ static int colmap_first(const colmap *m, uint64_t id) {
  * its Σ ∂L/∂logit · s term to *st when want_st (dtau without dq). Inlined into the SP_HOT callers. */
 static inline __attribute__((always_inline)) double softmax_row(float *restrict s, int p, const uint64_t *cid,
                                                                 const float *logq, const colmap *cm,
-                                                                const uint64_t *ex0, const uint64_t *ex1, int nc, int nq,
-                                                                float inv_nq, int want_st, double *st) {
+                                                                const uint64_t *ex0, const uint64_t *ex1, int nc,
+                                                                int nq, float inv_nq, int want_st, double *st) {
     enum { LANES = 16 };
     float sp = s[p], zp = sp - (logq ? logq[p] : 0.0f);
     /* z_j = s_j − logq_j, masked columns −inf */
@@ -136,7 +136,8 @@ static float softmax_targets(const float *q, const float *c, int nt, const int *
     nn_gemm(0, 1, nq, nc, d, itau, q, c, 0.0f, scratch); /* (nq, d)·(d, nc) / tau */
     /* Every loop is branch-free and has no cross-iteration float reduction except through explicit lane
      * arrays, so GCC vectorises it at -O3 without -ffast-math. */
-    double loss = 0.0, st = 0.0, lk[NN_SOFTMAX_MAX_TARGETS] = {0}; /* st = Σ ∂L/∂logit · s (only when dtau is wanted without dq) */
+    /* st = Σ ∂L/∂logit · s (only when dtau is wanted without dq) */
+    double loss = 0.0, st = 0.0, lk[NN_SOFTMAX_MAX_TARGETS] = {0};
     float inv_nq = 1.0f / (float)nq;
     int want_st = dtau && !dq;
     const colmap *cmp = excl_off && cid ? &cm : NULL;

@@ -3,7 +3,12 @@
  * vectors, causal transformer, last position) at M actions per user with 1
  * and 2 threads, against the same users through a full forward pass (every
  * position, as training computes it) in the same run; and the history
- * store's bytes per action (random 64-bit pin ids, gaps of seconds to days).
+ * store's bytes per action (random 64-bit pin ids, gaps of seconds to days);
+ * and the training loss of one block (the users stage's shapes: 1024 queries,
+ * their 2 x 1024 targets and 4096 shared pins as candidates): the two targets
+ * over one set of logits (nn_sampled_softmax_multi) against one call per
+ * target summed (the earlier path) in the same run, without and with the
+ * candidates' gradient (frozen and joint mode).
  * Prints one JSON object per measurement.
  *   bench_users [--users U] [--len M] [--width W] [--layers L] [--heads H] [--items I] [--dim D] */
 #include <inttypes.h>
@@ -16,7 +21,61 @@
 #include "encoder.h"
 #include "history.h"
 #include "log.h"
+#include "nn.h"
 #include "seq_batch.h"
+
+/* The users stage's block loss, both ways (see the header); best of 7 each, alternating. */
+static int bench_loss(int d) {
+    enum { BQ = 1024, NEG = 4096, NC = 2 * BQ + NEG, REPS = 7 };
+    float *q = malloc(4 * (size_t)BQ * d), *c = malloc(4 * (size_t)NC * d), *lq = malloc(4 * NC);
+    float *dq = malloc(4 * (size_t)BQ * d), *dc = malloc(4 * (size_t)NC * d);
+    float *g[2] = {malloc(4 * (size_t)BQ * d), malloc(4 * (size_t)BQ * d)};
+    float *cg[2] = {malloc(4 * (size_t)NC * d), malloc(4 * (size_t)NC * d)};
+    float *scratch = malloc(4 * (size_t)(BQ + 2) * NC);
+    uint64_t *cid = malloc(8 * NC);
+    int *pos = malloc(sizeof *pos * 2 * BQ);
+    if (!q || !c || !lq || !dq || !dc || !g[0] || !g[1] || !cg[0] || !cg[1] || !scratch || !cid || !pos) return 1;
+    sp_rng r;
+    sp_rng_init(&r, 9, SP_RNG_GEN, 1);
+    for (size_t i = 0; i < (size_t)BQ * d; i++) q[i] = (float)(sp_rng_unif(&r) - 0.5);
+    for (size_t i = 0; i < (size_t)NC * d; i++) c[i] = (float)(sp_rng_unif(&r) - 0.5);
+    for (int j = 0; j < NC; j++) lq[j] = (float)(-8 - 2 * sp_rng_unif(&r)), cid[j] = sp_rng_below(&r, 50000);
+    for (int i = 0; i < 2 * BQ; i++) pos[i] = i;
+    const float w[2] = {0.5f, 0.5f};
+    for (int with_dc = 0; with_dc < 2; with_dc++) {
+        double best[2] = {1e30, 1e30};
+        float loss[2] = {0, 0};
+        for (int rep = 0; rep < REPS; rep++)
+            for (int way = 0; way < 2; way++) {
+                float dtau = 0, tt;
+                double t0 = sp_now();
+                if (way == 0) {
+                    loss[0] = nn_sampled_softmax_multi(q, c, 2, pos, w, cid, lq, NULL, NULL, BQ, NC, d, 0.05f, dq,
+                                                       with_dc ? dc : NULL, &dtau, NULL, scratch);
+                } else { /* one call per target, then the gradients combined */
+                    loss[1] = 0;
+                    for (int k = 0; k < 2; k++) {
+                        loss[1] += w[k] * nn_sampled_softmax_ex(q, c, pos + k * BQ, cid, lq, NULL, NULL, BQ, NC, d,
+                                                                0.05f, g[k], with_dc ? cg[k] : NULL, &tt, scratch);
+                        dtau += w[k] * tt;
+                    }
+                    for (size_t i = 0; i < (size_t)BQ * d; i++) dq[i] = w[0] * g[0][i] + w[1] * g[1][i];
+                    for (size_t i = 0; with_dc && i < (size_t)NC * d; i++) dc[i] = w[0] * cg[0][i] + w[1] * cg[1][i];
+                }
+                double s = sp_now() - t0;
+                best[way] = s < best[way] ? s : best[way];
+            }
+        printf("{\"bench\":\"users_loss\",\"queries\":%d,\"candidates\":%d,\"dim\":%d,\"targets\":2,"
+               "\"candidate_grad\":%s,\"one_pass_ms\":%.2f,\"per_target_ms\":%.2f,\"speedup\":%.3f,"
+               "\"loss_diff\":%.2g}\n",
+               BQ, NC, d, with_dc ? "true" : "false", 1e3 * best[0], 1e3 * best[1], best[1] / best[0],
+               fabs((double)loss[0] - loss[1]));
+        fflush(stdout);
+    }
+    free(q), free(c), free(lq), free(dq), free(dc), free(scratch), free(cid), free(pos);
+    free(g[0]), free(g[1]), free(cg[0]), free(cg[1]);
+    return 0;
+}
 
 int main(int argc, char **argv) {
     sp_blas_setup(argv);
@@ -135,6 +194,7 @@ int main(int argc, char **argv) {
                threads, U, M, width, layers, heads, d, rate, 1.0 / tfull, rate * tfull, rate / rate1);
         fflush(stdout);
     }
+    if (bench_loss(d)) return 1;
     sq_model_free(&m);
     sq_hist_free(&h);
     free(a), free(todo), free(vec), free(iv), free(idx);

@@ -78,7 +78,7 @@ static inline uint64_t sp_rng_below(sp_rng *r, uint64_t n) {
 static inline double sp_rng_unif(sp_rng *r) { return (double)(sp_rng_u64(r) >> 11) * 0x1.0p-53; }
 
 /* Purposes for sp_rng_init, one per use, so streams never collide. */
-enum { SP_RNG_PRUNE = 1, SP_RNG_GEN = 2, SP_RNG_WALK = 3, SP_RNG_TRAIN = 4 };
+enum { SP_RNG_PRUNE = 1, SP_RNG_GEN = 2, SP_RNG_WALK = 3, SP_RNG_TRAIN = 4, SP_RNG_IMPORT = 5 };
 
 /* Timestamps: milliseconds since the Unix epoch, UTC. */
 /* Parses YYYY-MM-DD into the ms of its 00:00 UTC; SP_EUSAGE on a bad date. */

@@ -71,10 +71,12 @@ static const char *HELP_JOB =
     "Runs one stage for one date (a backfill). Its upstream stages must have completed for that date\n"
     "with the same config, else exit 2 names the stage to run first.\n";
 static const char *HELP_IMPORT =
-    "usage: sagepipe import lightgcn DATA_DIR OUT_DIR\n"
+    "usage: sagepipe import lightgcn DATA_DIR OUT_DIR [--validation F]\n"
     "       sagepipe import s3rec SEQ_FILE OUT_DIR [--attributes JSON] [--holdout N]\n"
     "Writes a DESIGN section 3 input directory. lightgcn: DATA_DIR/train.txt ('user item item ...') becomes\n"
-    "pin-board edges (board k = user k's items) and 'engage' events in file order. s3rec: each line's items\n"
+    "pin-board edges (board k = user k's items) and 'engage' events in file order; --validation F leaves a\n"
+    "random F of each user's items out (at least one, fixed by the user id) into OUT_DIR/heldout.txt, a\n"
+    "validation split for eval.test. s3rec: each line's items\n"
     "become that user's events one minute apart and pin-board edges; --holdout N leaves each user's last N\n"
     "items out; --attributes turns item2attributes.json into pin_tokens.tsv.\n"
     "Timestamps are synthetic: run these inputs with input.window = all (configs/gowalla.ini, beauty.ini).\n";
@@ -308,8 +310,20 @@ static int cmd_import(int argc, char **argv) {
     sp_import_stats st = {0};
     int rc;
     if (!strcmp(argv[0], "lightgcn")) {
-        if (argc != 3) return usage_error("import lightgcn: expected DATA_DIR OUT_DIR%s", "");
-        rc = sp_import_lightgcn(argv[1], argv[2], &st);
+        const char *pos[2] = {NULL, NULL};
+        double val = 0;
+        int np = 0;
+        for (int i = 1; i < argc; i++) {
+            if (!strcmp(argv[i], "--validation") && i + 1 < argc) {
+                char *end;
+                val = strtod(argv[++i], &end);
+                if (end == argv[i] || *end || !(val > 0 && val < 1))
+                    return usage_error("--validation '%s': expected a fraction in (0, 1)", argv[i]);
+            } else if (argv[i][0] == '-' || np == 2) return usage_error("import lightgcn: unexpected '%s'", argv[i]);
+            else pos[np++] = argv[i];
+        }
+        if (np != 2) return usage_error("import lightgcn: expected DATA_DIR OUT_DIR%s", "");
+        rc = sp_import_lightgcn(pos[0], pos[1], val, &st);
     } else if (!strcmp(argv[0], "s3rec")) {
         const char *attrs = NULL, *pos[2] = {NULL, NULL};
         int holdout = 0, np = 0;

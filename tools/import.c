@@ -134,7 +134,8 @@ typedef struct {
     const char *path;
     int64_t step_ms;
     int per_user_clock; /* 1: each user's timeline starts at TS_BASE_MS */
-    uint64_t holdout;
+    uint64_t holdout;   /* each user's last `holdout` items held out */
+    double valfrac;     /* > 0: round(valfrac * n) of each user's n items (1..n-1) held out at random */
 } seq_spec;
 
 static int bad_token(const char *path, unsigned long long line, const char *tok, size_t n, int why) {
@@ -147,7 +148,7 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
     if (!in) return sp_err(errno == ENOENT ? SP_EINPUT : SP_EIO, "%s: cannot open: %s", sp->path, strerror(errno));
     char *line = NULL;
     size_t lcap = 0;
-    uint64_t *ids = NULL, *set = NULL;
+    uint64_t *ids = NULL, *set = NULL, *val = NULL;
     size_t idcap = 0, setcap = 0;
     u64map users = {0};
     unsigned long long lno = 0;
@@ -170,6 +171,8 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
                 uint64_t *n2 = realloc(ids, nc * sizeof *n2);
                 if (!n2) { rc = sp_err(SP_ENOMEM, "import: line buffer"); goto done; }
                 ids = n2;
+                if (!(n2 = realloc(val, nc * sizeof *n2))) { rc = sp_err(SP_ENOMEM, "import: line buffer"); goto done; }
+                val = n2;
                 idcap = nc;
             }
             ids[nids++] = v;
@@ -188,7 +191,20 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
         users.n++;
         uint64_t n = nids - 1;
         if (n <= sp->holdout) continue; /* everything held out */
-        uint64_t keep = n - sp->holdout;
+        uint64_t keep = n - sp->holdout, nval = 0;
+        if (sp->valfrac > 0 && n >= 2) { /* a uniform random subset, fixed by the user id (selection sampling) */
+            nval = (uint64_t)(sp->valfrac * (double)n + 0.5);
+            nval = nval < 1 ? 1 : nval > n - 1 ? n - 1 : nval;
+            sp_rng r;
+            sp_rng_init(&r, 1, SP_RNG_IMPORT, user);
+            uint64_t need = nval, k = 0, v = 0;
+            for (uint64_t j = 0; j < n; j++) /* kept items move to the front in order, the others to val */
+                if (sp_rng_below(&r, n - j) < need) {
+                    need--;
+                    val[v++] = ids[1 + j];
+                } else ids[1 + k++] = ids[1 + j];
+            keep = k;
+        }
         size_t sc = 16;
         while (sc < 2 * keep) sc *= 2;
         if (sc > setcap) {
@@ -201,9 +217,10 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
         memset(set, 0, sc * sizeof *set);
         if (sp->per_user_clock) clock = TS_BASE_MS;
         st->users++;
-        if (ho->f) { /* the held-out items, for eval.test (LightGCN format) */
+        if (ho->f && n > keep) { /* the held-out items, for eval.test (LightGCN format) */
+            const uint64_t *held = nval ? val : ids + 1 + keep;
             fprintf(ho->f, "%llu", (unsigned long long)user);
-            for (uint64_t k = keep; k < n; k++) fprintf(ho->f, " %llu", (unsigned long long)ids[1 + k]);
+            for (uint64_t k = 0; k < n - keep; k++) fprintf(ho->f, " %llu", (unsigned long long)held[k]);
             fputc('\n', ho->f);
         }
         for (uint64_t k = 0; k < keep; k++) {
@@ -235,6 +252,7 @@ done:
     fclose(in);
     free(line);
     free(ids);
+    free(val);
     free(set);
     map_free(&users);
     return rc;
@@ -350,13 +368,13 @@ static int run_import(const seq_spec *sp, const char *out_dir, const char *attri
     if ((rc = of_open(&pb, out_dir, "pin_board.tsv"))) goto done;
     if ((rc = of_open(&ev, out_dir, "events.tsv"))) goto done;
     if (attributes_json && (rc = of_open(&tk, out_dir, "pin_tokens.tsv"))) goto done;
-    if (sp->holdout && (rc = of_open(&ho, out_dir, "heldout.txt"))) goto done;
+    if ((sp->holdout || sp->valfrac > 0) && (rc = of_open(&ho, out_dir, "heldout.txt"))) goto done;
     if ((rc = read_sequences(sp, &pb, &ev, &ho, &items, &st))) goto done;
     if (attributes_json && (rc = write_tokens(attributes_json, &items, &tk, &st))) goto done;
     if ((rc = of_close(&pb)) || (rc = of_close(&ev)) || (rc = of_close(&tk)) || (rc = of_close(&ho))) goto done;
     if ((rc = of_rename(&pb)) || (rc = of_rename(&ev))) goto done;
     if (attributes_json && (rc = of_rename(&tk))) goto done;
-    if (sp->holdout && (rc = of_rename(&ho))) goto done;
+    if ((sp->holdout || sp->valfrac > 0) && (rc = of_rename(&ho))) goto done;
     if (stats) *stats = st;
 done:
     of_discard(&pb);
@@ -367,12 +385,14 @@ done:
     return rc;
 }
 
-int sp_import_lightgcn(const char *data_dir, const char *out_dir, sp_import_stats *stats) {
+int sp_import_lightgcn(const char *data_dir, const char *out_dir, double validation, sp_import_stats *stats) {
     char path[4096];
     if (!data_dir || !out_dir) return sp_err(SP_EUSAGE, "import lightgcn: DATA_DIR and OUT_DIR are required");
+    if (!(validation >= 0 && validation < 1))
+        return sp_err(SP_EUSAGE, "import lightgcn: --validation must be in [0, 1) (got %g)", validation);
     if ((size_t)snprintf(path, sizeof path, "%s/train.txt", data_dir) >= sizeof path)
         return sp_err(SP_EUSAGE, "path too long: %s/train.txt", data_dir);
-    seq_spec sp = {path, LIGHTGCN_STEP_MS, 0, 0};
+    seq_spec sp = {path, LIGHTGCN_STEP_MS, 0, 0, validation};
     return run_import(&sp, out_dir, NULL, stats);
 }
 
@@ -380,6 +400,6 @@ int sp_import_s3rec(const char *seq_file, const char *out_dir, const char *attri
                     sp_import_stats *stats) {
     if (!seq_file || !out_dir) return sp_err(SP_EUSAGE, "import s3rec: SEQ_FILE and OUT_DIR are required");
     if (holdout < 0) return sp_err(SP_EUSAGE, "import s3rec: --holdout must be >= 0 (got %d)", holdout);
-    seq_spec sp = {seq_file, S3REC_STEP_MS, 1, (uint64_t)holdout};
+    seq_spec sp = {seq_file, S3REC_STEP_MS, 1, (uint64_t)holdout, 0};
     return run_import(&sp, out_dir, attributes_json, stats);
 }

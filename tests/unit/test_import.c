@@ -37,17 +37,23 @@ static void check_file(const char *dir, const char *name, const char *want) {
     free(got);
 }
 
-static void test_lightgcn(void) {
-    char data[128], out[128], p[256];
-    snprintf(data, sizeof data, "%s/lg", root);
-    snprintf(out, sizeof out, "%s/lg_out/x", root);
+/* A LightGCN data dir root/NAME with train.txt = train; out = root/OUT. */
+static void lg_fixture(const char *name, const char *outname, const char *train, char data[128], char out[128]) {
+    char p[256];
+    snprintf(data, 128, "%s/%s", root, name);
+    snprintf(out, 128, "%s/%s", root, outname);
     mkdir(data, 0777);
     snprintf(p, sizeof p, "%s/train.txt", data);
-    put(p, "0 5 7 5\n1 7\r\n2 0 1 2\n");
+    put(p, train);
+}
+
+static void test_lightgcn(void) {
+    char data[128], out[128], p[256];
+    lg_fixture("lg", "lg_out/x", "0 5 7 5\n1 7\r\n2 0 1 2\n", data, out);
     snprintf(p, sizeof p, "%s/test.txt", data);
     put(p, "garbage that must not be read\n");
     sp_import_stats st;
-    CHECK_RC(sp_import_lightgcn(data, out, &st), SP_OK);
+    CHECK_RC(sp_import_lightgcn(data, out, 0, &st), SP_OK);
     CHECK_EQ_U64(st.users, 3);
     CHECK_EQ_U64(st.items, 5);
     CHECK_EQ_U64(st.edges, 6);
@@ -61,7 +67,73 @@ static void test_lightgcn(void) {
                "2\t2\tengage\t1700000006000\n");
     snprintf(p, sizeof p, "%s/pin_board.tsv.tmp", out);
     CHECK(access(p, F_OK) != 0);
-    CHECK_RC(sp_import_lightgcn(data, out, NULL), SP_OK);
+    CHECK_RC(sp_import_lightgcn(data, out, 0, NULL), SP_OK);
+}
+
+/* --validation: per user round(F n) items (1..n-1) held out, the rest in order; the union is the line;
+ * a user with one item keeps it; the split is fixed by the user id (a rerun gives the same files). */
+static void test_lightgcn_validation(void) {
+    char data[128], out[128];
+    lg_fixture("lgv", "lgv_out", "0 100 101 102 103 104 105 106 107 108 109\n1 7\n2 20 21\n3 30 31 32 33 34\n", data,
+               out);
+    sp_import_stats st;
+    CHECK_RC(sp_import_lightgcn(data, out, 0.2, &st), SP_OK);
+    CHECK_EQ_U64(st.users, 4);
+    CHECK_EQ_U64(st.events, 18 - 4); /* 2 + 0 + 1 + 1 held out */
+    char *ev = slurp(out, "events.tsv"), *ho = slurp(out, "heldout.txt");
+    CHECK(ev && ho);
+    if (!ev || !ho) return;
+    /* per user: the kept items (events, in order) and the held-out ones (heldout.txt, in order) */
+    uint64_t kept[4][16], held[4][16];
+    int nk[4] = {0}, nh[4] = {0};
+    char *save = NULL;
+    for (char *l = strtok_r(ev, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        unsigned long long u, it;
+        CHECK(sscanf(l, "%llu\t%llu", &u, &it) == 2 && u < 4);
+        if (u < 4 && nk[u] < 16) kept[u][nk[u]++] = it;
+    }
+    int lines = 0;
+    for (char *l = strtok_r(ho, "\n", &save); l; l = strtok_r(NULL, "\n", &save), lines++) {
+        char *q = l, *e;
+        unsigned long long u = strtoull(q, &e, 10);
+        CHECK(e != q && u < 4 && u != 1);
+        if (u >= 4) continue;
+        for (q = e; *q; q = e) {
+            unsigned long long it = strtoull(q, &e, 10);
+            if (e == q) break;
+            if (nh[u] < 16) held[u][nh[u]++] = it;
+        }
+    }
+    CHECK_EQ_INT(lines, 3);
+    const int n[4] = {10, 1, 2, 5}, want_h[4] = {2, 0, 1, 1};
+    const uint64_t first[4] = {100, 7, 20, 30};
+    for (int u = 0; u < 4; u++) {
+        CHECK_EQ_INT(nh[u], want_h[u]);
+        CHECK_EQ_INT(nk[u] + nh[u], n[u]);
+        /* the line's items, each exactly once: kept and held out are both ascending here (file order) */
+        uint8_t seen[16] = {0};
+        for (int i = 0; i < nk[u]; i++) {
+            CHECK(kept[u][i] >= first[u] && kept[u][i] < first[u] + (uint64_t)n[u]);
+            if (i) CHECK(kept[u][i] > kept[u][i - 1]);
+            if (kept[u][i] >= first[u] && kept[u][i] < first[u] + 16) seen[kept[u][i] - first[u]]++;
+        }
+        for (int i = 0; i < nh[u]; i++) {
+            if (i) CHECK(held[u][i] > held[u][i - 1]);
+            if (held[u][i] >= first[u] && held[u][i] < first[u] + 16) seen[held[u][i] - first[u]]++;
+        }
+        for (int i = 0; i < n[u]; i++) CHECK_EQ_INT(seen[i], 1);
+    }
+    free(ev);
+    free(ho);
+    /* fixed by the user id: a rerun writes the same files */
+    char *a = slurp(out, "heldout.txt");
+    CHECK_RC(sp_import_lightgcn(data, out, 0.2, NULL), SP_OK);
+    char *b = slurp(out, "heldout.txt");
+    CHECK(a && b && !strcmp(a, b));
+    free(a);
+    free(b);
+    CHECK_RC(sp_import_lightgcn(data, out, 1.0, NULL), SP_EUSAGE);
+    CHECK_RC(sp_import_lightgcn(data, out, -0.1, NULL), SP_EUSAGE);
 }
 
 static void expect_bad(const char *content, const char *what, const char *line) {
@@ -71,7 +143,7 @@ static void expect_bad(const char *content, const char *what, const char *line) 
     mkdir(data, 0777);
     snprintf(p, sizeof p, "%s/train.txt", data);
     put(p, content);
-    CHECK_RC(sp_import_lightgcn(data, out, NULL), SP_EINPUT);
+    CHECK_RC(sp_import_lightgcn(data, out, 0, NULL), SP_EINPUT);
     CHECK_MSG(strstr(sp_errmsg(), "train.txt") && strstr(sp_errmsg(), line) && strstr(sp_errmsg(), what),
               "message '%s' lacks file, '%s' or '%s'", sp_errmsg(), line, what);
     snprintf(p, sizeof p, "%s/events.tsv", out);
@@ -94,7 +166,7 @@ static void test_bad_input(void) {
     expect_bad("", "no lines", "train.txt");
     char out[128];
     snprintf(out, sizeof out, "%s/none_out", root);
-    CHECK_RC(sp_import_lightgcn("/nonexistent/dir", out, NULL), SP_EINPUT);
+    CHECK_RC(sp_import_lightgcn("/nonexistent/dir", out, 0, NULL), SP_EINPUT);
     CHECK(strstr(sp_errmsg(), "/nonexistent/dir/train.txt") != NULL);
 }
 
@@ -166,6 +238,7 @@ int main(void) {
     strcpy(root, "/tmp/sp_test_XXXXXX");
     if (!mkdtemp(root)) { perror("mkdtemp"); return 1; }
     test_lightgcn();
+    test_lightgcn_validation();
     test_bad_input();
     test_s3rec();
     char cmd[128];

@@ -191,19 +191,19 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
         users.n++;
         uint64_t n = nids - 1;
         if (n <= sp->holdout) continue; /* everything held out */
-        uint64_t keep = n - sp->holdout, nval = 0;
+        uint64_t keep = n - sp->holdout; /* ids[1 + keep ..] are held out */
         if (sp->valfrac > 0 && n >= 2) { /* a uniform random subset, fixed by the user id (selection sampling) */
-            nval = (uint64_t)(sp->valfrac * (double)n + 0.5);
-            nval = nval < 1 ? 1 : nval > n - 1 ? n - 1 : nval;
+            uint64_t need = (uint64_t)(sp->valfrac * (double)n + 0.5), v = 0;
+            need = need < 1 ? 1 : need > n - 1 ? n - 1 : need;
             sp_rng r;
             sp_rng_init(&r, 1, SP_RNG_IMPORT, user);
-            uint64_t need = nval, k = 0, v = 0;
-            for (uint64_t j = 0; j < n; j++) /* kept items move to the front in order, the others to val */
+            keep = 0;
+            for (uint64_t j = 0; j < n; j++) /* kept items move to the front in order, the others to the tail */
                 if (sp_rng_below(&r, n - j) < need) {
                     need--;
                     val[v++] = ids[1 + j];
-                } else ids[1 + k++] = ids[1 + j];
-            keep = k;
+                } else ids[1 + keep++] = ids[1 + j];
+            memcpy(ids + 1 + keep, val, v * sizeof *val);
         }
         size_t sc = 16;
         while (sc < 2 * keep) sc *= 2;
@@ -218,9 +218,8 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
         if (sp->per_user_clock) clock = TS_BASE_MS;
         st->users++;
         if (ho->f && n > keep) { /* the held-out items, for eval.test (LightGCN format) */
-            const uint64_t *held = nval ? val : ids + 1 + keep;
             fprintf(ho->f, "%llu", (unsigned long long)user);
-            for (uint64_t k = 0; k < n - keep; k++) fprintf(ho->f, " %llu", (unsigned long long)held[k]);
+            for (uint64_t k = keep; k < n; k++) fprintf(ho->f, " %llu", (unsigned long long)ids[1 + k]);
             fputc('\n', ho->f);
         }
         for (uint64_t k = 0; k < keep; k++) {
@@ -363,18 +362,19 @@ static int run_import(const seq_spec *sp, const char *out_dir, const char *attri
     sp_import_stats st = {0};
     ofile pb = {0}, ev = {0}, tk = {0}, ho = {0};
     u64map items = {0};
+    const int holds_out = sp->holdout || sp->valfrac > 0; /* heldout.txt is written */
     int rc = sp_mkdir_p(out_dir);
     if (rc) return rc;
     if ((rc = of_open(&pb, out_dir, "pin_board.tsv"))) goto done;
     if ((rc = of_open(&ev, out_dir, "events.tsv"))) goto done;
     if (attributes_json && (rc = of_open(&tk, out_dir, "pin_tokens.tsv"))) goto done;
-    if ((sp->holdout || sp->valfrac > 0) && (rc = of_open(&ho, out_dir, "heldout.txt"))) goto done;
+    if (holds_out && (rc = of_open(&ho, out_dir, "heldout.txt"))) goto done;
     if ((rc = read_sequences(sp, &pb, &ev, &ho, &items, &st))) goto done;
     if (attributes_json && (rc = write_tokens(attributes_json, &items, &tk, &st))) goto done;
     if ((rc = of_close(&pb)) || (rc = of_close(&ev)) || (rc = of_close(&tk)) || (rc = of_close(&ho))) goto done;
     if ((rc = of_rename(&pb)) || (rc = of_rename(&ev))) goto done;
     if (attributes_json && (rc = of_rename(&tk))) goto done;
-    if ((sp->holdout || sp->valfrac > 0) && (rc = of_rename(&ho))) goto done;
+    if (holds_out && (rc = of_rename(&ho))) goto done;
     if (stats) *stats = st;
 done:
     of_discard(&pb);

@@ -1,4 +1,4 @@
-/* bench_walks: throughput of the random-walk engine (sp_walk_advance) against
+/* bench_walks: throughput of the random-walk engine (sp_walk_advance_parts) against
  * a reference interleaved C loop, on a synthetic graph built in memory.
  *
  *   bench_walks [--pins P] [--boards B] [--edges E] [--threads N[,N...]]
@@ -16,9 +16,9 @@
  * reference: N pthreads, each interleaving --ref-batch walkers (128) with
  *   prefetch of the next node's offsets and the chosen adjacency entry, the
  *   same draws (sp_walk_draw) and stop rule as the engine, counting steps only.
- * engine: sp_walk_advance with nthreads N over the walkers of --batch sources
+ * engine: sp_walk_advance_parts with nthreads N over the walkers of --batch sources
  *   at a time (window-local slots), reusing its output buffers; visits are
- *   counted and discarded. Only the sp_walk_advance calls are timed (walker
+ *   counted and discarded. Only the sp_walk_advance_parts calls are timed (walker
  *   setup is not); recording visits is part of the engine's cost.
  *
  * Both must take exactly the same steps (same draws); a mismatch, a visit
@@ -392,15 +392,19 @@ static double run_engine(const graph *g, const sp_walk_graph *wg, const sp_walk_
         out->nvisits = out->naway = 0;
         out->steps = 0;
         double t0 = now_s();
-        int rc = sp_walk_advance(wg, p, w, n, nthreads, out);
+        int rc = sp_walk_advance_parts(wg, p, w, n, nthreads, out);
         t += now_s() - t0;
-        if (rc) die("sp_walk_advance", rc);
+        if (rc) die("sp_walk_advance_parts", rc);
         if (out->naway) {
             fprintf(stderr, "bench_walks: engine: %zu walkers left a single-rank graph\n", out->naway);
             exit(1);
         }
         steps += out->steps;
-        visits += out->nvisits;
+        for (int i = 0; i < out->nparts; i++) {
+            size_t nv;
+            sp_walk_out_part(out, i, &nv);
+            visits += nv;
+        }
     }
     *steps_out = steps;
     *visits_out = visits;

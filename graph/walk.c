@@ -240,20 +240,32 @@ static void *run_job(void *arg) {
     return NULL;
 }
 
-static int append(sp_walk_out *to, const sp_walk_out *from) {
-    if (sp_grow((void **)&to->visits, &to->capvisits, to->nvisits + from->nvisits, sizeof *to->visits) ||
+/* Appends a thread's walkers that left and its steps, and its visits too when `visits`. */
+static int append(sp_walk_out *to, const sp_walk_out *from, int visits) {
+    if ((visits && sp_grow((void **)&to->visits, &to->capvisits, to->nvisits + from->nvisits, sizeof *to->visits)) ||
         sp_grow((void **)&to->away, &to->capaway, to->naway + from->naway, sizeof *to->away))
         return SP_ENOMEM;
-    if (from->nvisits) memcpy(to->visits + to->nvisits, from->visits, sizeof *from->visits * from->nvisits);
+    if (visits && from->nvisits) memcpy(to->visits + to->nvisits, from->visits, sizeof *from->visits * from->nvisits);
     if (from->naway) memcpy(to->away + to->naway, from->away, sizeof *from->away * from->naway);
-    to->nvisits += from->nvisits;
+    if (visits) to->nvisits += from->nvisits;
     to->naway += from->naway;
     to->steps += from->steps;
     return SP_OK;
 }
 
-int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n, int nthreads,
-                    sp_walk_out *out) {
+const sp_visit *sp_walk_out_part(const sp_walk_out *o, int i, size_t *n) {
+    const thread_bufs *tb = o->threads;
+    if (i <= 0 || i >= o->nparts || !tb || i > tb->n) {
+        *n = i == 0 ? o->nvisits : 0;
+        return i == 0 ? o->visits : NULL;
+    }
+    *n = tb->t[i - 1].nvisits;
+    return tb->t[i - 1].visits;
+}
+
+static int advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n, int nthreads,
+                   sp_walk_out *out, int gather) {
+    out->nparts = 1;
     if (!g->pin_node || !g->board_node) return sp_err(SP_EINTERNAL, "walk: graph not prepared (sp_walk_prepare)");
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 64) nthreads = 64;
@@ -294,8 +306,19 @@ int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_wa
     for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
     if (!rc) rc = jobs[0].rc;
     for (int t = 1; t < started && !rc; t++)
-        if (!(rc = jobs[t].rc)) rc = append(out, &tb->t[t - 1]);
+        if (!(rc = jobs[t].rc)) rc = append(out, &tb->t[t - 1], gather);
+    if (!rc && !gather) out->nparts = nthreads;
     return rc;
+}
+
+int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n, int nthreads,
+                    sp_walk_out *out) {
+    return advance(g, p, w, n, nthreads, out, 1);
+}
+
+int sp_walk_advance_parts(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n,
+                          int nthreads, sp_walk_out *out) {
+    return advance(g, p, w, n, nthreads, out, 0);
 }
 
 /* a before b: more visits first, then the smaller external id */

@@ -89,8 +89,14 @@ typedef struct {
     void *threads;   /* per-thread buffers kept between calls (engine-owned) */
     size_t *pend;    /* engine scratch: visits whose node id is filled in after the loop */
     size_t cappend;
+    int nparts;      /* parts of the visits after the last call (sp_walk_out_part) */
 } sp_walk_out;
 void sp_walk_out_free(sp_walk_out *o);
+/* Part i (0 <= i < o->nparts) of the visits: *n visits. After sp_walk_advance
+ * there is one part, o->visits[0, o->nvisits); after sp_walk_advance_parts one
+ * per thread, part 0 being o->visits[0, o->nvisits) and the others the engine's
+ * per-thread buffers (valid until the next call or sp_walk_out_free). */
+const sp_visit *sp_walk_out_part(const sp_walk_out *o, int i, size_t *n);
 
 /* Advances the n walkers in `w` (each on a node owned by g->rank) until each
  * walk ends or steps onto another rank's node, using `nthreads` threads, each
@@ -109,6 +115,13 @@ void sp_walk_out_free(sp_walk_out *o);
  * local index is out of range, or for a graph not prepared (sp_walk_prepare). */
 int sp_walk_advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n, int nthreads,
                     sp_walk_out *out);
+/* The same walk, but the visits of threads other than the caller's stay in
+ * their per-thread buffers (parts, sp_walk_out_part) instead of being copied
+ * after out->visits: on 2 threads that copy of half the visits ran on one core
+ * while the other waited. Walkers that left and steps are appended to `out` as
+ * by sp_walk_advance. The walks stage and bench_walks use this form. */
+int sp_walk_advance_parts(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n,
+                          int nthreads, sp_walk_out *out);
 
 /* Neighbourhood selection for one source from its visits of one type (in
  * any order): counts visits per node, orders by (count desc, ext asc), writes

@@ -166,19 +166,27 @@ static int run_windows(walks *w, size_t window, size_t buffer) {
             if (rc) break;
             out.nvisits = out.naway = 0;
             out.steps = 0;
-            int lrc = sp_walk_advance(&w->g, &w->p, cur.in, cur.nin, w->threads, &out);
+            int lrc = sp_walk_advance_parts(&w->g, &w->p, cur.in, cur.nin, w->threads, &out);
+            size_t nvis = 0, pn = 0, iv = 0, ia = 0; /* visits in all parts; part `part` has pn, iv read */
+            for (int i = 0; !lrc && i < out.nparts; i++) {
+                sp_walk_out_part(&out, i, &pn);
+                nvis += pn;
+            }
             w->steps += out.steps;
-            w->visits += out.nvisits;
+            w->visits += nvis;
             /* visits of my own sources stay; the rest go home; walkers move on */
-            size_t iv = 0, ia = 0;
-            int all_done = 0;
+            int part = 0, all_done = 0;
+            const sp_visit *pv = lrc ? NULL : sp_walk_out_part(&out, 0, &pn);
             nxt.nin = 0;
-            if (!lrc && sp_grow((void **)&nxt.mine, &nxt.capmine, nxt.nmine + out.nvisits, sizeof *nxt.mine))
+            if (!lrc && sp_grow((void **)&nxt.mine, &nxt.capmine, nxt.nmine + nvis, sizeof *nxt.mine))
                 lrc = SP_ENOMEM;
             while (!rc && !all_done) {
-                while (!lrc && !sp_shuffle_full(s) && (iv < out.nvisits || ia < out.naway)) {
-                    if (iv < out.nvisits) {
-                        const sp_visit *v = &out.visits[iv++];
+                while (!lrc && !sp_shuffle_full(s) && (part < out.nparts || ia < out.naway)) {
+                    if (part < out.nparts && iv == pn) { /* on to the next thread's part */
+                        if (++part < out.nparts) pv = sp_walk_out_part(&out, part, &pn);
+                        iv = 0;
+                    } else if (part < out.nparts) {
+                        const sp_visit *v = &pv[iv++];
                         int home = (int)(v->key >> (8 + SLOT_BITS));
                         if (home == ctx->rank) nxt.mine[nxt.nmine++] = *v; /* room made above */
                         else lrc = sp_shuffle_put(s, home, v, sizeof *v);
@@ -188,7 +196,7 @@ static int run_windows(walks *w, size_t window, size_t buffer) {
                         w->moved++;
                     }
                 }
-                rc = sp_shuffle_exchange(s, lrc || (iv == out.nvisits && ia == out.naway), lrc, &all_done);
+                rc = sp_shuffle_exchange(s, lrc || (part == out.nparts && ia == out.naway), lrc, &all_done);
             }
             if (rc) break;
             uint64_t inflight = nxt.nin;

@@ -182,6 +182,38 @@ static int same_visits(sp_visit *eng, size_t ne, sp_visit *ref, size_t nr, const
     return 1;
 }
 
+/* After sp_walk_advance of `ws` into *out (visits equal to ref): the parts
+ * form on the same buffers has the expected part count and its parts together
+ * are the same visits; the gathered form after it has one part again. */
+static void check_parts(const tgraph *G, const sp_walk_params *p, const sp_walker *ws, size_t nw, int threads,
+                        uint64_t ref_steps, vbuf *ref, const char *what, sp_walk_out *out) {
+    CHECK_EQ_U64(out->nparts, 1);
+    out->nvisits = out->naway = 0;
+    out->steps = 0;
+    CHECK_RC(sp_walk_advance_parts(&G->g, p, ws, nw, threads, out), SP_OK);
+    int want_parts = (size_t)threads > nw / 128 + 1 ? (int)(nw / 128 + 1) : threads; /* the engine's BATCH */
+    CHECK_EQ_U64(out->nparts, (uint64_t)want_parts);
+    CHECK_EQ_U64(out->naway, 0);
+    CHECK_EQ_U64(out->steps, ref_steps);
+    size_t total = 0, pn;
+    for (int i = 0; i < out->nparts; i++) total += (sp_walk_out_part(out, i, &pn), pn);
+    sp_visit *all = malloc(sizeof *all * (total ? total : 1));
+    total = 0;
+    for (int i = 0; i < out->nparts; i++) {
+        const sp_visit *pv = sp_walk_out_part(out, i, &pn);
+        if (pn) memcpy(all + total, pv, sizeof *all * pn);
+        total += pn;
+    }
+    CHECK(sp_walk_out_part(out, out->nparts, &pn) == NULL && pn == 0);
+    CHECK_MSG(same_visits(all, total, ref->v, ref->n, what), "parts: %s", what);
+    free(all);
+    out->nvisits = out->naway = 0;
+    out->steps = 0;
+    CHECK_RC(sp_walk_advance(&G->g, p, ws, nw, threads, out), SP_OK);
+    CHECK_EQ_U64(out->nparts, 1);
+    CHECK_MSG(same_visits(out->visits, out->nvisits, ref->v, ref->n, what), "again: %s", what);
+}
+
 static void shuffle(sp_walker *w, size_t n, sp_rng *r) {
     for (size_t i = n; i > 1; i--) {
         size_t j = (size_t)sp_rng_below(r, i);
@@ -274,6 +306,7 @@ static void test_reference(const tgraph *G, const sp_walk_params *p) {
         snprintf(what, sizeof what, "T=%u stop=%g seed=%llu threads=%d", p->traversals, p->stop,
                  (unsigned long long)p->seed, threads[ti]);
         CHECK_MSG(same_visits(out.visits, out.nvisits, ref.v, ref.n, what), "%s", what);
+        check_parts(G, p, ws, nw, threads[ti], ref_steps, &ref, what, &out);
         sp_walk_out_free(&out);
     }
     free(ref.v);
@@ -756,6 +789,7 @@ static void test_resume(const tgraph *G) {
         char what[64];
         snprintf(what, sizeof what, "resumed walkers, threads=%d", th);
         CHECK_MSG(same_visits(out.visits, out.nvisits, ref.v, ref.n, what), "%s", what);
+        check_parts(G, &p, ws, n, th, ref_steps, &ref, what, &out);
         sp_walk_out_free(&out);
     }
     free(ref.v);

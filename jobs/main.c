@@ -71,12 +71,13 @@ static const char *HELP_JOB =
     "Runs one stage for one date (a backfill). Its upstream stages must have completed for that date\n"
     "with the same config, else exit 2 names the stage to run first.\n";
 static const char *HELP_IMPORT =
-    "usage: sagepipe import lightgcn DATA_DIR OUT_DIR [--validation F]\n"
+    "usage: sagepipe import lightgcn DATA_DIR OUT_DIR [--validation F [--validation-order random|last]]\n"
     "       sagepipe import s3rec SEQ_FILE OUT_DIR [--attributes JSON] [--holdout N]\n"
     "Writes a DESIGN section 3 input directory. lightgcn: DATA_DIR/train.txt ('user item item ...') becomes\n"
     "pin-board edges (board k = user k's items) and 'engage' events in file order; --validation F leaves a\n"
     "random F of each user's items out (at least one, fixed by the user id) into OUT_DIR/heldout.txt, a\n"
-    "validation split for eval.test. s3rec: each line's items\n"
+    "validation split for eval.test; with --validation-order last, the last F of each line in file order.\n"
+    "s3rec: each line's items\n"
     "become that user's events one minute apart and pin-board edges; --holdout N leaves each user's last N\n"
     "items out; --attributes turns item2attributes.json into pin_tokens.tsv.\n"
     "Timestamps are synthetic: run these inputs with input.window = all (configs/gowalla.ini, beauty.ini).\n";
@@ -312,18 +313,22 @@ static int cmd_import(int argc, char **argv) {
     if (!strcmp(argv[0], "lightgcn")) {
         const char *pos[2] = {NULL, NULL};
         double val = 0;
-        int np = 0;
+        int np = 0, last = -1;
         for (int i = 1; i < argc; i++) {
             if (!strcmp(argv[i], "--validation") && i + 1 < argc) {
                 char *end;
                 val = strtod(argv[++i], &end);
                 if (end == argv[i] || *end || !(val > 0 && val < 1))
                     return usage_error("--validation '%s': expected a fraction in (0, 1)", argv[i]);
+            } else if (!strcmp(argv[i], "--validation-order") && i + 1 < argc) {
+                last = !strcmp(argv[++i], "last") ? 1 : !strcmp(argv[i], "random") ? 0 : -2;
+                if (last == -2) return usage_error("--validation-order '%s': expected random or last", argv[i]);
             } else if (argv[i][0] == '-' || np == 2) return usage_error("import lightgcn: unexpected '%s'", argv[i]);
             else pos[np++] = argv[i];
         }
         if (np != 2) return usage_error("import lightgcn: expected DATA_DIR OUT_DIR%s", "");
-        rc = sp_import_lightgcn(pos[0], pos[1], val, &st);
+        if (last >= 0 && val == 0) return usage_error("import lightgcn: --validation-order needs --validation%s", "");
+        rc = sp_import_lightgcn(pos[0], pos[1], val, last == 1, &st);
     } else if (!strcmp(argv[0], "s3rec")) {
         const char *attrs = NULL, *pos[2] = {NULL, NULL};
         int holdout = 0, np = 0;

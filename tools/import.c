@@ -135,7 +135,8 @@ typedef struct {
     int64_t step_ms;
     int per_user_clock; /* 1: each user's timeline starts at TS_BASE_MS */
     uint64_t holdout;   /* each user's last `holdout` items held out */
-    double valfrac;     /* > 0: round(valfrac * n) of each user's n items (1..n-1) held out at random */
+    double valfrac;     /* > 0: round(valfrac * n) of each user's n items (1..n-1) held out, */
+    int val_last;       /* 0: at random (fixed by the user id), 1: the last ones in file order */
 } seq_spec;
 
 static int bad_token(const char *path, unsigned long long line, const char *tok, size_t n, int why) {
@@ -192,18 +193,21 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
         uint64_t n = nids - 1;
         if (n <= sp->holdout) continue; /* everything held out */
         uint64_t keep = n - sp->holdout; /* ids[1 + keep ..] are held out */
-        if (sp->valfrac > 0 && n >= 2) { /* a uniform random subset, fixed by the user id (selection sampling) */
+        if (sp->valfrac > 0 && n >= 2) {
             uint64_t need = (uint64_t)(sp->valfrac * (double)n + 0.5), v = 0;
             need = need < 1 ? 1 : need > n - 1 ? n - 1 : need;
-            sp_rng r;
-            sp_rng_init(&r, 1, SP_RNG_IMPORT, user);
-            keep = 0;
-            for (uint64_t j = 0; j < n; j++) /* kept items move to the front in order, the others to the tail */
-                if (sp_rng_below(&r, n - j) < need) {
-                    need--;
-                    val[v++] = ids[1 + j];
-                } else ids[1 + keep++] = ids[1 + j];
-            memcpy(ids + 1 + keep, val, v * sizeof *val);
+            if (sp->val_last) keep = n - need; /* the last ones, already at the tail */
+            else { /* a uniform random subset, fixed by the user id (selection sampling) */
+                sp_rng r;
+                sp_rng_init(&r, 1, SP_RNG_IMPORT, user);
+                keep = 0;
+                for (uint64_t j = 0; j < n; j++) /* kept items move to the front in order, the others to the tail */
+                    if (sp_rng_below(&r, n - j) < need) {
+                        need--;
+                        val[v++] = ids[1 + j];
+                    } else ids[1 + keep++] = ids[1 + j];
+                memcpy(ids + 1 + keep, val, v * sizeof *val);
+            }
         }
         size_t sc = 16;
         while (sc < 2 * keep) sc *= 2;
@@ -385,14 +389,15 @@ done:
     return rc;
 }
 
-int sp_import_lightgcn(const char *data_dir, const char *out_dir, double validation, sp_import_stats *stats) {
+int sp_import_lightgcn(const char *data_dir, const char *out_dir, double validation, int validation_last,
+                       sp_import_stats *stats) {
     char path[4096];
     if (!data_dir || !out_dir) return sp_err(SP_EUSAGE, "import lightgcn: DATA_DIR and OUT_DIR are required");
     if (!(validation >= 0 && validation < 1))
         return sp_err(SP_EUSAGE, "import lightgcn: --validation must be in [0, 1) (got %g)", validation);
     if ((size_t)snprintf(path, sizeof path, "%s/train.txt", data_dir) >= sizeof path)
         return sp_err(SP_EUSAGE, "path too long: %s/train.txt", data_dir);
-    seq_spec sp = {path, LIGHTGCN_STEP_MS, 0, 0, validation};
+    seq_spec sp = {path, LIGHTGCN_STEP_MS, 0, 0, validation, validation_last != 0};
     return run_import(&sp, out_dir, NULL, stats);
 }
 
@@ -400,6 +405,6 @@ int sp_import_s3rec(const char *seq_file, const char *out_dir, const char *attri
                     sp_import_stats *stats) {
     if (!seq_file || !out_dir) return sp_err(SP_EUSAGE, "import s3rec: SEQ_FILE and OUT_DIR are required");
     if (holdout < 0) return sp_err(SP_EUSAGE, "import s3rec: --holdout must be >= 0 (got %d)", holdout);
-    seq_spec sp = {seq_file, S3REC_STEP_MS, 1, (uint64_t)holdout, 0};
+    seq_spec sp = {seq_file, S3REC_STEP_MS, 1, (uint64_t)holdout, 0, 0};
     return run_import(&sp, out_dir, attributes_json, stats);
 }

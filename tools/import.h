@@ -25,10 +25,12 @@ typedef struct {
  * line and what is wrong; SP_EIO on I/O errors. stats may be NULL.
  * validation > 0 (< 1): a validation split of the train items: of each user's
  * n >= 2 items, round(validation * n) (at least 1, at most n - 1), a uniform
- * random subset fixed by the user id, are left out and written to
+ * random subset fixed by the user id (validation_last = 0) or the line's last
+ * ones in file order (validation_last = 1), are left out and written to
  * out_dir/heldout.txt (LightGCN format, for eval.test); the rest keep their
  * order. SP_EUSAGE when validation is outside [0, 1). */
-int sp_import_lightgcn(const char *data_dir, const char *out_dir, double validation, sp_import_stats *stats);
+int sp_import_lightgcn(const char *data_dir, const char *out_dir, double validation, int validation_last,
+                       sp_import_stats *stats);
 
 /* S3Rec sequences: lines "user item item ..." in time order. Each user's
  * kept items (all but the last `holdout`) become events ("user\titem\tengage\tts",

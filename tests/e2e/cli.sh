@@ -46,6 +46,8 @@ t_usage() {
     expect_exit 2 sp import lightgcn onlyone
     expect_exit 2 sp import lightgcn a b --validation 1.5
     expect_exit 2 sp import lightgcn a b --validation x
+    expect_exit 2 sp import lightgcn a b --validation 0.2 --validation-order first
+    expect_exit 2 sp import lightgcn a b --validation-order last
     expect_exit 2 sp import s3rec a b --holdout -1
     expect_exit 3 sp import lightgcn /nonexistent "$E2E_TMP/imp"
     printf '[input]\ndir = /in\n[pipeline]\nwork_dir = /w\n[graph]\nprune_cap = 0\n' > "$E2E_TMP/bad.ini"

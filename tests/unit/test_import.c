@@ -53,7 +53,7 @@ static void test_lightgcn(void) {
     snprintf(p, sizeof p, "%s/test.txt", data);
     put(p, "garbage that must not be read\n");
     sp_import_stats st;
-    CHECK_RC(sp_import_lightgcn(data, out, 0, &st), SP_OK);
+    CHECK_RC(sp_import_lightgcn(data, out, 0, 0, &st), SP_OK);
     CHECK_EQ_U64(st.users, 3);
     CHECK_EQ_U64(st.items, 5);
     CHECK_EQ_U64(st.edges, 6);
@@ -67,7 +67,7 @@ static void test_lightgcn(void) {
                "2\t2\tengage\t1700000006000\n");
     snprintf(p, sizeof p, "%s/pin_board.tsv.tmp", out);
     CHECK(access(p, F_OK) != 0);
-    CHECK_RC(sp_import_lightgcn(data, out, 0, NULL), SP_OK);
+    CHECK_RC(sp_import_lightgcn(data, out, 0, 0, NULL), SP_OK);
 }
 
 /* --validation: per user round(F n) items (1..n-1) held out, the rest in order; the union is the line;
@@ -77,7 +77,7 @@ static void test_lightgcn_validation(void) {
     lg_fixture("lgv", "lgv_out", "0 100 101 102 103 104 105 106 107 108 109\n1 7\n2 20 21\n3 30 31 32 33 34\n", data,
                out);
     sp_import_stats st;
-    CHECK_RC(sp_import_lightgcn(data, out, 0.2, &st), SP_OK);
+    CHECK_RC(sp_import_lightgcn(data, out, 0.2, 0, &st), SP_OK);
     CHECK_EQ_U64(st.users, 4);
     CHECK_EQ_U64(st.events, 18 - 4); /* 2 + 0 + 1 + 1 held out */
     char *ev = slurp(out, "events.tsv"), *ho = slurp(out, "heldout.txt");
@@ -127,13 +127,23 @@ static void test_lightgcn_validation(void) {
     free(ho);
     /* fixed by the user id: a rerun writes the same files */
     char *a = slurp(out, "heldout.txt");
-    CHECK_RC(sp_import_lightgcn(data, out, 0.2, NULL), SP_OK);
+    CHECK_RC(sp_import_lightgcn(data, out, 0.2, 0, NULL), SP_OK);
     char *b = slurp(out, "heldout.txt");
     CHECK(a && b && !strcmp(a, b));
     free(a);
     free(b);
-    CHECK_RC(sp_import_lightgcn(data, out, 1.0, NULL), SP_EUSAGE);
-    CHECK_RC(sp_import_lightgcn(data, out, -0.1, NULL), SP_EUSAGE);
+    CHECK_RC(sp_import_lightgcn(data, out, 1.0, 0, NULL), SP_EUSAGE);
+    CHECK_RC(sp_import_lightgcn(data, out, -0.1, 0, NULL), SP_EUSAGE);
+    /* the last ones in file order: the same counts, the tail of each line (this line is not sorted) */
+    lg_fixture("lgv", "lgv_out", "0 109 100 108 101 107 102 106 103 105 104\n1 7\n2 21 20\n3 34 30 33 31 32\n", data,
+               out);
+    CHECK_RC(sp_import_lightgcn(data, out, 0.2, 1, &st), SP_OK);
+    CHECK_EQ_U64(st.events, 18 - 4);
+    check_file(out, "heldout.txt", "0 105 104\n2 20\n3 32\n");
+    a = slurp(out, "events.tsv");
+    CHECK(a && strstr(a, "0\t103\tengage") && !strstr(a, "0\t104\tengage") && strstr(a, "3\t31\tengage") &&
+          !strstr(a, "3\t32\tengage") && strstr(a, "2\t21\tengage") && !strstr(a, "2\t20\tengage"));
+    free(a);
 }
 
 static void expect_bad(const char *content, const char *what, const char *line) {
@@ -143,7 +153,7 @@ static void expect_bad(const char *content, const char *what, const char *line) 
     mkdir(data, 0777);
     snprintf(p, sizeof p, "%s/train.txt", data);
     put(p, content);
-    CHECK_RC(sp_import_lightgcn(data, out, 0, NULL), SP_EINPUT);
+    CHECK_RC(sp_import_lightgcn(data, out, 0, 0, NULL), SP_EINPUT);
     CHECK_MSG(strstr(sp_errmsg(), "train.txt") && strstr(sp_errmsg(), line) && strstr(sp_errmsg(), what),
               "message '%s' lacks file, '%s' or '%s'", sp_errmsg(), line, what);
     snprintf(p, sizeof p, "%s/events.tsv", out);
@@ -166,7 +176,7 @@ static void test_bad_input(void) {
     expect_bad("", "no lines", "train.txt");
     char out[128];
     snprintf(out, sizeof out, "%s/none_out", root);
-    CHECK_RC(sp_import_lightgcn("/nonexistent/dir", out, 0, NULL), SP_EINPUT);
+    CHECK_RC(sp_import_lightgcn("/nonexistent/dir", out, 0, 0, NULL), SP_EINPUT);
     CHECK(strstr(sp_errmsg(), "/nonexistent/dir/train.txt") != NULL);
 }
 

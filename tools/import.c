@@ -135,7 +135,7 @@ typedef struct {
     int64_t step_ms;
     int per_user_clock; /* 1: each user's timeline starts at TS_BASE_MS */
     uint64_t holdout;   /* each user's last `holdout` items held out */
-    double valfrac;     /* > 0: round(valfrac * n) of each user's n items (1..n-1) held out, */
+    double valfrac;     /* > 0: round(valfrac * n) of each user's n items (1..n-1) held out: */
     int val_last;       /* 0: at random (fixed by the user id), 1: the last ones in file order */
 } seq_spec;
 

@@ -400,11 +400,7 @@ static double run_engine(const graph *g, const sp_walk_graph *wg, const sp_walk_
             exit(1);
         }
         steps += out->steps;
-        for (int i = 0; i < out->nparts; i++) {
-            size_t nv;
-            sp_walk_out_part(out, i, &nv);
-            visits += nv;
-        }
+        visits += sp_walk_out_total(out);
     }
     *steps_out = steps;
     *visits_out = visits;

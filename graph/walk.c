@@ -263,6 +263,12 @@ const sp_visit *sp_walk_out_part(const sp_walk_out *o, int i, size_t *n) {
     return tb->t[i - 1].visits;
 }
 
+size_t sp_walk_out_total(const sp_walk_out *o) {
+    size_t total = 0, n;
+    for (int i = 0; i < o->nparts; i++) total += (sp_walk_out_part(o, i, &n), n);
+    return total;
+}
+
 static int advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, size_t n, int nthreads,
                    sp_walk_out *out, int gather) {
     out->nparts = 1;

@@ -97,6 +97,8 @@ void sp_walk_out_free(sp_walk_out *o);
  * per thread, part 0 being o->visits[0, o->nvisits) and the others the engine's
  * per-thread buffers (valid until the next call or sp_walk_out_free). */
 const sp_visit *sp_walk_out_part(const sp_walk_out *o, int i, size_t *n);
+/* The visits in all parts. */
+size_t sp_walk_out_total(const sp_walk_out *o);
 
 /* Advances the n walkers in `w` (each on a node owned by g->rank) until each
  * walk ends or steps onto another rank's node, using `nthreads` threads, each

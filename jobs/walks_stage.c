@@ -167,11 +167,7 @@ static int run_windows(walks *w, size_t window, size_t buffer) {
             out.nvisits = out.naway = 0;
             out.steps = 0;
             int lrc = sp_walk_advance_parts(&w->g, &w->p, cur.in, cur.nin, w->threads, &out);
-            size_t nvis = 0, pn = 0, iv = 0, ia = 0; /* visits in all parts; part `part` has pn, iv read */
-            for (int i = 0; !lrc && i < out.nparts; i++) {
-                sp_walk_out_part(&out, i, &pn);
-                nvis += pn;
-            }
+            size_t nvis = lrc ? 0 : sp_walk_out_total(&out), pn = 0, iv = 0, ia = 0; /* part `part`: pn, iv read */
             w->steps += out.steps;
             w->visits += nvis;
             /* visits of my own sources stay; the rest go home; walkers move on */

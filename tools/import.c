@@ -150,6 +150,7 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
     char *line = NULL;
     size_t lcap = 0;
     uint64_t *ids = NULL, *set = NULL, *val = NULL;
+    const int random_val = sp->valfrac > 0 && !sp->val_last;
     size_t idcap = 0, setcap = 0;
     u64map users = {0};
     unsigned long long lno = 0;
@@ -172,8 +173,11 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
                 uint64_t *n2 = realloc(ids, nc * sizeof *n2);
                 if (!n2) { rc = sp_err(SP_ENOMEM, "import: line buffer"); goto done; }
                 ids = n2;
-                if (!(n2 = realloc(val, nc * sizeof *n2))) { rc = sp_err(SP_ENOMEM, "import: line buffer"); goto done; }
-                val = n2;
+                if (random_val && !(n2 = realloc(val, nc * sizeof *n2))) { /* the random split's held-out items */
+                    rc = sp_err(SP_ENOMEM, "import: line buffer");
+                    goto done;
+                }
+                if (random_val) val = n2;
                 idcap = nc;
             }
             ids[nids++] = v;
@@ -196,7 +200,7 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
         if (sp->valfrac > 0 && n >= 2) {
             uint64_t need = (uint64_t)(sp->valfrac * (double)n + 0.5), v = 0;
             need = need < 1 ? 1 : need > n - 1 ? n - 1 : need;
-            if (sp->val_last) keep = n - need; /* the last ones, already at the tail */
+            if (!random_val) keep = n - need; /* the last ones, already at the tail */
             else { /* a uniform random subset, fixed by the user id (selection sampling) */
                 sp_rng r;
                 sp_rng_init(&r, 1, SP_RNG_IMPORT, user);

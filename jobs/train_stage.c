@@ -37,7 +37,7 @@
 #include "users_stage.h"
 
 typedef struct {
-    int mask_known, batch, inbatch, negatives, margin_loss, hard, learn_tau, epochs, threads;
+    int mask_known, batch, inbatch, negatives, margin_loss, hard, learn_tau, epochs, threads, average;
     double lr, lr_min, wd, tau, tau_min, margin, w_bp, w_pp;
     int64_t warmup;
     uint64_t seed;
@@ -157,6 +157,8 @@ static void read_cfg(const sp_config *cfg, train_cfg *t) {
     t->hard = sp_config_bool(cfg, "train", "hard_negatives");
     t->learn_tau = sp_config_bool(cfg, "train", "learn_tau");
     t->epochs = (int)sp_config_int(cfg, "train", "epochs");
+    t->average = (int)sp_config_int(cfg, "train", "average_epochs");
+    if (t->average > t->epochs) t->average = t->epochs;
     t->threads = (int)sp_config_int(cfg, "train", "threads");
     t->lr = sp_config_f64(cfg, "train", "lr");
     t->lr_min = sp_config_f64(cfg, "train", "lr_min");
@@ -328,8 +330,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     rc = sp_sage_params_init(&C.P, &mc, D.n, &ir);
     if (!rc) rc = sp_sage_params_zeros(&C.M, &mc, D.n);
     if (!rc) rc = sp_sage_params_zeros(&C.V, &mc, D.n);
-    sp_sage_params G = {0};
+    sp_sage_params G = {0}, Avg = {0};
     if (!rc) rc = sp_sage_params_zeros(&G, &mc, D.n);
+    /* the mean of the last tc.average epochs' end-of-epoch parameters becomes the model */
+    if (!rc && tc.average > 1) rc = sp_sage_params_zeros(&Avg, &mc, D.n);
     C.ids = malloc(8 * (D.n + 1));
     if (!C.ids && !rc) rc = SP_ENOMEM;
     if (!rc) memcpy(C.ids, D.ext, 8 * D.n);
@@ -701,6 +705,15 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             C.step = step;
             /* fetch mode: the whole table for the checkpoint and the evaluation */
             if (row_fetch && !rc) rc = sp_rows_owner_spread(&RO[0], C.P.emb);
+            if (Avg.dense && !rc && epoch > tc.epochs - tc.average) {
+                sp_sage_params_average(&Avg, &C.P, epoch - (tc.epochs - tc.average));
+                if (epoch == tc.epochs) { /* the last epoch: the average is the model written and scored */
+                    memcpy(C.P.dense, Avg.dense, 4 * C.P.ndense);
+                    if (C.P.emb) memcpy(C.P.emb, Avg.emb, 4 * (size_t)C.P.n * (size_t)d);
+                    if (C.P.tok) memcpy(C.P.tok, Avg.tok, 4 * (size_t)mc.tok_rows * (size_t)d);
+                    SP_INFO("train_averaged", "epochs=%d", tc.average);
+                }
+            }
             /* the checkpoint's row moments: each row's from its owner */
             if (G.emb && !rc) rc = sp_rows_sync_moments(&RO[0], C.M.emb, C.V.emb);
             if (G.tok && !rc) rc = sp_rows_sync_moments(&RO[1], C.M.tok, C.V.tok);
@@ -805,6 +818,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     free(ttouched);
     free(S.logq_pos);
     sp_sage_params_free(&G);
+    sp_sage_params_free(&Avg);
     sp_ckpt_free(&C);
     sp_sage_data_free(&D);
     return rc;

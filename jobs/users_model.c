@@ -20,6 +20,8 @@ int sp_users_cfg_read(const sp_run_ctx *ctx, sp_users_cfg *u) {
     memset(u, 0, sizeof *u);
     u->joint = !strcmp(sp_config_str(c, "sequence", "mode"), "joint");
     u->epochs = (int)sp_config_int(c, "sequence", "epochs");
+    u->average = (int)sp_config_int(c, "sequence", "average_epochs");
+    if (u->average > u->epochs) u->average = u->epochs;
     u->batch = (int)sp_config_int(c, "sequence", "batch");
     u->positions = (int)sp_config_int(c, "sequence", "positions");
     u->negatives = (int)sp_config_int(c, "sequence", "negatives");

@@ -18,7 +18,7 @@
 
 typedef struct {
     int joint; /* sequence.mode = joint */
-    int epochs, batch, positions, negatives, inbatch, threads, lookback, learn_tau, mask_history;
+    int epochs, batch, positions, negatives, inbatch, threads, lookback, learn_tau, mask_history, average;
     uint32_t max_history;
     double lr, lr_min, wd, tau, tau_min, w_next, w_all, window_days, dropout;
     int64_t warmup;

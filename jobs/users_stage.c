@@ -181,6 +181,9 @@ static int train_model(const sp_run_ctx *ctx, trainer *T, sp_seq_state *S, FILE 
     if (!w.acts || !grad) rc = SP_ENOMEM;
     uint64_t *perm = malloc(8 * (T->ntrain + 1));
     if (!perm) rc = SP_ENOMEM;
+    /* sequence.average_epochs: the running mean of the last epochs' parameters becomes the model */
+    float *avg = uc->average > 1 ? calloc(S->m.n + 1, 4) : NULL;
+    if (uc->average > 1 && !avg) rc = SP_ENOMEM;
     rc = sp_dist_agree(rc);
     sp_rng r;
     sp_rng_init(&r, uc->seed, SP_RNG_TRAIN + 300, (uint64_t)ctx->rank);
@@ -229,10 +232,18 @@ static int train_model(const sp_run_ctx *ctx, trainer *T, sp_seq_state *S, FILE 
                 fprintf(loss_f, "%d\t%" PRId64 "\t%.6f\t%.6g\t%.5f\t%.2f\n", epoch, s + 1, acc / (double)accn, lr,
                         S->tau, sp_now() - t0);
             acc = 0, accn = 0;
+            if (avg && epoch > uc->epochs - uc->average) {
+                nn_running_mean(avg, S->m.p, S->m.n, epoch - (uc->epochs - uc->average));
+                if (epoch == uc->epochs) {
+                    memcpy(S->m.p, avg, 4 * S->m.n);
+                    SP_INFO("users_averaged", "epochs=%d", uc->average);
+                }
+            }
         }
     }
     sp_progress_end(&prog);
     *steps_out = total;
+    free(avg);
     free(perm);
     free(grad);
     ws_free(&w);

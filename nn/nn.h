@@ -123,6 +123,9 @@ void nn_adam_step(float *p, const float *g, float *m, float *v, size_t n, const 
  * Bias correction uses the global step t (as PyTorch's SparseAdam). */
 void nn_adam_rows(float *table, float *m, float *v, const uint32_t *rows, const float *grow, int nrows, int d,
                   const nn_adam_cfg *c, int64_t t, float lr);
+/* Running mean of parameter snapshots (epoch averaging): avg += (x − avg)/k for snapshot k ≥ 1,
+ * so after k = 1..m avg (n) is the mean of the m snapshots whatever it held before k = 1. */
+void nn_running_mean(float *avg, const float *x, size_t n, int k);
 /* Linear warm-up over `warmup` steps to lr, then cosine decay to lr·min_frac at step `total`
  * (constant after). step counts from 0: step < warmup gives lr·(step+1)/warmup (lr at step
  * warmup−1, never 0); warmup ≤ step < total gives lr·(f + (1−f)·½(1 + cos(π·(step−warmup)/(total−warmup))))

@@ -70,6 +70,11 @@ void nn_adam_rows(float *table, float *m, float *v, const uint32_t *rows, const 
     }
 }
 
+void nn_running_mean(float *avg, const float *x, size_t n, int k) {
+    const float f = k > 1 ? 1.0f / (float)k : 1.0f;
+    for (size_t i = 0; i < n; i++) avg[i] += (x[i] - avg[i]) * f;
+}
+
 float nn_lr_at(int64_t step, int64_t warmup, int64_t total, float lr, float min_frac) {
     if (step < 0) step = 0;
     if (step < warmup) return (float)((double)lr * (double)(step + 1) / (double)warmup);

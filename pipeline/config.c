@@ -105,6 +105,8 @@ static const kdef SCHEMA[] = {
     {"walks", "window_sources", T_INT, "4096", R(1, 1048576), NULL, F_NODIGEST,
      "Sources started per rank per round: bounds the memory of walkers and visits in flight."},
     {"train", "epochs", T_INT, "10", R(0, 100000), NULL, 0, "Training epochs (train stage)."},
+    {"train", "average_epochs", T_INT, "0", R(0, 100000), NULL, 0,
+     "The model written is the mean of the last this many epochs' end-of-epoch parameters (0 or 1: the last)."},
     {"train", "seed", T_INT, "1", R(0, 9.2e18), NULL, 0, "Seed of initialisation and minibatch sampling (train stage)."},
     {"train", "batch", T_INT, "8192", R(1, 1 << 24), NULL, 0,
      "Training pairs per step over all ranks (each rank takes its share)."},
@@ -181,6 +183,8 @@ static const kdef SCHEMA[] = {
     {"sequence", "epochs", T_INT, "10", R(0, 100000), NULL, 0,
      "Training epochs of the user encoder per date (warm-started from the previous date's model); 0 = reuse that "
      "model unchanged (then users whose history did not change are carried over)."},
+    {"sequence", "average_epochs", T_INT, "0", R(0, 100000), NULL, 0,
+     "The user model written is the mean of the last this many epochs' end-of-epoch parameters (0 or 1: the last)."},
     {"sequence", "batch", T_INT, "256", R(1, 1 << 20), NULL, 0, "Users per training step (summed over ranks)."},
     {"sequence", "positions", T_INT, "32", R(1, 8192), NULL, 0,
      "Latest positions of each sampled window that are trained (next-action and all-action targets)."},

@@ -63,6 +63,12 @@ int sp_sage_params_init(sp_sage_params *P, const sp_sage_cfg *c, uint64_t n, sp_
     return SP_OK;
 }
 
+void sp_sage_params_average(sp_sage_params *A, const sp_sage_params *P, int k) {
+    nn_running_mean(A->dense, P->dense, P->ndense, k);
+    if (P->emb) nn_running_mean(A->emb, P->emb, (size_t)P->n * (size_t)P->c.d, k);
+    if (P->tok) nn_running_mean(A->tok, P->tok, (size_t)P->c.tok_rows * (size_t)P->c.d, k);
+}
+
 void sp_sage_params_free(sp_sage_params *P) {
     free(P->dense);
     free(P->emb);

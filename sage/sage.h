@@ -60,6 +60,10 @@ int sp_sage_params_init(sp_sage_params *P, const sp_sage_cfg *c, uint64_t n, sp_
 /* Same layout, all zero (gradients, Adam moments). */
 int sp_sage_params_zeros(sp_sage_params *P, const sp_sage_cfg *c, uint64_t n);
 void sp_sage_params_free(sp_sage_params *P);
+/* Running mean: A += (P - A) / k over the dense parameters and the id and
+ * token tables (same layout), so after calls with k = 1..m A is the mean of
+ * the m parameter sets (train.average_epochs). */
+void sp_sage_params_average(sp_sage_params *A, const sp_sage_params *P, int k);
 
 /* A minibatch plan: level K holds the targets; level k-1 the nodes that level
  * k needs (its nodes themselves and their neighbours), re-indexed. */

@@ -4,8 +4,9 @@
 # stage's MapReduce embeddings equal the one-process layer-wise reference at
 # 1, 2 and 4 ranks, every message computed once per node and layer; reruns
 # are bit-identical; fetching id rows per batch (train.row_sync=fetch) gives
-# the same model at 4 ranks; the next date warm-starts from the previous checkpoint;
-# the entity-feature task trains; a corrupted checkpoint is detected.
+# the same model at 4 ranks, also when the last epochs are averaged
+# (train.average_epochs); the next date warm-starts from the previous
+# checkpoint; the entity-feature task trains; a corrupted checkpoint is detected.
 . "$(dirname "$0")/lib.sh" "$@"
 D=2026-11-21
 IN=$E2E_TMP/in
@@ -101,6 +102,20 @@ t_row_sync() {
     [ "$pf" -lt "$pp" ] || fail "fetch mode received $pf pushed rows, push mode $pp"
 }
 check "4 ranks: fetching id rows per batch gives the same model as pushing them" t_row_sync
+
+t_average() {
+    # train.average_epochs=2: the model is the mean of the last two epochs' parameters; it differs from the
+    # last epoch's, and fetch mode (rows current only after the epoch's spread) gives push mode's to the bit
+    local A=$E2E_TMP/wavg F=$E2E_TMP/wavgf
+    expect_exit 0 mpi 4 "$SAGEPIPE" run --config "$C" --date $D --to train "${SET[@]}" --set pipeline.work_dir="$A" \
+        --set train.average_epochs=2
+    grep -q 'event=train_averaged epochs=2' "$E2E_ERR" || fail "no averaging logged"
+    cmp -s "$A/$D/train/checkpoint.bin" "$E2E_TMP/w4/$D/train/checkpoint.bin" && fail "averaging changed nothing"
+    expect_exit 0 mpi 4 "$SAGEPIPE" run --config "$C" --date $D --to train "${SET[@]}" --set pipeline.work_dir="$F" \
+        --set train.average_epochs=2 --set train.row_sync=fetch
+    cmp -s "$A/$D/train/checkpoint.bin" "$F/$D/train/checkpoint.bin" || fail "fetch mode changed the averaged model"
+}
+check "4 ranks: the averaged model differs from the last epoch's, the same in fetch mode" t_average
 
 t_warm() {
     local D2=2026-11-22

@@ -10,7 +10,7 @@
 # encoder in the train stage (its model file, one optimiser step per train
 # step), the users stage starts from it, the next date warm-starts it from
 # the date's final user model; sequence.mode = frozen trains it only in the
-# users stage.
+# users stage; sequence.average_epochs averages the last epochs' models.
 . "$(dirname "$0")/lib.sh" "$@"
 D1=2026-11-21
 D2=2026-11-22
@@ -188,6 +188,26 @@ PY
     grep -q "w_user" "$E2E_ERR" || fail "a negative w_user was not refused by name"
 }
 check frozen t_frozen
+t_average() {
+    # sequence.average_epochs = 2 (a copy of the frozen work dir, day 1's users stage again): the model is
+    # the mean of the last two epochs', so the vectors differ from the last epoch's; a rerun is identical
+    local A=(--set sequence.mode=frozen --set pipeline.work_dir="$E2E_TMP/wa" --set export.dir="$E2E_TMP/emba"
+             --set sequence.average_epochs=2)
+    cp -r "$E2E_TMP/wf" "$E2E_TMP/wa"
+    expect_exit 0 sp dump users --config "$C" --date $D1 "${SET[@]}" --set sequence.mode=frozen \
+        --set pipeline.work_dir="$E2E_TMP/wf"
+    cp "$E2E_OUT" "$E2E_TMP/last_users.txt"
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 --from users --to users --force "${SET[@]}" "${A[@]}"
+    grep -q 'event=users_averaged epochs=2' "$E2E_ERR" || fail "no averaging logged"
+    expect_exit 0 sp dump users --config "$C" --date $D1 "${SET[@]}" "${A[@]}"
+    cp "$E2E_OUT" "$E2E_TMP/avg_users.txt"
+    [ "$(wc -l < "$E2E_TMP/avg_users.txt")" = "$(wc -l < "$E2E_TMP/last_users.txt")" ] || fail "user counts differ"
+    cmp -s "$E2E_TMP/avg_users.txt" "$E2E_TMP/last_users.txt" && fail "averaging changed no vector"
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 --from users --to users --force "${SET[@]}" "${A[@]}"
+    expect_exit 0 sp dump users --config "$C" --date $D1 "${SET[@]}" "${A[@]}"
+    cmp -s "$E2E_OUT" "$E2E_TMP/avg_users.txt" || fail "a rerun with averaging changed the vectors"
+}
+check average t_average
 check day2_incremental t_day2_incremental
 check day2_other_ranks t_day2_other_ranks
 t_corrupt() {

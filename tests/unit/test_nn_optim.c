@@ -110,6 +110,19 @@ static void test_adam_rows(void) {
     }
 }
 
+/* nn_running_mean: the mean of the snapshots whatever avg held before; k = 1 copies */
+static void test_running_mean(void) {
+    float x[3][4] = {{1, 2, 3, 4}, {2, 4, 6, 8}, {-3, 0, 3, 9}}, avg[4] = {7, 7, 7, 7};
+    for (int k = 1; k <= 3; k++) {
+        nn_running_mean(avg, x[k - 1], 4, k);
+        for (int i = 0; i < 4; i++) {
+            double m = 0;
+            for (int j = 0; j < k; j++) m += x[j][i];
+            CHECK_NEAR(avg[i], m / k, 1e-6);
+        }
+    }
+}
+
 static void test_lr_schedule(void) {
     const int64_t warm = 10, total = 110;
     const float lr = 0.5f, f = 0.1f;
@@ -242,6 +255,7 @@ int main(void) {
     test_adamw_decay();
     test_adam_rows();
     test_lr_schedule();
+    test_running_mean();
     test_init();
     test_pool_check();
     test_hash_row();

@@ -1,6 +1,7 @@
 /* test_sage: the PinSage encoder's backward pass against finite differences
  * (every dense parameter, id rows, token rows; K = 0..2), and the minibatch
  * plan against the layer-wise all-nodes computation the infer stage uses. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,9 +160,38 @@ static void layerwise_test(void) {
     sp_sage_params_free(&P);
 }
 
+/* sp_sage_params_average: after k = 1..3, every table holds the mean of the three sets. */
+static void average_test(void) {
+    sp_sage_cfg c = {8, 2, 1, 5, 3};
+    sp_sage_params P[3], A;
+    sp_rng r;
+    sp_rng_init(&r, 11, 0, 0);
+    for (int i = 0; i < 3; i++) CHECK_RC(sp_sage_params_init(&P[i], &c, 20, &r), SP_OK);
+    CHECK_RC(sp_sage_params_zeros(&A, &c, 20), SP_OK);
+    for (int i = 0; i < 3; i++) sp_sage_params_average(&A, &P[i], i + 1);
+    struct { const float *a, *p0, *p1, *p2; size_t n; } t[3] = {
+        {A.dense, P[0].dense, P[1].dense, P[2].dense, A.ndense},
+        {A.emb, P[0].emb, P[1].emb, P[2].emb, 20 * 8},
+        {A.tok, P[0].tok, P[1].tok, P[2].tok, 5 * 8},
+    };
+    for (int j = 0; j < 3; j++) {
+        double worst = 0, spread = 0;
+        for (size_t i = 0; i < t[j].n; i++) {
+            double m = ((double)t[j].p0[i] + t[j].p1[i] + t[j].p2[i]) / 3, e = fabs(t[j].a[i] - m);
+            if (e > worst) worst = e;
+            spread += fabs(t[j].p0[i] - t[j].p2[i]);
+        }
+        CHECK(t[j].n > 0 && spread > 0); /* the sets differ, so the mean is not any one of them */
+        CHECK(worst < 1e-6);
+    }
+    for (int i = 0; i < 3; i++) sp_sage_params_free(&P[i]);
+    sp_sage_params_free(&A);
+}
+
 int main(void) {
     for (int K = 0; K <= 2; K++) grad_test(K);
     layerwise_test();
+    average_test();
     sp_sage_cfg bad = {0, 1, 1, 0, 0};
     sp_sage_params P;
     CHECK_RC(sp_sage_params_zeros(&P, &bad, 10), SP_ECONFIG);

@@ -204,10 +204,12 @@ static uint64_t warm_start(const sp_ckpt *prev, const sp_sage_data *D, sp_ckpt *
 
 /* Full-ranking quality of the current model on eval.test (users = boards by
  * id, items = pins by id; a board's own pins are excluded from its ranking,
- * as train.txt in the LightGCN protocol). Rank 0 only. */
+ * as train.txt in the LightGCN protocol). Every rank embeds every node and
+ * ranks its block of users [lo, hi) (views sub_test, sub_train of the lists,
+ * rebased); the ranks' sums make the means. */
 typedef struct {
-    sp_lists test, train;
-    uint32_t nu, ni;
+    sp_lists test, train, sub_test, sub_train;
+    uint32_t nu, ni, lo, hi;
     float *emb, *U, *V;
 } evaluator;
 
@@ -215,13 +217,29 @@ static void eval_free(evaluator *e) {
     sp_lists_free(&e->test);
     free(e->train.off);
     free(e->train.idx);
+    free(e->sub_test.off);
+    free(e->sub_train.off);
     free(e->emb);
     free(e->U);
     free(e->V);
     memset(e, 0, sizeof *e);
 }
 
-static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int d) {
+/* The rows [lo, hi) of l as a list set of its own: offsets rebased (owned), items a view into l. */
+static int sub_lists(const sp_lists *l, uint32_t lo, uint32_t hi, sp_lists *out) {
+    memset(out, 0, sizeof *out);
+    uint32_t end = hi < l->n ? hi : l->n, n = end > lo ? end - lo : 0;
+    out->off = calloc((size_t)n + 1, 8);
+    if (!out->off) return SP_ENOMEM;
+    uint64_t base = n ? l->off[lo] : 0;
+    for (uint32_t u = 0; u <= n && n; u++) out->off[u] = l->off[lo + u] - base;
+    out->n = n;
+    out->ncols = l->ncols;
+    out->idx = l->idx ? l->idx + base : NULL;
+    return SP_OK;
+}
+
+static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int d, int rank, int size) {
     memset(e, 0, sizeof *e);
     int rc = sp_lists_load_lightgcn(path, &e->test, NULL);
     if (rc) return rc;
@@ -250,11 +268,15 @@ static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int 
         e->train.idx[e->train.off[u] + fill[u]++] = (uint32_t)D->ext[D->board_pin[i].p];
     }
     free(fill);
-    return SP_OK;
+    e->lo = (uint32_t)((uint64_t)e->nu * (uint64_t)rank / (uint64_t)size);
+    e->hi = (uint32_t)((uint64_t)e->nu * (uint64_t)(rank + 1) / (uint64_t)size);
+    int rc2 = sub_lists(&e->test, e->lo, e->hi, &e->sub_test);
+    if (!rc2) rc2 = sub_lists(&e->train, e->lo, e->hi, &e->sub_train);
+    return rc2;
 }
 
 static int eval_run(evaluator *e, const nn_backend *be, const sp_sage_data *D, const sp_sage_params *P, int k,
-                    double *recall, double *ndcg) {
+                    sp_topk_result *out) {
     int d = P->c.d;
     int rc = sp_sage_embed_all(be, P, &D->g, e->emb);
     if (rc) return rc;
@@ -265,9 +287,18 @@ static int eval_run(evaluator *e, const nn_backend *be, const sp_sage_data *D, c
         memcpy((isb ? e->U : e->V) + id * (size_t)d, e->emb + u * (size_t)d, 4 * (size_t)d);
     }
     uint32_t ks[1] = {(uint32_t)k};
-    sp_topk_result r;
-    rc = sp_metrics_topk(e->U, e->nu, e->V, e->ni, (uint32_t)d, &e->train, &e->test, ks, 1, 1, &r);
-    if (!rc) *recall = r.recall[0], *ndcg = r.ndcg[0];
+    return sp_metrics_topk(e->U + (size_t)e->lo * d, e->hi - e->lo, e->V, e->ni, (uint32_t)d, &e->sub_train,
+                           &e->sub_test, ks, 1, 1, out);
+}
+
+/* Collective: every rank's block scored (eval_run), the means over all ranks' users. */
+static int eval_all(evaluator *e, const nn_backend *be, const sp_sage_data *D, const sp_sage_params *P, int k,
+                    double *recall, double *ndcg) {
+    sp_topk_result r = {0};
+    int rc = sp_dist_agree(eval_run(e, be, D, P, k, &r));
+    double sum[3] = {r.recall[0] * (double)r.users, r.ndcg[0] * (double)r.users, (double)r.users};
+    if (!rc) rc = sp_dist_sum_f64(sum, 3);
+    if (!rc) *recall = sum[2] > 0 ? sum[0] / sum[2] : 0, *ndcg = sum[2] > 0 ? sum[1] / sum[2] : 0;
     return rc;
 }
 
@@ -459,10 +490,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     double eval_seconds = 0, first_015 = -1;
     if (!rc && eval_every > 0 && !strcmp(eval_test, "none"))
         rc = sp_err(SP_ECONFIG, "train.eval_every is set but eval.test is none");
+    if (!rc && eval_every > 0) rc = eval_init(&ev, &D, eval_test, mc.d, ctx->rank, ctx->size);
     if (!rc && eval_every > 0 && ctx->rank == 0) {
-        rc = eval_init(&ev, &D, eval_test, mc.d);
         sp_stage_path(ctx, "train", "eval.tsv", eval_path, sizeof eval_path);
-        if (!rc && !(eval_f = fopen(eval_path, "w"))) rc = sp_err(SP_EIO, "%s: %s", eval_path, strerror(errno));
+        if (!(eval_f = fopen(eval_path, "w"))) rc = sp_err(SP_EIO, "%s: %s", eval_path, strerror(errno));
         if (eval_f) fprintf(eval_f, "epoch\tstep\ttrain_seconds\trecall@%d\tndcg@%d\n", eval_k, eval_k);
     }
     rc = sp_dist_agree(rc);
@@ -725,11 +756,12 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                     rc = sp_joint_write(&J, path);
                 }
             }
-            if (!rc && eval_f && (epoch % eval_every == 0 || s + 1 == total)) {
+            rc = sp_dist_agree(rc);
+            if (!rc && eval_every > 0 && (epoch % eval_every == 0 || s + 1 == total)) {
                 double te = sp_now(), rec = 0, nd = 0, trained = te - t0 - eval_seconds;
-                rc = eval_run(&ev, nn_backend_or_cpu(ctx->be), &D, &C.P, eval_k, &rec, &nd);
+                rc = eval_all(&ev, nn_backend_or_cpu(ctx->be), &D, &C.P, eval_k, &rec, &nd);
                 eval_seconds += sp_now() - te;
-                if (!rc) {
+                if (!rc && eval_f) {
                     fprintf(eval_f, "%d\t%" PRId64 "\t%.1f\t%.5f\t%.5f\n", epoch, s + 1, trained, rec, nd);
                     fflush(eval_f);
                     if (first_015 < 0 && rec >= 0.15) first_015 = trained;

@@ -6,7 +6,9 @@
 # are bit-identical; fetching id rows per batch (train.row_sync=fetch) gives
 # the same model at 4 ranks, also when the last epochs are averaged
 # (train.average_epochs); the next date warm-starts from the previous
-# checkpoint; the entity-feature task trains; a corrupted checkpoint is detected.
+# checkpoint; the per-epoch evaluation, split over the ranks, scores a fixed
+# model the same at 1 and 4 ranks; the entity-feature task trains; a corrupted
+# checkpoint is detected.
 . "$(dirname "$0")/lib.sh" "$@"
 D=2026-11-21
 IN=$E2E_TMP/in
@@ -124,6 +126,27 @@ t_warm() {
     grep -q 'event=warm_start ' "$E2E_ERR" || fail "no warm start from $D"
 }
 check "the next date warm-starts from the previous checkpoint" t_warm
+
+t_eval_ranks() {
+    # the per-epoch evaluation splits the users over the ranks: a model that does not move (lr = 0,
+    # warm-started from the previous date's checkpoint) scores the same at 1 and 4 ranks
+    local D2=2026-11-22 R=(--set train.epochs=1 --set train.lr=0 --set input.window=all --set train.eval_every=1
+        --set eval.test="$E2E_TMP/test.txt")
+    local n
+    for n in 1 4; do
+        rm -rf "$E2E_TMP/we$n" && cp -r "$E2E_TMP/w1" "$E2E_TMP/we$n" && rm -rf "$E2E_TMP/we$n/$D2"
+        expect_exit 0 mpi $n "$SAGEPIPE" run --config "$C" --date $D2 --to train "${SET[@]}" "${R[@]}" \
+            --set pipeline.work_dir="$E2E_TMP/we$n"
+        grep -q 'event=warm_start ' "$E2E_ERR" || fail "$n ranks: no warm start"
+    done
+    python3 - "$E2E_TMP/we1/$D2/train/eval.tsv" "$E2E_TMP/we4/$D2/train/eval.tsv" <<'PY' || fail "1 and 4 ranks score differently"
+import sys
+a, b = ([l.rstrip('\n').split('\t') for l in open(f)][1:] for f in sys.argv[1:3])
+print(a, b)
+sys.exit(0 if len(a) == len(b) == 1 and a[0][3:] == b[0][3:] and float(a[0][3]) > 0.05 else 1)
+PY
+}
+check "the per-epoch evaluation gives the same figures at 1 and 4 ranks" t_eval_ranks
 
 t_feature() {
     # the entity-feature task: on (the generated pins have tokens and dense features), its loss falls,

@@ -232,7 +232,8 @@ static int sub_lists(const sp_lists *l, uint32_t lo, uint32_t hi, sp_lists *out)
     out->off = calloc((size_t)n + 1, 8);
     if (!out->off) return SP_ENOMEM;
     uint64_t base = n ? l->off[lo] : 0;
-    for (uint32_t u = 0; u <= n && n; u++) out->off[u] = l->off[lo + u] - base;
+    if (n)
+        for (uint32_t u = 0; u <= n; u++) out->off[u] = l->off[lo + u] - base;
     out->n = n;
     out->ncols = l->ncols;
     out->idx = l->idx ? l->idx + base : NULL;
@@ -739,9 +740,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             if (Avg.dense && !rc && epoch > tc.epochs - tc.average) {
                 sp_sage_params_average(&Avg, &C.P, epoch - (tc.epochs - tc.average));
                 if (epoch == tc.epochs) { /* the last epoch: the average is the model written and scored */
-                    memcpy(C.P.dense, Avg.dense, 4 * C.P.ndense);
-                    if (C.P.emb) memcpy(C.P.emb, Avg.emb, 4 * (size_t)C.P.n * (size_t)d);
-                    if (C.P.tok) memcpy(C.P.tok, Avg.tok, 4 * (size_t)mc.tok_rows * (size_t)d);
+                    sp_sage_params_copy(&C.P, &Avg);
                     SP_INFO("train_averaged", "epochs=%d", tc.average);
                 }
             }

@@ -69,6 +69,12 @@ void sp_sage_params_average(sp_sage_params *A, const sp_sage_params *P, int k) {
     if (P->tok) nn_running_mean(A->tok, P->tok, (size_t)P->c.tok_rows * (size_t)P->c.d, k);
 }
 
+void sp_sage_params_copy(sp_sage_params *dst, const sp_sage_params *src) {
+    memcpy(dst->dense, src->dense, 4 * src->ndense);
+    if (src->emb) memcpy(dst->emb, src->emb, 4 * (size_t)src->n * (size_t)src->c.d);
+    if (src->tok) memcpy(dst->tok, src->tok, 4 * (size_t)src->c.tok_rows * (size_t)src->c.d);
+}
+
 void sp_sage_params_free(sp_sage_params *P) {
     free(P->dense);
     free(P->emb);

@@ -64,6 +64,8 @@ void sp_sage_params_free(sp_sage_params *P);
  * token tables (same layout), so after calls with k = 1..m A is the mean of
  * the m parameter sets (train.average_epochs). */
 void sp_sage_params_average(sp_sage_params *A, const sp_sage_params *P, int k);
+/* Copies every table of src into dst (same configuration and rows). */
+void sp_sage_params_copy(sp_sage_params *dst, const sp_sage_params *src);
 
 /* A minibatch plan: level K holds the targets; level k-1 the nodes that level
  * k needs (its nodes themselves and their neighbours), re-indexed. */

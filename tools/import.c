@@ -173,11 +173,13 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
                 uint64_t *n2 = realloc(ids, nc * sizeof *n2);
                 if (!n2) { rc = sp_err(SP_ENOMEM, "import: line buffer"); goto done; }
                 ids = n2;
-                if (random_val && !(n2 = realloc(val, nc * sizeof *n2))) { /* the random split's held-out items */
-                    rc = sp_err(SP_ENOMEM, "import: line buffer");
-                    goto done;
+                if (random_val) { /* the random split's held-out items */
+                    if (!(n2 = realloc(val, nc * sizeof *n2))) {
+                        rc = sp_err(SP_ENOMEM, "import: line buffer");
+                        goto done;
+                    }
+                    val = n2;
                 }
-                if (random_val) val = n2;
                 idcap = nc;
             }
             ids[nids++] = v;

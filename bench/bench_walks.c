@@ -16,6 +16,10 @@
  * reference: N pthreads, each interleaving --ref-batch walkers (128) with
  *   prefetch of the next node's offsets and the chosen adjacency entry, the
  *   same draws (sp_walk_draw) and stop rule as the engine, counting steps only.
+ * reference_visits: the same loop, also writing every visit, 16 bytes
+ *   (source << 8 | type, node's local index), with plain stores into a
+ *   per-thread 256 MB ring: the least a loop that reports its visits writes
+ *   (it has no external ids, no walkers leaving, no input walkers).
  * engine: sp_walk_advance_parts with nthreads N over the walkers of --batch sources
  *   at a time (window-local slots), reusing its output buffers; visits are
  *   counted and discarded. Only the sp_walk_advance_parts calls are timed (walker
@@ -24,7 +28,9 @@
  * Both must take exactly the same steps (same draws); a mismatch, a visit
  * count other than the step count, or a walker leaving the rank is an error
  * (exit 1). One JSON line per (thread count, impl) on stdout, the best of
- * --repeat runs; generation and CSR times on stderr. */
+ * --repeat runs (the three alternate within each run); ratio_to_reference is
+ * to the bare loop, the engine's ratio_to_reference_visits to the recording
+ * one; generation and CSR times on stderr. */
 #include "gen.h"
 #include "graph.h"
 #include "sp_base.h"
@@ -226,9 +232,14 @@ typedef struct {
     int batch;
 } ref_shared;
 
+/* A visit as the recording reference writes it: (source << 8 | type, node). */
+typedef struct { uint64_t key, node; } ref_visit;
+#define REF_RING (1u << 24) /* visits per thread's ring buffer: 256 MB, far beyond the caches */
+
 typedef struct {
     ref_shared *sh;
-    uint64_t steps;
+    uint64_t steps, visits;
+    ref_visit *ring; /* recording reference only */
 } ref_job;
 
 typedef struct {
@@ -236,14 +247,16 @@ typedef struct {
     uint64_t ws;   /* walk << 16 | step */
     uint64_t node; /* current node's local index */
     uint64_t pos;  /* chosen adjacency entry (stage 1) */
+    uint64_t src;  /* source index (recording reference) */
     uint32_t on_board, stage;
 } ref_slot;
 
 #define REF_CHUNK 1024 /* walkers claimed at a time */
 #define PHI 0x9e3779b97f4a7c15ULL
 
-static void *ref_run(void *arg) {
-    ref_job *job = arg;
+/* The loop; `record` (a constant in each caller, so the bare loop carries no
+ * trace of it) also writes each visit into the thread's ring buffer. */
+static inline __attribute__((always_inline)) void ref_loop(ref_job *job, const int record) {
     ref_shared *sh = job->sh;
     const graph *g = sh->g;
     const sp_walk_params *p = sh->p;
@@ -257,7 +270,8 @@ static void *ref_run(void *arg) {
     const uint32_t walks = p->walks;
     const int B = sh->batch;
     ref_slot *sl = xmalloc((size_t)B * sizeof *sl);
-    uint64_t mine = 0, mine_end = 0, steps = 0;
+    uint64_t mine = 0, mine_end = 0, steps = 0, nrec = 0;
+    ref_visit *ring = job->ring;
     /* cached decomposition of the claimed walker index */
     uint64_t cur_src = UINT64_MAX, cur_h = 0, cur_node = 0;
     int nlive = 0;
@@ -286,6 +300,7 @@ static void *ref_run(void *arg) {
             (s)->h = cur_h;                                                                  \
             (s)->ws = w << 16;                                                               \
             (s)->node = cur_node;                                                            \
+            (s)->src = k;                                                                    \
             (s)->on_board = 0;                                                               \
             (s)->stage = 0;                                                                  \
         }                                                                                    \
@@ -317,6 +332,7 @@ static void *ref_run(void *arg) {
                 s->ws++;
                 steps++;
                 s->on_board ^= 1;
+                if (record) ring[nrec++ & (REF_RING - 1)] = (ref_visit){s->src << 8 | s->on_board, nb};
                 uint64_t step = s->ws & 0xffff;
                 ended = step >= maxstep ||
                         ((step & 1) == 0 && (sp_mix64(s->h ^ ((s->ws | 0x8000u) * PHI)) >> 11) < stop_lim);
@@ -343,25 +359,42 @@ static void *ref_run(void *arg) {
 out:
     free(sl);
     job->steps = steps;
+    job->visits = nrec;
+}
+
+static void *ref_run(void *arg) {
+    ref_loop(arg, 0);
     return NULL;
 }
 
+static void *ref_run_rec(void *arg) {
+    ref_loop(arg, 1);
+    return NULL;
+}
+
+/* rings: NULL for the bare loop, else one REF_RING buffer per thread (the recording loop). */
 static double run_reference(const graph *g, const sp_walk_params *p, uint64_t S, int nthreads, int batch,
-                            uint64_t *steps_out) {
+                            ref_visit **rings, uint64_t *steps_out) {
+    void *(*fn)(void *) = rings ? ref_run_rec : ref_run;
     ref_shared sh = {.g = g, .p = p, .S = S, .nwalkers = S * p->walks, .batch = batch};
     atomic_init(&sh.next, 0);
     ref_job *jobs = xmalloc((size_t)nthreads * sizeof *jobs);
     pthread_t *th = xmalloc((size_t)nthreads * sizeof *th);
     double t0 = now_s();
     for (int t = 0; t < nthreads; t++) {
-        jobs[t] = (ref_job){.sh = &sh};
-        if (t > 0 && pthread_create(&th[t], NULL, ref_run, &jobs[t])) die("pthread_create", SP_EINTERNAL);
+        jobs[t] = (ref_job){.sh = &sh, .ring = rings ? rings[t] : NULL};
+        if (t > 0 && pthread_create(&th[t], NULL, fn, &jobs[t])) die("pthread_create", SP_EINTERNAL);
     }
-    ref_run(&jobs[0]);
+    fn(&jobs[0]);
     for (int t = 1; t < nthreads; t++) pthread_join(th[t], NULL);
     double dt = now_s() - t0;
-    uint64_t steps = 0;
-    for (int t = 0; t < nthreads; t++) steps += jobs[t].steps;
+    uint64_t steps = 0, visits = 0;
+    for (int t = 0; t < nthreads; t++) steps += jobs[t].steps, visits += jobs[t].visits;
+    if (rings && visits != steps) {
+        fprintf(stderr, "bench_walks: recording reference wrote %" PRIu64 " visits for %" PRIu64 " steps\n", visits,
+                steps);
+        exit(1);
+    }
     free(jobs);
     free(th);
     *steps_out = steps;
@@ -427,15 +460,16 @@ static uint64_t parse_u64(const char *opt, const char *s) {
     return v;
 }
 
+/* ratio_visits < 0: no ratio_to_reference_visits field. */
 static void print_line(const char *impl, const graph *g, int threads, const sp_walk_params *p, uint64_t S,
-                       uint64_t steps, double secs, double ratio) {
+                       uint64_t steps, double secs, double ratio, double ratio_visits) {
     printf("{\"bench\":\"walks\",\"impl\":\"%s\",\"pins\":%" PRIu64 ",\"boards\":%" PRIu64 ",\"edges\":%" PRIu64
            ",\"threads\":%d,\"walks\":%u,\"traversals\":%u,\"stop\":%g,\"sources\":%" PRIu64 ",\"steps\":%" PRIu64
-           ",\"seconds\":%.4f,\"steps_per_s\":%.0f,\"sources_per_s\":%.1f,\"ratio_to_reference\":%.3f"
-           ",\"peak_rss_mb\":%.1f,\"graph_bytes\":%" PRIu64 "}\n",
+           ",\"seconds\":%.4f,\"steps_per_s\":%.0f,\"sources_per_s\":%.1f,\"ratio_to_reference\":%.3f",
            impl, g->P, g->B, g->E, threads, p->walks, p->traversals, p->stop, S, steps, secs,
-           secs > 0 ? (double)steps / secs : 0, secs > 0 ? (double)S / secs : 0, ratio, peak_rss_mb(),
-           graph_bytes(g));
+           secs > 0 ? (double)steps / secs : 0, secs > 0 ? (double)S / secs : 0, ratio);
+    if (ratio_visits >= 0) printf(",\"ratio_to_reference_visits\":%.3f", ratio_visits);
+    printf(",\"peak_rss_mb\":%.1f,\"graph_bytes\":%" PRIu64 "}\n", peak_rss_mb(), graph_bytes(g));
     fflush(stdout);
 }
 
@@ -503,6 +537,9 @@ int main(int argc, char **argv) {
     int status = 0;
     sp_walker *w = NULL;
     size_t wcap = 0;
+    int maxT = 1, nrings = 0;
+    for (int ti = 0; ti < nthr; ti++) maxT = threads[ti] > maxT ? threads[ti] : maxT;
+    ref_visit **rings = xmalloc((size_t)maxT * sizeof *rings);
     sp_walk_out out;
     memset(&out, 0, sizeof out);
     for (int ti = 0; ti < nthr; ti++) {
@@ -510,7 +547,7 @@ int main(int argc, char **argv) {
         uint64_t nsrc = S;
         if (!nsrc) { /* calibrate: ~2.5 s of the reference loop (from a 16384-source sample) */
             uint64_t cs = P < 16384 ? P : 16384, st;
-            double dt = run_reference(&g, &p, cs, T, (int)ref_batch, &st);
+            double dt = run_reference(&g, &p, cs, T, (int)ref_batch, NULL, &st);
             nsrc = dt > 0 ? (uint64_t)(3.5 * (double)cs / dt) : P;
             if (nsrc < 1) nsrc = 1;
             if (nsrc > P) nsrc = P;
@@ -523,18 +560,29 @@ int main(int argc, char **argv) {
             wcap = bsz * p.walks;
             w = xmalloc(wcap * sizeof *w);
         }
-        double best_ref = 0, best_eng = 0;
+        for (; nrings < T; nrings++) { /* the recording reference's rings, faulted in before any timing */
+            rings[nrings] = xmalloc(REF_RING * sizeof **rings);
+            memset(rings[nrings], 0, REF_RING * sizeof **rings);
+        }
+        double best_ref = 0, best_rec = 0, best_eng = 0;
         uint64_t ref_steps = 0, eng_steps = 0;
         for (uint64_t r = 0; r < repeat; r++) {
             uint64_t st, vis;
-            double dt = run_reference(&g, &p, nsrc, T, (int)ref_batch, &st);
+            double dt = run_reference(&g, &p, nsrc, T, (int)ref_batch, NULL, &st);
             if (r == 0 || dt < best_ref) best_ref = dt;
             ref_steps = st;
+            double dr = run_reference(&g, &p, nsrc, T, (int)ref_batch, rings, &st);
+            if (r == 0 || dr < best_rec) best_rec = dr;
+            if (st != ref_steps) {
+                fprintf(stderr, "bench_walks: recording reference took %" PRIu64 " steps, reference %" PRIu64 "\n",
+                        st, ref_steps);
+                status = 1;
+            }
             double de = run_engine(&g, &wg, &p, nsrc, T, bsz, w, &out, &st, &vis);
             if (r == 0 || de < best_eng) best_eng = de;
             eng_steps = st;
-            fprintf(stderr, "bench_walks: threads %d run %" PRIu64 ": reference %.3f s, engine %.3f s (%" PRIu64
-                    " steps, %" PRIu64 " visits)\n", T, r + 1, dt, de, st, vis);
+            fprintf(stderr, "bench_walks: threads %d run %" PRIu64 ": reference %.3f s, recording %.3f s, engine %.3f s"
+                    " (%" PRIu64 " steps, %" PRIu64 " visits)\n", T, r + 1, dt, dr, de, st, vis);
             if (vis != st) {
                 fprintf(stderr, "bench_walks: engine recorded %" PRIu64 " visits for %" PRIu64 " steps\n", vis, st);
                 status = 1;
@@ -545,10 +593,13 @@ int main(int argc, char **argv) {
                 status = 1;
             }
         }
-        print_line("reference", &g, T, &p, nsrc, ref_steps, best_ref, 1.0);
-        double rr = (double)ref_steps / best_ref, er = (double)eng_steps / best_eng;
-        print_line("engine", &g, T, &p, nsrc, eng_steps, best_eng, rr > 0 ? er / rr : 0);
+        double rr = (double)ref_steps / best_ref, vr = (double)ref_steps / best_rec, er = (double)eng_steps / best_eng;
+        print_line("reference", &g, T, &p, nsrc, ref_steps, best_ref, 1.0, -1);
+        print_line("reference_visits", &g, T, &p, nsrc, ref_steps, best_rec, rr > 0 ? vr / rr : 0, 1.0);
+        print_line("engine", &g, T, &p, nsrc, eng_steps, best_eng, rr > 0 ? er / rr : 0, vr > 0 ? er / vr : 0);
     }
+    for (int t = 0; t < nrings; t++) free(rings[t]);
+    free(rings);
     sp_walk_out_free(&out);
     free(w);
     sp_walk_release(&wg);

@@ -4,11 +4,17 @@
  * records the visit of the node and prefetches the chosen adjacency entry;
  * stage B reads the neighbour, decides whether the walk stops there and, if
  * it goes on, prefetches the neighbour's record. One dependent cache miss
- * costs ~330 ns here; with 128 walkers per thread the misses overlap. A walk
- * that ends never reads its last node's record: its visit is written at once
- * with the id left out, and one pass over those visits after the loop fills
- * the ids in with independent (prefetched) loads; reading the record inside
- * the loop was a dependent miss per walk and cost a third of the throughput.
+ * costs ~330 ns here; with 128 walkers per thread the misses overlap. A node
+ * record (16 bytes, never across two cache lines) holds the offset, the degree
+ * (up to 0xfffe; larger ones come from the next record's offset) and the id,
+ * so a step reads one line for it; reading the next record's offset for every
+ * degree took a second line for a quarter of the nodes. A walk that ends never
+ * reads its last node's record: its visit goes to a side list without the id,
+ * and after the loop those visits are appended with their ids read by
+ * independent (prefetched) loads; reading the record inside the loop was a
+ * dependent miss per walk and cost a third of the throughput (patching the ids
+ * into the visits in place, as before, wrote most of their lines twice).
+ * Visits are written with non-temporal stores (put_visit).
  * Live walkers stay packed at the front of the batch; a finished walker's
  * slot takes the next input walker at once.
  * A walker that steps onto another rank's node leaves with its visit pending
@@ -20,10 +26,22 @@
 #include "walk.h"
 
 #include <pthread.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
 #define BATCH 128
+#define DEG_CAP ((1u << SP_WALK_DEG_BITS) - 1)
+
+static void fill_nodes(sp_walk_node *nd, const uint64_t *off, const uint64_t *ids, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t deg = off[i + 1] - off[i];
+        nd[i] = (sp_walk_node){off[i] << SP_WALK_DEG_BITS | (deg < DEG_CAP ? deg : DEG_CAP), ids[i]};
+    }
+    nd[n] = (sp_walk_node){off[n] << SP_WALK_DEG_BITS, 0};
+}
 
 int sp_walk_prepare(sp_walk_graph *g) {
     sp_walk_release(g);
@@ -34,10 +52,13 @@ int sp_walk_prepare(sp_walk_graph *g) {
         return sp_err(SP_ENOMEM, "walk: cannot allocate node records for %llu nodes",
                       (unsigned long long)(g->npins + g->nboards));
     }
-    for (uint64_t i = 0; i <= g->npins; i++)
-        g->pin_node[i] = (sp_walk_node){g->pin_off[i], i < g->npins ? g->pin_ids[i] : 0};
-    for (uint64_t i = 0; i <= g->nboards; i++)
-        g->board_node[i] = (sp_walk_node){g->board_off[i], i < g->nboards ? g->board_ids[i] : 0};
+    if (g->pin_off[g->npins] >> (64 - SP_WALK_DEG_BITS) || g->board_off[g->nboards] >> (64 - SP_WALK_DEG_BITS)) {
+        sp_walk_release(g);
+        return sp_err(SP_EINPUT, "walk: adjacency of %llu + %llu entries exceeds the node records' 48-bit offsets",
+                      (unsigned long long)g->pin_off[g->npins], (unsigned long long)g->board_off[g->nboards]);
+    }
+    fill_nodes(g->pin_node, g->pin_off, g->pin_ids, g->npins);
+    fill_nodes(g->board_node, g->board_off, g->board_ids, g->nboards);
     return SP_OK;
 }
 
@@ -55,7 +76,7 @@ typedef struct {
 void sp_walk_out_free(sp_walk_out *o) {
     free(o->visits);
     free(o->away);
-    free(o->pend);
+    free(o->tail);
     thread_bufs *tb = o->threads;
     if (tb) {
         for (int i = 0; i < tb->n; i++) sp_walk_out_free(&tb->t[i]);
@@ -133,6 +154,30 @@ static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker
     return 1;
 }
 
+/* Writes a visit with non-temporal stores where the CPU has them: the
+ * visits buffer is far larger than the caches and is read back only after
+ * the loop, so reading its lines in before writing them (what a plain store
+ * does) is wasted memory traffic and takes line-fill buffers the walkers'
+ * prefetches need. */
+static inline void put_visit(sp_visit *v, uint64_t key, uint64_t ext, sp_gref ref) {
+#if defined(__x86_64__)
+    _mm_stream_si64((long long *)&v->key, (long long)key);
+    _mm_stream_si64((long long *)&v->ext, (long long)ext);
+    _mm_stream_si64((long long *)&v->ref, (long long)ref);
+#else
+    *v = (sp_visit){key, ext, ref};
+#endif
+}
+
+static inline void put_tail(sp_visit_tail *v, uint64_t key, sp_gref ref) {
+#if defined(__x86_64__)
+    _mm_stream_si64((long long *)&v->key, (long long)key);
+    _mm_stream_si64((long long *)&v->ref, (long long)ref);
+#else
+    *v = (sp_visit_tail){key, ref};
+#endif
+}
+
 /* sp_visit.key of the walker's current node: slot << 8 | node type. */
 static inline uint64_t visit_key(const slot_t *s) {
     return (uint64_t)s->slot << 8 | (s->on_board ? SP_BOARD : SP_PIN);
@@ -159,7 +204,7 @@ static void *run_job(void *arg) {
     const uint64_t *adjs[2] = {g->pin_adj, g->board_adj};
     const uint64_t *ids[2] = {g->pin_ids, g->board_ids};
     slot_t sl[BATCH];
-    size_t next = 0, nv = o->nvisits, npend = 0;
+    size_t next = 0, nv = o->nvisits, ntail = 0;
     sp_visit *vis = o->visits;
     int nlive = 0, rc = SP_OK;
     uint64_t steps = 0;
@@ -168,10 +213,10 @@ static void *run_job(void *arg) {
             if (load(g, p, &j->in[next++], &sl[nlive], &rc)) nlive++;
         if (rc || nlive == 0) break;
         /* room for one visit per live walker this turn */
-        if (o->capvisits - nv < BATCH || o->cappend - npend < BATCH) {
+        if (o->capvisits - nv < BATCH || o->captail - ntail < BATCH) {
             o->nvisits = nv;
             if ((rc = sp_grow((void **)&o->visits, &o->capvisits, nv + BATCH, sizeof *o->visits)) ||
-                (rc = sp_grow((void **)&o->pend, &o->cappend, npend + BATCH, sizeof *o->pend)))
+                (rc = sp_grow((void **)&o->tail, &o->captail, ntail + BATCH, sizeof *o->tail)))
                 break;
             vis = o->visits;
         }
@@ -180,10 +225,11 @@ static void *run_job(void *arg) {
             if (s->stage == 0) {
                 const sp_walk_node *nd = nodes[s->on_board] + s->local;
                 if (s->pending) { /* the visit of the node just reached */
-                    vis[nv++] = (sp_visit){visit_key(s), nd->ext, sp_gref_make(g->rank, s->local)};
+                    put_visit(&vis[nv++], visit_key(s), nd->ext, sp_gref_make(g->rank, s->local));
                     s->pending = 0;
                 }
-                uint64_t lo = nd[0].off, deg = nd[1].off - lo;
+                uint64_t lo = nd->od >> SP_WALK_DEG_BITS, deg = nd->od & DEG_CAP;
+                if (deg == DEG_CAP) deg = (nd[1].od >> SP_WALK_DEG_BITS) - lo;
                 if (s->step < max && deg) {
                     s->pos = lo + (uint64_t)(((unsigned __int128)draw(s->base, s->walk, s->step) * deg) >> 64);
                     __builtin_prefetch(adjs[s->on_board] + s->pos);
@@ -207,11 +253,9 @@ static void *run_job(void *arg) {
                     s->local = sp_gref_local(nb);
                     const sp_walk_node *nn = nodes[s->on_board] + s->local;
                     __builtin_prefetch(nn);
-                    __builtin_prefetch(nn + 1);
                     continue;
-                } else { /* the last visit: its id is filled in after the loop */
-                    o->pend[npend++] = nv;
-                    vis[nv++] = (sp_visit){visit_key(s), 0, nb};
+                } else { /* the last visit: appended with its id after the loop */
+                    put_tail(&o->tail[ntail++], visit_key(s), nb);
                 }
             }
             /* the walker is done here: the next input walker takes its slot, or the last live one */
@@ -223,17 +267,25 @@ static void *run_job(void *arg) {
         }
         if (rc) break;
     }
-    /* the ids of the last visits: independent loads, prefetched ahead */
+    /* the last visits, appended with their ids: independent loads, prefetched ahead */
     enum { AHEAD = 16 };
-    const size_t *pend = o->pend;
-    for (size_t k = 0; k < npend; k++) {
-        if (k + AHEAD < npend) {
-            const sp_visit *f = &vis[pend[k + AHEAD]];
-            __builtin_prefetch(ids[(f->key & 0xff) == SP_BOARD] + sp_gref_local(f->ref));
-        }
-        sp_visit *v = &vis[pend[k]];
-        v->ext = ids[(v->key & 0xff) == SP_BOARD][sp_gref_local(v->ref)];
+#if defined(__x86_64__)
+    _mm_sfence(); /* the tail's non-temporal stores before reading it back */
+#endif
+    if (!rc && o->capvisits - nv < ntail) {
+        o->nvisits = nv;
+        rc = sp_grow((void **)&o->visits, &o->capvisits, nv + ntail, sizeof *o->visits);
+        vis = o->visits;
     }
+    const sp_visit_tail *tl = o->tail;
+    for (size_t k = 0; k < ntail && !rc; k++) {
+        if (k + AHEAD < ntail)
+            __builtin_prefetch(ids[(tl[k + AHEAD].key & 0xff) == SP_BOARD] + sp_gref_local(tl[k + AHEAD].ref));
+        put_visit(&vis[nv++], tl[k].key, ids[(tl[k].key & 0xff) == SP_BOARD][sp_gref_local(tl[k].ref)], tl[k].ref);
+    }
+#if defined(__x86_64__)
+    _mm_sfence(); /* the non-temporal stores are visible before the thread's join */
+#endif
     o->nvisits = nv;
     o->steps += steps;
     j->rc = rc;

@@ -26,10 +26,12 @@
 #include "graph.h"
 #include "sp_base.h"
 
-/* A node as the engine reads it: its adjacency offset and external id in one
- * 16-byte record, so the degree (this record's and the next one's offset)
- * and the id of a visit come with one cache miss. */
-typedef struct { uint64_t off, ext; } sp_walk_node;
+/* A node as the engine reads it, in one 16-byte record (never across two
+ * cache lines): `od` = adjacency offset << 16 | min(degree, 0xffff) and the
+ * external id, so the degree and the id of a visit come with one cache miss
+ * (a degree of 0xffff or more is read from the next record's offset). */
+typedef struct { uint64_t od, ext; } sp_walk_node;
+#define SP_WALK_DEG_BITS 16
 
 /* This rank's part of the graph (views into a graph partition), plus the
  * node records sp_walk_prepare builds from them (owned, sp_walk_release). */
@@ -43,7 +45,8 @@ typedef struct {
 } sp_walk_graph;
 
 /* Builds the node records (16 bytes per node); required before
- * sp_walk_advance. SP_ENOMEM on failure. */
+ * sp_walk_advance. SP_ENOMEM on failure, SP_EINPUT for an adjacency of
+ * 2^48 entries or more. */
 int sp_walk_prepare(sp_walk_graph *g);
 void sp_walk_release(sp_walk_graph *g);
 
@@ -72,6 +75,12 @@ typedef struct {
     sp_gref ref;       /* visited node's global reference */
 } sp_visit;
 
+/* A walk's last visit before its node id is known (engine scratch). */
+typedef struct {
+    uint64_t key;
+    sp_gref ref;
+} sp_visit_tail;
+
 /* The uniform draw of step `step` of walk `walk` of source (type, id). */
 static inline uint64_t sp_walk_draw(uint64_t seed, sp_type type, uint64_t src, uint32_t walk, uint32_t step) {
     return sp_mix64(sp_mix64(seed ^ 0x5bd1e9955bd1e995ULL) ^ sp_mix64(src ^ sp_type_salt[type]) ^
@@ -87,8 +96,8 @@ typedef struct {
     size_t naway, capaway;
     uint64_t steps;  /* transitions taken */
     void *threads;   /* per-thread buffers kept between calls (engine-owned) */
-    size_t *pend;    /* engine scratch: visits whose node id is filled in after the loop */
-    size_t cappend;
+    sp_visit_tail *tail; /* engine scratch: last visits of walks, appended with their ids after the loop */
+    size_t captail;
     int nparts;      /* parts of the visits after the last call (sp_walk_out_part) */
 } sp_walk_out;
 void sp_walk_out_free(sp_walk_out *o);

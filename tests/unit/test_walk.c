@@ -9,6 +9,9 @@
  *  4. Edge cases: isolated source, one-pin board, stop 1 / stop 0,
  *     traversals 0, no walkers.
  *  5. sp_walk_topt on hand-built visits.
+ *  7. Degrees the node record cannot hold (>= 0xffff, read from the next
+ *     record): boards of 65534, 65535 and 70000 pins walk as the reference
+ *     does; an adjacency of 2^48 entries is SP_EINPUT at sp_walk_prepare.
  *  6. A non-local walker is SP_EINTERNAL; walkers resumed mid-walk (step > 0:
  *     just arrived, visit pending, as walk.c documents) continue exactly as
  *     the uninterrupted walk.
@@ -120,12 +123,17 @@ static size_t ref_walk(const tgraph *G, const sp_walk_params *p, sp_type st, uin
     return n;
 }
 
+/* Binary search: tg_build's lists are in ascending local index (rank-0 grefs). */
 static int is_edge(const tgraph *G, rnode a, rnode b) {
     if (a.type == b.type) return 0;
-    const uint64_t *off = tg_off(G, a.type), *adj = tg_adj(G, a.type);
-    for (uint64_t e = off[a.local]; e < off[a.local + 1]; e++)
-        if (adj[e] == sp_gref_make(0, b.local)) return 1;
-    return 0;
+    const uint64_t *off = tg_off(G, a.type), *adj = tg_adj(G, a.type), want = sp_gref_make(0, b.local);
+    uint64_t lo = off[a.local], hi = off[a.local + 1];
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (adj[mid] < want) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < off[a.local + 1] && adj[lo] == want;
 }
 
 static int cmp_visit(const void *x, const void *y) {
@@ -861,6 +869,29 @@ static void test_away(const tgraph *G, const sp_walk_params *p) {
     sp_walk_release(&g2);
 }
 
+/* ------------------------------------------------ 7. very high degrees */
+
+static void test_high_degree(void) {
+    /* pin i is on board 0 (i < 70000), 1 (65535 pins) or 2 (65534 pins) */
+    enum { N0 = 70000, N1 = 65535, N2 = 65534, NP = N0 + N1 + N2, NB = 3 };
+    unsigned char *inc = calloc((size_t)NP * NB, 1);
+    for (uint64_t i = 0; i < NP; i++) inc[i * NB + (i < N0 ? 0 : i < N0 + N1 ? 1 : 2)] = 1;
+    tgraph G;
+    tg_build(&G, NP, NB, inc);
+    free(inc);
+    CHECK_EQ_U64(tg_deg(&G, SP_BOARD, 0), N0);
+    CHECK_EQ_U64(tg_deg(&G, SP_BOARD, 1), N1);
+    CHECK_EQ_U64(tg_deg(&G, SP_BOARD, 2), N2);
+    test_reference(&G, &(sp_walk_params){.walks = 1, .traversals = 2, .stop = 0.3, .seed = 9});
+    tg_free(&G);
+    /* offsets past 48 bits: refused before anything is read of the adjacency */
+    uint64_t ids[1] = {1}, off[2] = {0, 1ULL << 48}, boff[1] = {0};
+    sp_walk_graph g = {.npins = 1, .nboards = 0, .pin_ids = ids, .board_ids = ids, .pin_off = off,
+                       .pin_adj = off, .board_off = boff, .board_adj = boff};
+    CHECK_RC(sp_walk_prepare(&g), SP_EINPUT);
+    CHECK(g.pin_node == NULL && g.board_node == NULL);
+}
+
 int main(void) {
     tgraph big;
     build_big(&big);
@@ -876,6 +907,7 @@ int main(void) {
     test_one_step();
     test_edges(&big);
     test_topt();
+    test_high_degree();
     test_resume(&big);
     for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) test_away(&big, &ps[i]);
     tg_free(&big);

@@ -21,7 +21,8 @@
  *   per-thread 256 MB ring: the least a loop that reports its visits writes
  *   (it has no external ids, no walkers leaving, no input walkers).
  * engine: sp_walk_advance_parts with nthreads N over the walkers of --batch sources
- *   at a time (window-local slots), reusing its output buffers; visits are
+ *   at a time (one multi-start record per source, as the walks stage gives
+ *   them; window-local slots), reusing its output buffers; visits are
  *   counted and discarded. Only the sp_walk_advance_parts calls are timed (walker
  *   setup is not); recording visits is part of the engine's cost.
  *
@@ -412,7 +413,7 @@ static double run_engine(const graph *g, const sp_walk_graph *wg, const sp_walk_
         size_t n = 0;
         for (uint64_t k = s0; k < s1; k++) {
             uint64_t pin = source_pin(k, S, g->P);
-            for (uint32_t j = 0; j < p->walks; j++, n++) {
+            for (uint32_t j = 0; j < p->walks; j += SP_WALK_MAX_STARTS, n++) { /* multi-start records */
                 memset(&w[n], 0, sizeof w[n]);
                 w[n].src = pin;
                 w[n].node = sp_gref_make(0, pin - 1);
@@ -420,6 +421,7 @@ static double run_engine(const graph *g, const sp_walk_graph *wg, const sp_walk_
                 w[n].walk = j;
                 w[n].step = 0;
                 w[n].src_type = SP_PIN;
+                w[n].starts = (uint16_t)(p->walks - j < SP_WALK_MAX_STARTS ? p->walks - j : SP_WALK_MAX_STARTS);
             }
         }
         out->nvisits = out->naway = 0;

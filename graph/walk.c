@@ -127,8 +127,8 @@ static int push_away(sp_walk_out *o, const slot_t *s, sp_gref node) {
     return SP_OK;
 }
 
-/* Loads a walker into a slot; 1 if it is valid (it may still end at once). */
-static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, slot_t *s, int *rc) {
+/* Loads walk w->walk + k of a walker record into a slot; 1 if it is valid (it may still end at once). */
+static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, uint32_t k, slot_t *s, int *rc) {
     if (sp_gref_rank(w->node) != g->rank) {
         *rc = sp_err(SP_EINTERNAL, "walk: walker of source %llu is on rank %d's node, not on rank %d",
                      (unsigned long long)w->src, sp_gref_rank(w->node), g->rank);
@@ -136,7 +136,7 @@ static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker
     }
     s->src = w->src;
     s->slot = w->slot;
-    s->walk = w->walk;
+    s->walk = w->walk + k;
     s->step = w->step;
     s->src_type = w->src_type;
     s->base = sp_mix64(p->seed ^ 0x5bd1e9955bd1e995ULL) ^ sp_mix64(w->src ^ sp_type_salt[w->src_type]);
@@ -152,6 +152,16 @@ static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker
     const sp_walk_node *nodes = s->on_board ? g->board_node : g->pin_node;
     __builtin_prefetch(&nodes[s->local]);
     return 1;
+}
+
+/* Loads the next input walk into a slot: a multi-start record gives its walks
+ * one by one (*sub of them so far). 0 when the input is used up or on error. */
+static inline int take(const job_t *j, size_t *next, uint32_t *sub, slot_t *s, int *rc) {
+    if (*next >= j->n) return 0;
+    const sp_walker *w = &j->in[*next];
+    uint32_t k = (*sub)++;
+    if (*sub >= (w->step == 0 && w->starts > 1 ? w->starts : 1u)) *sub = 0, (*next)++;
+    return load(j->g, j->p, w, k, s, rc);
 }
 
 /* Writes a visit with non-temporal stores where the CPU has them: the
@@ -205,12 +215,13 @@ static void *run_job(void *arg) {
     const uint64_t *ids[2] = {g->pin_ids, g->board_ids};
     slot_t sl[BATCH];
     size_t next = 0, nv = o->nvisits, ntail = 0;
+    uint32_t sub = 0; /* walks of in[next] started so far */
     sp_visit *vis = o->visits;
     int nlive = 0, rc = SP_OK;
     uint64_t steps = 0;
     for (;;) {
         while (nlive < BATCH && next < j->n && !rc)
-            if (load(g, p, &j->in[next++], &sl[nlive], &rc)) nlive++;
+            if (take(j, &next, &sub, &sl[nlive], &rc)) nlive++;
         if (rc || nlive == 0) break;
         /* room for one visit per live walker this turn */
         if (o->capvisits - nv < BATCH || o->captail - ntail < BATCH) {
@@ -259,7 +270,7 @@ static void *run_job(void *arg) {
                 }
             }
             /* the walker is done here: the next input walker takes its slot, or the last live one */
-            if (!(next < j->n && load(g, p, &j->in[next++], s, &rc))) {
+            if (!take(j, &next, &sub, s, &rc)) {
                 if (rc) break;
                 *s = sl[--nlive];
                 b--;
@@ -327,7 +338,10 @@ static int advance(const sp_walk_graph *g, const sp_walk_params *p, const sp_wal
     if (!g->pin_node || !g->board_node) return sp_err(SP_EINTERNAL, "walk: graph not prepared (sp_walk_prepare)");
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 64) nthreads = 64;
-    if ((size_t)nthreads > n / BATCH + 1) nthreads = (int)(n / BATCH + 1);
+    size_t walks = 0; /* a thread per BATCH walks at most (multi-start records count all their walks) */
+    for (size_t i = 0; i < n && walks / BATCH + 1 < (size_t)nthreads; i++)
+        walks += w[i].step == 0 && w[i].starts > 1 ? w[i].starts : 1;
+    if ((size_t)nthreads > walks / BATCH + 1) nthreads = (int)(walks / BATCH + 1);
     /* the calling thread takes the first share straight into `out`; the
      * others write buffers kept in out->threads between calls, appended after */
     thread_bufs *tb = out->threads;

@@ -57,16 +57,22 @@ typedef struct {
     uint64_t seed;
 } sp_walk_params;
 
-/* A walker in flight (32 bytes). */
+/* A walker in flight (32 bytes). An input record with step == 0 and
+ * starts > 1 stands for `starts` walks of its source, walk .. walk + starts - 1
+ * (the engine starts them one by one: a source's walks need one record, not
+ * one each); starts 0 or 1 is one walk. */
 typedef struct {
     uint64_t src;      /* source external id */
     sp_gref node;      /* current node (owned by the rank processing it) */
     uint32_t slot;     /* the source's slot at its owner (window-local) */
-    uint32_t walk;     /* walk index 0..walks-1 */
+    uint32_t walk;     /* walk index 0..walks-1 (the first one of a multi-start record) */
     uint16_t step;     /* steps taken so far */
     uint8_t src_type;  /* SP_PIN or SP_BOARD */
-    uint8_t pad[5];
+    uint8_t pad;
+    uint16_t starts;   /* step == 0: walks this record starts (0 and 1: one) */
+    uint8_t pad2[2];
 } sp_walker;
+#define SP_WALK_MAX_STARTS 65535
 
 /* A visit, reported to the source's owner (24 bytes). */
 typedef struct {
@@ -109,7 +115,8 @@ const sp_visit *sp_walk_out_part(const sp_walk_out *o, int i, size_t *n);
 /* The visits in all parts. */
 size_t sp_walk_out_total(const sp_walk_out *o);
 
-/* Advances the n walkers in `w` (each on a node owned by g->rank) until each
+/* Advances the n walkers in `w` (each on a node owned by g->rank; n counts
+ * records, a multi-start record starting all its walks) until each
  * walk ends or steps onto another rank's node, using `nthreads` threads, each
  * interleaving many walkers with software prefetch. A walker with step == 0
  * sits on its source and starts there (no visit of the source); a walker with

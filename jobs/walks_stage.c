@@ -144,9 +144,10 @@ static int run_windows(walks *w, size_t window, size_t buffer) {
     sp_progress_begin(&prog, "walk_sources", nsrc);
     for (uint64_t win = 0; win < nwin && !rc; win++) {
         uint64_t first = win * window, cnt = first < nsrc ? (nsrc - first < window ? nsrc - first : window) : 0;
-        /* walkers of this window's sources */
+        /* walkers of this window's sources: one multi-start record per source (per 65535 walks) */
+        const uint32_t recs = (w->p.walks + SP_WALK_MAX_STARTS - 1) / SP_WALK_MAX_STARTS;
         cur.nin = 0;
-        rc = sp_grow((void **)&cur.in, &cur.capin, cnt * w->p.walks + 1, sizeof *cur.in);
+        rc = sp_grow((void **)&cur.in, &cur.capin, cnt * recs + 1, sizeof *cur.in);
         for (uint64_t i = 0; !rc && i < cnt; i++) {
             uint64_t j = first + i;
             int is_pin = j < w->g.npins;
@@ -155,8 +156,9 @@ static int run_windows(walks *w, size_t window, size_t buffer) {
                            .node = sp_gref_make(ctx->rank, local),
                            .slot = (uint32_t)ctx->rank << SLOT_BITS | (uint32_t)i,
                            .src_type = (uint8_t)(is_pin ? SP_PIN : SP_BOARD)};
-            for (uint32_t k = 0; k < w->p.walks; k++) {
+            for (uint32_t k = 0; k < w->p.walks; k += SP_WALK_MAX_STARTS) {
                 t.walk = k;
+                t.starts = (uint16_t)(w->p.walks - k < SP_WALK_MAX_STARTS ? w->p.walks - k : SP_WALK_MAX_STARTS);
                 cur.in[cur.nin++] = t;
             }
         }

@@ -316,6 +316,40 @@ static void test_reference(const tgraph *G, const sp_walk_params *p) {
         check_parts(G, p, ws, nw, threads[ti], ref_steps, &ref, what, &out);
         sp_walk_out_free(&out);
     }
+    /* multi-start records: a source's walks as one record (walk 0, starts W), or for odd sources two
+     * (walk 0 alone, then 1 .. W-1), shuffled: the same visits at every thread count */
+    size_t nm = 0;
+    for (int t = 0; t < 2; t++) {
+        sp_type st = t ? SP_BOARD : SP_PIN;
+        for (uint64_t i = 0; i < tg_n(G, st); i++) {
+            sp_walker m = mk_walker(tg_ids(G, st)[i], st, i, (uint32_t)(t ? 1000 + i : i), 0, 0);
+            if (i & 1 && W > 1) {
+                ws[nm++] = m; /* starts 0: one walk */
+                m.walk = 1, m.starts = (uint16_t)(W - 1);
+            } else m.starts = (uint16_t)W;
+            ws[nm++] = m;
+        }
+    }
+    for (int ti = 0; ti < 3; ti++) {
+        shuffle(ws, nm, &r);
+        sp_walk_out out;
+        memset(&out, 0, sizeof out);
+        CHECK_RC(sp_walk_advance_parts(&G->g, p, ws, nm, threads[ti], &out), SP_OK);
+        CHECK_EQ_U64(out.steps, ref_steps);
+        size_t total = sp_walk_out_total(&out), pn, at = 0;
+        sp_visit *all = malloc(sizeof *all * (total ? total : 1));
+        for (int i = 0; i < out.nparts; i++) {
+            const sp_visit *pv = sp_walk_out_part(&out, i, &pn);
+            if (pn && at + pn <= total) memcpy(all + at, pv, sizeof *all * pn);
+            at += pn;
+        }
+        char what[96];
+        snprintf(what, sizeof what, "multi-start T=%u seed=%llu threads=%d", p->traversals,
+                 (unsigned long long)p->seed, threads[ti]);
+        CHECK_MSG(same_visits(all, total, ref.v, ref.n, what), "%s", what);
+        free(all);
+        sp_walk_out_free(&out);
+    }
     free(ref.v);
     free(ws);
 }

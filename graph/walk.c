@@ -127,8 +127,8 @@ static int push_away(sp_walk_out *o, const slot_t *s, sp_gref node) {
     return SP_OK;
 }
 
-/* Loads walk w->walk + k of a walker record into a slot; 1 if it is valid (it may still end at once). */
-static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, uint32_t k, slot_t *s, int *rc) {
+/* Checks a walker record and loads its first walk into a slot; 1 if it is valid (it may still end at once). */
+static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker *w, slot_t *s, int *rc) {
     if (sp_gref_rank(w->node) != g->rank) {
         *rc = sp_err(SP_EINTERNAL, "walk: walker of source %llu is on rank %d's node, not on rank %d",
                      (unsigned long long)w->src, sp_gref_rank(w->node), g->rank);
@@ -136,7 +136,7 @@ static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker
     }
     s->src = w->src;
     s->slot = w->slot;
-    s->walk = w->walk + k;
+    s->walk = w->walk;
     s->step = w->step;
     s->src_type = w->src_type;
     s->base = sp_mix64(p->seed ^ 0x5bd1e9955bd1e995ULL) ^ sp_mix64(w->src ^ sp_type_salt[w->src_type]);
@@ -154,14 +154,17 @@ static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker
     return 1;
 }
 
-/* Loads the next input walk into a slot: a multi-start record gives its walks
- * one by one (*sub of them so far). 0 when the input is used up or on error. */
-static inline int take(const job_t *j, size_t *next, uint32_t *sub, slot_t *s, int *rc) {
+/* Loads the next input walk into a slot: a multi-start record is checked and
+ * set up once (*first, its first walk's slot) and gives its walks one by one
+ * (*sub of them so far). 0 when the input is used up or on error. */
+static inline int take(const job_t *j, size_t *next, uint32_t *sub, slot_t *first, slot_t *s, int *rc) {
     if (*next >= j->n) return 0;
     const sp_walker *w = &j->in[*next];
-    uint32_t k = (*sub)++;
-    if (*sub >= (w->step == 0 && w->starts > 1 ? w->starts : 1u)) *sub = 0, (*next)++;
-    return load(j->g, j->p, w, k, s, rc);
+    if (*sub == 0 && !load(j->g, j->p, w, first, rc)) return 0;
+    *s = *first;
+    s->walk += *sub;
+    if (++*sub >= (w->step == 0 && w->starts > 1 ? w->starts : 1u)) *sub = 0, (*next)++;
+    return 1;
 }
 
 /* Writes a visit with non-temporal stores where the CPU has them: the
@@ -216,12 +219,13 @@ static void *run_job(void *arg) {
     slot_t sl[BATCH];
     size_t next = 0, nv = o->nvisits, ntail = 0;
     uint32_t sub = 0; /* walks of in[next] started so far */
+    slot_t first;     /* in[next]'s first walk, set up when it was checked */
     sp_visit *vis = o->visits;
     int nlive = 0, rc = SP_OK;
     uint64_t steps = 0;
     for (;;) {
         while (nlive < BATCH && next < j->n && !rc)
-            if (take(j, &next, &sub, &sl[nlive], &rc)) nlive++;
+            if (take(j, &next, &sub, &first, &sl[nlive], &rc)) nlive++;
         if (rc || nlive == 0) break;
         /* room for one visit per live walker this turn */
         if (o->capvisits - nv < BATCH || o->captail - ntail < BATCH) {
@@ -270,7 +274,7 @@ static void *run_job(void *arg) {
                 }
             }
             /* the walker is done here: the next input walker takes its slot, or the last live one */
-            if (!take(j, &next, &sub, s, &rc)) {
+            if (!take(j, &next, &sub, &first, s, &rc)) {
                 if (rc) break;
                 *s = sl[--nlive];
                 b--;

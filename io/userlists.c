@@ -210,3 +210,17 @@ void sp_lists_free(sp_lists *l) {
     free(l->idx);
     memset(l, 0, sizeof *l);
 }
+
+int sp_lists_rows(const sp_lists *l, uint32_t lo, uint32_t hi, sp_lists *out) {
+    memset(out, 0, sizeof *out);
+    uint32_t end = hi < l->n ? hi : l->n, n = end > lo ? end - lo : 0;
+    out->off = calloc((size_t)n + 1, 8);
+    if (!out->off) return SP_ENOMEM;
+    uint64_t base = n ? l->off[lo] : 0;
+    if (n)
+        for (uint32_t u = 0; u <= n; u++) out->off[u] = l->off[lo + u] - base;
+    out->n = n;
+    out->ncols = l->ncols;
+    out->idx = l->idx ? l->idx + base : NULL;
+    return SP_OK;
+}

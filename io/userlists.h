@@ -66,4 +66,9 @@ int sp_lists_load_s3rec(const char *path, sp_lists *out, sp_lists_stats *stats);
 /* Frees the arrays and zeroes *l (NULL and a zeroed struct are fine). */
 void sp_lists_free(sp_lists *l);
 
+/* Rows [lo, hi) of l (hi clipped to l->n) as a list set of their own: offsets
+ * rebased and owned by out (free out->off only), items a view into l->idx.
+ * Lets a rank score its block of users with the sp_metrics functions. SP_ENOMEM. */
+int sp_lists_rows(const sp_lists *l, uint32_t lo, uint32_t hi, sp_lists *out);
+
 #endif

@@ -4,8 +4,10 @@
  * date (mean cosine of the pins both dates embed, top-10 neighbour overlap
  * of a fixed sample), the loss and held-out curves of training, and the
  * quality gate (eval.min_recall: below it the stage fails with exit 5 and
- * nothing is published). Writes eval/report.json and eval/report.html. Rank 0
- * computes; the other ranks wait for the agreed result. */
+ * nothing is published). Writes eval/report.json and eval/report.html. The
+ * held-out metrics are split over the ranks (each loads the embeddings and
+ * lists and scores its block of users; the ranks' sums make the means); rank
+ * 0 computes the drift and writes the report. */
 #include "eval_stage.h"
 
 #include <cblas.h>
@@ -33,7 +35,9 @@
 
 /* Full-ranking recall/NDCG at the cut-offs ks[nk] against pins (items, by id), each board's pins
  * excluded, of two user sides: [0] boards as users (by id), [1] the users stage's vectors (by id).
- * The caller sets every metric to NaN first; what is not scored (no user vectors) stays NaN. */
+ * The caller sets every metric to NaN first; what is not scored (no user vectors) stays NaN.
+ * Collective: every rank ranks its block of the test file's users [n·rank/size, n·(rank+1)/size) (and
+ * the related-pin pairs of those users); the sums over ranks make the means, the same on every rank. */
 typedef struct {
     double recall[2][SP_METRICS_MAX_K], ndcg[2][SP_METRICS_MAX_K];
     uint64_t users[2], users_without_vector;
@@ -41,17 +45,25 @@ typedef struct {
 
 static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_set *us, const char *test_path,
                     const uint32_t *ks, int nk, held_out_result *out, sp_related_result *rel) {
-    sp_lists test = {0}, train = {0};
+    sp_lists test = {0}, train = {0}, sub_test = {0}, sub_train = {0};
+    /* per side: recall·users and ndcg·users per cut-off, users; then users without a vector, related pairs,
+     * hit·pairs, mrr_scaled·pairs, mrr·pairs: summed over the ranks */
+    enum { S_SIDE = 2 * SP_METRICS_MAX_K + 1, S_NOVEC = 2 * S_SIDE, S_REL, NSUM = S_REL + 4 };
+    double sum[NSUM] = {0};
     int rc = sp_lists_load_lightgcn(test_path, &test, NULL);
-    if (rc) return rc;
+    if (rc) return sp_dist_agree(rc);
     uint64_t nu = test.n, ni = test.ncols;
     for (uint64_t i = 0; i < e->n[1]; i++) nu = e->ids[1][i] + 1 > nu ? e->ids[1][i] + 1 : nu;
     for (uint64_t i = 0; i < us->n; i++) nu = us->ids[i] + 1 > nu ? us->ids[i] + 1 : nu;
     for (uint64_t i = 0; i < e->n[0]; i++) ni = e->ids[0][i] + 1 > ni ? e->ids[0][i] + 1 : ni;
     if (nu > (1u << 28) || ni > (1u << 28)) {
         sp_lists_free(&test);
-        return sp_err(SP_EINPUT, "eval: ids up to %" PRIu64 "/%" PRIu64 " are too large to score densely", nu, ni);
+        return sp_dist_agree(
+            sp_err(SP_EINPUT, "eval: ids up to %" PRIu64 "/%" PRIu64 " are too large to score densely", nu, ni));
     }
+    /* this rank's block of the test file's rows (users past them have no test items) */
+    uint32_t lo = (uint32_t)((uint64_t)test.n * (uint64_t)ctx->rank / (uint64_t)ctx->size);
+    uint32_t hi = (uint32_t)((uint64_t)test.n * (uint64_t)(ctx->rank + 1) / (uint64_t)ctx->size);
     int d = e->d;
     float *U = calloc(nu * d + 1, 4), *V = calloc(ni * d + 1, 4);
     if (!U || !V) rc = SP_ENOMEM;
@@ -88,7 +100,10 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_se
         }
         free(fill);
     }
+    if (!rc) rc = sp_lists_rows(&test, lo, hi, &sub_test);
+    if (!rc) rc = sp_lists_rows(&train, lo, hi, &sub_train);
     sp_topk_result res;
+    int sides = 1;
     for (int side = 0; side < 2 && !rc; side++) {
         if (side == 1) {
             if (!us->n) break;
@@ -105,12 +120,19 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_se
                 break;
             }
             for (uint64_t i = 0; i < us->n; i++) has[us->ids[i]] = 1;
-            for (uint32_t u = 0; u < test.n; u++) out->users_without_vector += test.off[u + 1] > test.off[u] && !has[u];
+            for (uint32_t u = lo; u < hi && u < test.n; u++) sum[S_NOVEC] += test.off[u + 1] > test.off[u] && !has[u];
             free(has);
+            sides = 2;
         }
-        rc = sp_metrics_topk(U, (uint32_t)nu, V, (uint32_t)ni, (uint32_t)d, &train, &test, ks, nk, 1, &res);
-        for (int i = 0; !rc && i < nk; i++) out->recall[side][i] = res.recall[i], out->ndcg[side][i] = res.ndcg[i];
-        if (!rc) out->users[side] = res.users;
+        memset(&res, 0, sizeof res);
+        if (sub_test.n) /* a block with no test rows scores nobody */
+            rc = sp_metrics_topk(U + (size_t)lo * d, hi - lo, V, (uint32_t)ni, (uint32_t)d, &sub_train, &sub_test, ks,
+                                 nk, 1, &res);
+        for (int i = 0; !rc && i < nk; i++) {
+            sum[side * S_SIDE + 2 * i] = res.recall[i] * (double)res.users;
+            sum[side * S_SIDE + 2 * i + 1] = res.ndcg[i] * (double)res.users;
+        }
+        sum[side * S_SIDE + 2 * SP_METRICS_MAX_K] = (double)res.users;
     }
     /* PinSage's related-pin view of the same split: query = the user's first train pin, positive = its
      * first held-out pin, ranked among every pin of the date by the query pin's embedding */
@@ -119,13 +141,40 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_se
              *pool = rc ? NULL : malloc(4 * (e->n[0] + 1));
     if (!rc && (!q || !pp || !pool)) rc = SP_ENOMEM;
     uint64_t np = 0;
-    for (uint32_t u = 0; !rc && u < test.n && u < nu; u++)
+    for (uint32_t u = lo; !rc && u < hi && u < test.n; u++)
         if (test.off[u + 1] > test.off[u] && train.off[u + 1] > train.off[u] &&
             train.idx[train.off[u]] != test.idx[test.off[u]])
             q[np] = train.idx[train.off[u]], pp[np++] = test.idx[test.off[u]];
     for (uint64_t i = 0; !rc && i < e->n[0]; i++) pool[i] = (uint32_t)e->ids[0][i];
     if (!rc && np) rc = sp_metrics_related(V, (uint32_t)ni, (uint32_t)d, pool, (uint32_t)e->n[0], q, pp, np, ks1, 1, 100,
                                            1, rel);
+    if (!rc && np) {
+        double n = (double)rel->pairs;
+        sum[S_REL] = n, sum[S_REL + 1] = rel->hit[0] * n, sum[S_REL + 2] = rel->mrr_scaled * n;
+        sum[S_REL + 3] = rel->mrr * n;
+    }
+    rc = sp_dist_agree(rc);
+    if (!rc) rc = sp_dist_sum_f64(sum, NSUM);
+    for (int side = 0; !rc && side < sides; side++) {
+        double nu_s = sum[side * S_SIDE + 2 * SP_METRICS_MAX_K];
+        out->users[side] = (uint64_t)nu_s;
+        for (int i = 0; i < nk; i++) {
+            out->recall[side][i] = nu_s > 0 ? sum[side * S_SIDE + 2 * i] / nu_s : 0;
+            out->ndcg[side][i] = nu_s > 0 ? sum[side * S_SIDE + 2 * i + 1] / nu_s : 0;
+        }
+    }
+    if (!rc) {
+        out->users_without_vector = (uint64_t)sum[S_NOVEC];
+        double n = sum[S_REL];
+        rel->pairs = (uint64_t)n;
+        if (n > 0) {
+            rel->hit[0] = sum[S_REL + 1] / n;
+            rel->mrr_scaled = sum[S_REL + 2] / n;
+            rel->mrr = sum[S_REL + 3] / n;
+        }
+    }
+    free(sub_test.off);
+    free(sub_train.off);
     free(q);
     free(pp);
     free(pool);
@@ -328,21 +377,24 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (nk == 1) ks[0] = (uint32_t)k;
     double min_recall = sp_config_f64(cfg, "eval", "min_recall");
     const char *test = sp_config_str(cfg, "eval", "test");
+    /* every rank: the embeddings and the held-out metrics (split over the ranks) */
+    sp_emb_set cur = {0};
+    sp_user_set us = {0};
+    held_out_result ho;
+    memset(&ho, 0, sizeof ho);
+    for (int sd = 0; sd < 2; sd++)
+        for (int i = 0; i < SP_METRICS_MAX_K; i++) ho.recall[sd][i] = ho.ndcg[sd][i] = NAN;
+    sp_related_result rel;
+    memset(&rel, 0, sizeof rel);
+    rel.hit[0] = rel.mrr = rel.mrr_scaled = NAN;
+    rc = sp_infer_load(ctx, &cur);
+    if (!rc) rc = sp_users_load(ctx, &us);
+    rc = sp_dist_agree(rc);
+    if (!rc && strcmp(test, "none")) rc = held_out(ctx, &cur, &us, test, ks, nk, &ho, &rel);
+    recall = ho.recall[0][nk - 1], ndcg = ho.ndcg[0][nk - 1], users = ho.users[0];
+    sp_user_set_free(&us);
     if (ctx->rank == 0) {
-        sp_emb_set cur, prev = {0};
-        sp_user_set us = {0};
-        held_out_result ho;
-        memset(&ho, 0, sizeof ho);
-        for (int sd = 0; sd < 2; sd++)
-            for (int i = 0; i < SP_METRICS_MAX_K; i++) ho.recall[sd][i] = ho.ndcg[sd][i] = NAN;
-        rc = sp_infer_load(ctx, &cur);
-        if (!rc) rc = sp_users_load(ctx, &us);
-        sp_related_result rel;
-        memset(&rel, 0, sizeof rel);
-        rel.hit[0] = rel.mrr = rel.mrr_scaled = NAN;
-        if (!rc && strcmp(test, "none")) rc = held_out(ctx, &cur, &us, test, ks, nk, &ho, &rel);
-        recall = ho.recall[0][nk - 1], ndcg = ho.ndcg[0][nk - 1], users = ho.users[0];
-        sp_user_set_free(&us);
+        sp_emb_set prev = {0};
         if (!rc) {
             sp_run_ctx pc;
             char pdate[16];
@@ -418,7 +470,6 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         free(loss);
         free(evc);
         stage_rows_free(&st);
-        sp_emb_set_free(&cur);
         if (!rc && min_recall > 0 && !(recall >= min_recall)) {
             gate_failed = 1;
             rc = sp_err(SP_EQUALITY, "quality gate: %s = %.5f is below eval.min_recall %g (report: %s/report.html)",
@@ -436,7 +487,8 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             SP_INFO("eval_at_10", "%s=%.5f %s=%.5f users_%s=%.5f users_%s=%.5f", kname[0][0], ho.recall[0][0],
                     kname[0][1], ho.ndcg[0][0], kname[0][0], ho.recall[1][0], kname[0][1], ho.ndcg[1][0]);
     }
+    sp_emb_set_free(&cur);
     rc = sp_dist_agree(rc);
-    sp_stage_count(res, "eval_users", users);
+    sp_stage_count(res, "eval_users", ctx->rank == 0 ? users : 0); /* counts are summed over the ranks */
     return rc;
 }

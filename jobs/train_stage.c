@@ -206,7 +206,7 @@ static uint64_t warm_start(const sp_ckpt *prev, const sp_sage_data *D, sp_ckpt *
  * id, items = pins by id; a board's own pins are excluded from its ranking,
  * as train.txt in the LightGCN protocol). Every rank embeds every node and
  * ranks its block of users [lo, hi) (views sub_test, sub_train of the lists,
- * rebased); the ranks' sums make the means. */
+ * sp_lists_rows); the ranks' sums make the means. */
 typedef struct {
     sp_lists test, train, sub_test, sub_train;
     uint32_t nu, ni, lo, hi;
@@ -223,21 +223,6 @@ static void eval_free(evaluator *e) {
     free(e->U);
     free(e->V);
     memset(e, 0, sizeof *e);
-}
-
-/* The rows [lo, hi) of l as a list set of its own: offsets rebased (owned), items a view into l. */
-static int sub_lists(const sp_lists *l, uint32_t lo, uint32_t hi, sp_lists *out) {
-    memset(out, 0, sizeof *out);
-    uint32_t end = hi < l->n ? hi : l->n, n = end > lo ? end - lo : 0;
-    out->off = calloc((size_t)n + 1, 8);
-    if (!out->off) return SP_ENOMEM;
-    uint64_t base = n ? l->off[lo] : 0;
-    if (n)
-        for (uint32_t u = 0; u <= n; u++) out->off[u] = l->off[lo + u] - base;
-    out->n = n;
-    out->ncols = l->ncols;
-    out->idx = l->idx ? l->idx + base : NULL;
-    return SP_OK;
 }
 
 static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int d, int rank, int size) {
@@ -271,8 +256,8 @@ static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int 
     free(fill);
     e->lo = (uint32_t)((uint64_t)e->nu * (uint64_t)rank / (uint64_t)size);
     e->hi = (uint32_t)((uint64_t)e->nu * (uint64_t)(rank + 1) / (uint64_t)size);
-    int rc2 = sub_lists(&e->test, e->lo, e->hi, &e->sub_test);
-    if (!rc2) rc2 = sub_lists(&e->train, e->lo, e->hi, &e->sub_train);
+    int rc2 = sp_lists_rows(&e->test, e->lo, e->hi, &e->sub_test);
+    if (!rc2) rc2 = sp_lists_rows(&e->train, e->lo, e->hi, &e->sub_train);
     return rc2;
 }
 

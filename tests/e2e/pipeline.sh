@@ -52,13 +52,17 @@ t_run() {
         grep -q '<polyline' "$E2E_TMP/dom.html" || fail "rendered report has no chart"
         grep -q 'recall@20' "$E2E_TMP/dom.html" || fail "rendered report has no recall@20"
     fi
+    # the eval stage splits the users over the 2 ranks; the single-process scorer must agree with its sums
     local rs; rs=$(json_get "$E2E_TMP/w/$D/eval/report.json" metrics.recall@20)
+    local ns; ns=$(json_get "$E2E_TMP/w/$D/eval/report.json" metrics.ndcg@20)
+    local us; us=$(json_get "$E2E_TMP/w/$D/eval/report.json" metrics.eval_users)
     expect_exit 0 sp eval --manifest "$OUT/$D/MANIFEST.json" --test "$E2E_TMP/test.txt" --train "$E2E_TMP/train.txt"
-    python3 - "$E2E_OUT" "$rs" <<'PY' || fail "sagepipe eval and the eval stage disagree"
+    python3 - "$E2E_OUT" "$rs" "$ns" "$us" <<'PY' || fail "sagepipe eval and the eval stage disagree"
 import json, sys
-r = json.loads(open(sys.argv[1]).read()); s = float(sys.argv[2])
-print(r, s)
-sys.exit(0 if abs(r["recall@20"] - s) < 1e-6 and r["users"] > 50 and s > 0.02 else 1)
+r = json.loads(open(sys.argv[1]).read()); s, n, u = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+print(r, s, n, u)
+sys.exit(0 if abs(r["recall@20"] - s) < 1e-6 and abs(r["ndcg@20"] - n) < 1e-6 and r["users"] == u and r["users"] > 50
+         and s > 0.02 else 1)
 PY
     cp "$OUT/$D/MANIFEST.json" "$E2E_TMP/m1.json"
 }

@@ -284,9 +284,6 @@ static void *run_job(void *arg) {
     }
     /* the last visits, appended with their ids: independent loads, prefetched ahead */
     enum { AHEAD = 16 };
-#if defined(__x86_64__)
-    _mm_sfence(); /* the tail's non-temporal stores before reading it back */
-#endif
     if (!rc && o->capvisits - nv < ntail) {
         o->nvisits = nv;
         rc = sp_grow((void **)&o->visits, &o->capvisits, nv + ntail, sizeof *o->visits);

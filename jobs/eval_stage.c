@@ -45,7 +45,7 @@ typedef struct {
 
 static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_set *us, const char *test_path,
                     const uint32_t *ks, int nk, held_out_result *out, sp_related_result *rel) {
-    sp_lists test = {0}, train = {0}, sub_test = {0}, sub_train = {0};
+    sp_lists test = {0}, train = {0};
     /* per side: recall·users and ndcg·users per cut-off, users; then users without a vector, related pairs,
      * hit·pairs, mrr_scaled·pairs, mrr·pairs: summed over the ranks */
     enum { S_SIDE = 2 * SP_METRICS_MAX_K + 1, S_NOVEC = 2 * S_SIDE, S_REL, NSUM = S_REL + 4 };
@@ -100,8 +100,6 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_se
         }
         free(fill);
     }
-    if (!rc) rc = sp_lists_rows(&test, lo, hi, &sub_test);
-    if (!rc) rc = sp_lists_rows(&train, lo, hi, &sub_train);
     sp_topk_result res;
     int sides = 1;
     for (int side = 0; side < 2 && !rc; side++) {
@@ -125,9 +123,7 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_se
             sides = 2;
         }
         memset(&res, 0, sizeof res);
-        if (sub_test.n) /* a block with no test rows scores nobody */
-            rc = sp_metrics_topk(U + (size_t)lo * d, hi - lo, V, (uint32_t)ni, (uint32_t)d, &sub_train, &sub_test, ks,
-                                 nk, 1, &res);
+        rc = sp_metrics_topk_rows(U, V, (uint32_t)ni, (uint32_t)d, &train, &test, lo, hi, ks, nk, 1, &res);
         for (int i = 0; !rc && i < nk; i++) {
             sum[side * S_SIDE + 2 * i] = res.recall[i] * (double)res.users;
             sum[side * S_SIDE + 2 * i + 1] = res.ndcg[i] * (double)res.users;
@@ -173,8 +169,6 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_se
             rel->mrr = sum[S_REL + 3] / n;
         }
     }
-    free(sub_test.off);
-    free(sub_train.off);
     free(q);
     free(pp);
     free(pool);

@@ -205,10 +205,10 @@ static uint64_t warm_start(const sp_ckpt *prev, const sp_sage_data *D, sp_ckpt *
 /* Full-ranking quality of the current model on eval.test (users = boards by
  * id, items = pins by id; a board's own pins are excluded from its ranking,
  * as train.txt in the LightGCN protocol). Every rank embeds every node and
- * ranks its block of users [lo, hi) (views sub_test, sub_train of the lists,
- * sp_lists_rows); the ranks' sums make the means. */
+ * ranks its block [lo, hi) of the test file's users (sp_metrics_topk_rows);
+ * the ranks' sums make the means. */
 typedef struct {
-    sp_lists test, train, sub_test, sub_train;
+    sp_lists test, train;
     uint32_t nu, ni, lo, hi;
     float *emb, *U, *V;
 } evaluator;
@@ -217,8 +217,6 @@ static void eval_free(evaluator *e) {
     sp_lists_free(&e->test);
     free(e->train.off);
     free(e->train.idx);
-    free(e->sub_test.off);
-    free(e->sub_train.off);
     free(e->emb);
     free(e->U);
     free(e->V);
@@ -254,11 +252,10 @@ static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int 
         e->train.idx[e->train.off[u] + fill[u]++] = (uint32_t)D->ext[D->board_pin[i].p];
     }
     free(fill);
-    e->lo = (uint32_t)((uint64_t)e->nu * (uint64_t)rank / (uint64_t)size);
-    e->hi = (uint32_t)((uint64_t)e->nu * (uint64_t)(rank + 1) / (uint64_t)size);
-    int rc2 = sp_lists_rows(&e->test, e->lo, e->hi, &e->sub_test);
-    if (!rc2) rc2 = sp_lists_rows(&e->train, e->lo, e->hi, &e->sub_train);
-    return rc2;
+    /* users past the test file's rows have no test items: the blocks share out its rows */
+    e->lo = (uint32_t)((uint64_t)e->test.n * (uint64_t)rank / (uint64_t)size);
+    e->hi = (uint32_t)((uint64_t)e->test.n * (uint64_t)(rank + 1) / (uint64_t)size);
+    return SP_OK;
 }
 
 static int eval_run(evaluator *e, const nn_backend *be, const sp_sage_data *D, const sp_sage_params *P, int k,
@@ -273,8 +270,7 @@ static int eval_run(evaluator *e, const nn_backend *be, const sp_sage_data *D, c
         memcpy((isb ? e->U : e->V) + id * (size_t)d, e->emb + u * (size_t)d, 4 * (size_t)d);
     }
     uint32_t ks[1] = {(uint32_t)k};
-    return sp_metrics_topk(e->U + (size_t)e->lo * d, e->hi - e->lo, e->V, e->ni, (uint32_t)d, &e->sub_train,
-                           &e->sub_test, ks, 1, 1, out);
+    return sp_metrics_topk_rows(e->U, e->V, e->ni, (uint32_t)d, &e->train, &e->test, e->lo, e->hi, ks, 1, 1, out);
 }
 
 /* Collective: every rank's block scored (eval_run), the means over all ranks' users. */

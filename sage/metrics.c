@@ -320,6 +320,25 @@ static void topk_block(void *arg, int tid, uint64_t b) {
     }
 }
 
+int sp_metrics_topk_rows(const float *U, const float *V, uint32_t ni, uint32_t d, const sp_lists *train,
+                         const sp_lists *test, uint32_t lo, uint32_t hi, const uint32_t *ks, int nk, int nthreads,
+                         sp_topk_result *out) {
+    if (!test || !out) return sp_err(SP_EUSAGE, "metrics topk: test lists and out are required");
+    sp_lists bt, br = {0};
+    int rc = sp_lists_rows(test, lo, hi, &bt);
+    if (!rc && train) rc = sp_lists_rows(train, lo, hi, &br);
+    if (!rc && bt.n)
+        rc = sp_metrics_topk(U + (size_t)lo * d, bt.n, V, ni, d, train ? &br : NULL, &bt, ks, nk, nthreads, out);
+    else if (!rc) { /* nobody to score in this block */
+        memset(out, 0, sizeof *out);
+        out->nk = nk;
+        for (int i = 0; i < nk && i < SP_METRICS_MAX_K; i++) out->k[i] = ks[i];
+    }
+    free(bt.off);
+    free(br.off);
+    return rc;
+}
+
 int sp_metrics_topk(const float *U, uint32_t nu, const float *V, uint32_t ni, uint32_t d, const sp_lists *train,
                     const sp_lists *test, const uint32_t *ks, int nk, int nthreads, sp_topk_result *out) {
     static const char fn[] = "metrics topk";

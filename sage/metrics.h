@@ -50,6 +50,14 @@ typedef struct {
  * arguments. SP_ENOMEM. *out is filled only on success. */
 int sp_metrics_topk(const float *U, uint32_t nu, const float *V, uint32_t ni, uint32_t d, const sp_lists *train,
                     const sp_lists *test, const uint32_t *ks, int nk, int nthreads, sp_topk_result *out);
+/* sp_metrics_topk over the users [lo, hi) only (hi clipped to test->n; users past the test rows have no
+ * test items): U is the whole user table (rows lo.. are read), train and test the whole lists (row views
+ * of the block are made and dropped here). A rank scoring its block of the users this way and summing
+ * recall·users, ndcg·users and users over the ranks gets the figures of one sp_metrics_topk over all
+ * users. An empty block gives users = 0. Errors as sp_metrics_topk. */
+int sp_metrics_topk_rows(const float *U, const float *V, uint32_t ni, uint32_t d, const sp_lists *train,
+                         const sp_lists *test, uint32_t lo, uint32_t hi, const uint32_t *ks, int nk, int nthreads,
+                         sp_topk_result *out);
 
 /* Leave-one-out (S3Rec / ICLRec full ranking): one target item per user.
  *   rank(u) = #{candidates j != t : s_j > s_t, or s_j == s_t and j < t}  (0-based)

@@ -219,6 +219,25 @@ static void test_topk_vs_reference(int integer) {
               got.recall[2], got3.recall[2]);
     /* K beyond the candidates: every test item that is not a train item is found */
     CHECK(got.recall[3] < 1.0 + 1e-15 && got.recall[3] > got.recall[2]);
+    /* blocks of users (as ranks score them: the last one past the test rows is empty), summed: the same figures */
+    const uint32_t cut[] = {0, 97, 250, 285, test.n, nu};
+    double rs[4] = {0}, ns[4] = {0};
+    uint64_t users = 0;
+    for (int b = 0; b + 1 < (int)(sizeof cut / sizeof *cut); b++) {
+        sp_topk_result part;
+        CHECK_RC(sp_metrics_topk_rows(e.U, e.V, ni, d, &train, &test, cut[b], cut[b + 1], ks, 4, 1, &part), SP_OK);
+        if (cut[b] >= test.n) CHECK_EQ_U64(part.users, 0);
+        users += part.users;
+        for (int k = 0; k < 4; k++) {
+            rs[k] += part.recall[k] * (double)part.users;
+            ns[k] += part.ndcg[k] * (double)part.users;
+        }
+    }
+    CHECK_EQ_U64(users, got.users);
+    for (int k = 0; k < 4; k++)
+        CHECK_MSG(fabs(rs[k] / (double)users - got.recall[k]) < 1e-12 &&
+                      fabs(ns[k] / (double)users - got.ndcg[k]) < 1e-12,
+                  "blocks summed: recall@%u %.15g vs %.15g", ks[k], rs[k] / (double)users, got.recall[k]);
     sp_lists_free(&train);
     sp_lists_free(&test);
     free_emb(&e);

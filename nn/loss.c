@@ -112,6 +112,132 @@ static inline __attribute__((always_inline)) double softmax_row(float *restrict 
     return log((double)sum) + mx - zp; /* logsumexp − logit of the positive */
 }
 
+/* A masked (column, target) pair of one row: the column's shifted logit z and its exponential e. */
+typedef struct { int j, k; float z, e; } masked_t;
+
+/* Growable list of one row's masked pairs. */
+typedef struct { masked_t *v; size_t n, cap; int failed; } masklist;
+
+static void mask_add(masklist *m, int j, int k) {
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? 2 * m->cap : 64;
+        masked_t *v = realloc(m->v, sizeof *v * nc);
+        if (!v) { m->failed = 1; return; }
+        m->v = v, m->cap = nc;
+    }
+    m->v[m->n++] = (masked_t){j, k, 0.0f, 0.0f};
+}
+
+static int masked_cmp(const void *a, const void *b) {
+    const masked_t *x = a, *y = b;
+    return x->j != y->j ? (x->j < y->j ? -1 : 1) : (x->k > y->k) - (x->k < y->k);
+}
+
+/* All targets of one row at once (the fast path). The targets share the logits, so they share the max, the
+ * exponentials and their sum; a target's masked columns (accidental hits: its positive's id elsewhere;
+ * the query's exclusions) are few, so its sum is the shared one less theirs, in double. The max is taken
+ * over every column, masked or not: if a target's unmasked columns hold less than 1e-6 of the mass (their
+ * exponentials may have underflowed) it returns 1 and the caller takes the per-target path on the
+ * recomputed logits. s (nc) holds ⟨q_i, c_j⟩/tau and on return Σ_k w_k ∂loss_k/∂logit / nq. Per-target
+ * losses go to lrow[k] (w[k] == 0: not computed), Σ_k w_k·∂loss_k/∂tau·tau terms to *st when want_st. */
+static inline __attribute__((always_inline)) int softmax_row_fused(
+    float *restrict s, int nt, const int *pk, const float *w, const uint64_t *cid, const float *logq,
+    const colmap *cm, const uint64_t *ex0, const uint64_t *ex1, int nc, int nq, float inv_nq, int want_st,
+    double *lrow, double *st, masklist *ml) {
+    enum { LANES = 16 };
+    ml->n = 0, ml->failed = 0;
+    /* 1. the masked pairs, sorted by column and deduplicated (an id may repeat in an exclusion list) */
+    for (int k = 0; k < nt; k++) {
+        if (w[k] == 0.0f || !cid) continue;
+        uint64_t pid = cid[pk[k]];
+        if (cm) {
+            for (int j = colmap_first(cm, pid); j >= 0; j = cm->next[j])
+                if (j != pk[k]) mask_add(ml, j, k);
+        } else {
+            for (int j0 = 0; j0 < nc; j0 += LANES) {
+                int jn = nc - j0 < LANES ? nc - j0 : LANES, any = 0;
+                for (int l = 0; l < jn; l++) any |= cid[j0 + l] == pid;
+                if (any)
+                    for (int l = 0; l < jn; l++)
+                        if (cid[j0 + l] == pid && j0 + l != pk[k]) mask_add(ml, j0 + l, k);
+            }
+        }
+        if (cm && ex0)
+            for (const uint64_t *e = ex0; e < ex1; e++)
+                if (*e != pid)
+                    for (int j = colmap_first(cm, *e); j >= 0; j = cm->next[j])
+                        if (j != pk[k]) mask_add(ml, j, k);
+    }
+    if (ml->failed) return 1;
+    if (ml->n > 1) {
+        qsort(ml->v, ml->n, sizeof *ml->v, masked_cmp);
+        size_t u = 1;
+        for (size_t a = 1; a < ml->n; a++)
+            if (ml->v[a].j != ml->v[u - 1].j || ml->v[a].k != ml->v[u - 1].k) ml->v[u++] = ml->v[a];
+        ml->n = u;
+    }
+    /* 2. z_j = s_j − logq_j and its max over all columns */
+    float zp[NN_SOFTMAX_MAX_TARGETS], lp[NN_SOFTMAX_MAX_TARGETS];
+    for (int k = 0; k < nt; k++) lp[k] = s[pk[k]], zp[k] = lp[k] - (logq ? logq[pk[k]] : 0.0f);
+    float lane[LANES], mx = -INFINITY;
+    int j0 = nc - nc % LANES;
+    for (int l = 0; l < LANES; l++) lane[l] = -INFINITY;
+    if (logq)
+        for (int j = 0; j < nc; j++) s[j] -= logq[j];
+    for (int j = 0; j < j0; j += LANES)
+        for (int l = 0; l < LANES; l++) lane[l] = s[j + l] > lane[l] ? s[j + l] : lane[l];
+    for (int j = j0; j < nc; j++) mx = s[j] > mx ? s[j] : mx;
+    for (int l = 0; l < LANES; l++) mx = lane[l] > mx ? lane[l] : mx;
+    for (size_t a = 0; a < ml->n; a++) ml->v[a].z = s[ml->v[a].j];
+    /* 3. e_j and their sum (double lanes); Σ e_j·(z_j + logq_j) only for dtau without dq */
+    double es = 0.0, dl[LANES], sum = 0.0;
+    if (want_st)
+        for (int j = 0; j < nc; j++) es += (double)nn_expf_fast(s[j] - mx) * (s[j] + (logq ? logq[j] : 0.0f));
+    for (int j = 0; j < nc; j++) s[j] = nn_expf_fast(s[j] - mx);
+    for (int l = 0; l < LANES; l++) dl[l] = 0.0;
+    for (int j = 0; j < j0; j += LANES)
+        for (int l = 0; l < LANES; l++) dl[l] += (double)s[j + l];
+    for (int j = j0; j < nc; j++) sum += (double)s[j];
+    for (int l = 0; l < LANES; l++) sum += dl[l];
+    for (size_t a = 0; a < ml->n; a++) ml->v[a].e = s[ml->v[a].j];
+    /* 4. each target's sum, loss and gradient scale */
+    float scale[NN_SOFTMAX_MAX_TARGETS] = {0}, coef = 0.0f;
+    double stl = 0.0;
+    for (int k = 0; k < nt; k++) {
+        if (w[k] == 0.0f) continue;
+        double m = 0.0, me = 0.0;
+        for (size_t a = 0; a < ml->n; a++)
+            if (ml->v[a].k == k) {
+                m += (double)ml->v[a].e;
+                if (want_st) {
+                    int j = ml->v[a].j;
+                    me += (double)ml->v[a].e * (ml->v[a].z + (logq ? logq[j] : 0.0f));
+                }
+            }
+        double sk = sum - m;
+        if (!(sk > 1e-6 * sum)) return 1;
+        lrow[k] = log(sk) + mx - zp[k];
+        if (want_st) stl += (double)w[k] * ((es - me) / sk - lp[k]) / nq;
+        scale[k] = inv_nq / (float)sk;
+        coef += w[k] * scale[k];
+    }
+    /* 5. the gradient: e_j times the scales of the targets that keep column j, less w_k/nq at positive k */
+    for (int j = 0; j < nc; j++) s[j] *= coef;
+    for (size_t a = 0; a < ml->n;) { /* a masked column: the scales of the targets that keep it, in k order */
+        int j = ml->v[a].j;
+        unsigned mk = 0;
+        float e = ml->v[a].e, cj = 0.0f;
+        for (; a < ml->n && ml->v[a].j == j; a++) mk |= 1u << ml->v[a].k;
+        for (int k = 0; k < nt; k++)
+            if (w[k] != 0.0f && !(mk >> k & 1)) cj += w[k] * scale[k];
+        s[j] = e * cj;
+    }
+    for (int k = 0; k < nt; k++)
+        if (w[k] != 0.0f) s[pk[k]] -= w[k] * inv_nq;
+    *st += stl;
+    return 0;
+}
+
 /* The sampled softmax of nt targets over one set of logits: target k's positives pos[k·nq ..], weight w[k]
  * (w == NULL: one target of weight 1, computed in place in scratch). The logits and the two gradient
  * products are computed once whatever nt; rows (2·nc floats) holds a row's logits and one target's
@@ -123,7 +249,11 @@ static float softmax_targets(const float *q, const float *c, int nt, const int *
                              int nq, int nc, int d, float tau, float *dq, float *dc, float *dtau, float *lossk,
                              float *scratch, float *rows) {
     colmap cm = {0};
-    if (excl_off && cid && colmap_build(&cm, cid, nc)) excl_off = NULL; /* no memory: no exclusion (documented) */
+    /* the id -> columns table finds accidental hits and exclusions; without memory for it, accidental hits are
+     * found by a scan and exclusions are ignored (documented) */
+    int have_cm = cid && nc > 0 && !colmap_build(&cm, cid, nc);
+    if (!have_cm) excl_off = NULL;
+    masklist ml = {0};
     for (int k = 0; lossk && k < nt; k++) lossk[k] = 0.0f;
     if (nq <= 0 || nc <= 0) {
         if (dc && nc > 0) memset(dc, 0, sizeof *dc * (size_t)nc * (size_t)d);
@@ -132,6 +262,8 @@ static float softmax_targets(const float *q, const float *c, int nt, const int *
         free(cm.key), free(cm.first), free(cm.next);
         return 0.0f;
     }
+    const float one = 1.0f, *wv = w ? w : &one;
+    int ntv = w ? nt : 1;
     float itau = 1.0f / tau;
     nn_gemm(0, 1, nq, nc, d, itau, q, c, 0.0f, scratch); /* (nq, d)·(d, nc) / tau */
     /* Every loop is branch-free and has no cross-iteration float reduction except through explicit lane
@@ -144,6 +276,17 @@ static float softmax_targets(const float *q, const float *c, int nt, const int *
     for (int i = 0; i < nq; i++) {
         float *restrict s = scratch + (size_t)i * nc;
         const uint64_t *e0 = cmp ? excl + excl_off[i] : NULL, *e1 = cmp ? excl + excl_off[i + 1] : NULL;
+        int pk[NN_SOFTMAX_MAX_TARGETS];
+        double lrow[NN_SOFTMAX_MAX_TARGETS] = {0};
+        for (int k = 0; k < ntv; k++) pk[k] = pos[(size_t)k * nq + i];
+        if (!softmax_row_fused(s, ntv, pk, wv, cid, logq, have_cm ? &cm : NULL, e0, e1, nc, nq, inv_nq, want_st, lrow,
+                               &st, &ml)) {
+            for (int k = 0; k < ntv; k++)
+                if (wv[k] != 0.0f) lk[k] += lrow[k], loss += (double)wv[k] * lrow[k];
+            continue;
+        }
+        /* the per-target path, on the row's logits computed again (the fused one changed them) */
+        nn_gemm(0, 1, 1, nc, d, itau, q + (size_t)i * d, c, 0.0f, s);
         if (!w) { /* one target, in place */
             loss += softmax_row(s, pos[i], cid, logq, cmp, e0, e1, nc, nq, inv_nq, want_st, &st);
             continue;
@@ -163,6 +306,7 @@ static float softmax_targets(const float *q, const float *c, int nt, const int *
             for (int j = 0; j < nc; j++) s[j] += wk * t[j];
         }
     }
+    free(ml.v);
     for (int k = 0; lossk && k < nt; k++) lossk[k] = (float)(lk[k] / nq);
     /* logit = ⟨q, c⟩/tau − logq: ∂logit/∂q = c/tau, ∂logit/∂tau = −s/tau */
     if (dq) nn_gemm(0, 0, nq, d, nc, itau, scratch, c, 0.0f, dq); /* (nq, nc)·(nc, d) */

@@ -17,7 +17,7 @@
 /* Parses the token tok[0..n) (tok[n] may be overwritten: the line buffer is
  * ours) as an id of `what` ("user"/"item"), base subtracted. */
 static int parse_id(const char *path, uint64_t lno, const char *what, char *tok, size_t n, uint32_t base,
-                    uint32_t *id) {
+                    uint64_t limit, uint32_t *id) {
     uint64_t v = 0;
     char save = tok[n];
     tok[n] = 0;
@@ -32,9 +32,10 @@ static int parse_id(const char *path, uint64_t lno, const char *what, char *tok,
     if (pr == 0 && v < base)
         return sp_err(SP_EINPUT, "%s:%llu: %s id %llu is below the id base %u (ids are %u-based here)", path,
                       (unsigned long long)lno, what, (unsigned long long)v, base, base);
-    if (pr == -2 || v - base >= ID_LIMIT)
-        return sp_err(SP_EINPUT, "%s:%llu: %s id '%.*s' is too large (at most %llu)", path, (unsigned long long)lno,
-                      what, shown, tok, (unsigned long long)(ID_LIMIT - 1 + base));
+    if (pr == -2 || v - base >= limit)
+        return sp_err(SP_EINPUT, "%s:%llu: %s id '%.*s' is too large (at most %llu%s)", path, (unsigned long long)lno,
+                      what, shown, tok, (unsigned long long)(limit - 1 + base),
+                      limit < ID_LIMIT ? ": ids here are dense indices" : "");
     *id = (uint32_t)(v - base);
     return SP_OK;
 }
@@ -45,8 +46,9 @@ typedef struct {
 } line_rec;
 
 int sp_lists_load(const char *path, const sp_lists_opts *opts, sp_lists *out, sp_lists_stats *stats) {
-    sp_lists_opts o = opts ? *opts : (sp_lists_opts){0, 0};
+    sp_lists_opts o = opts ? *opts : (sp_lists_opts){0, 0, 0};
     if (!path || !out) return sp_err(SP_EUSAGE, "sp_lists_load: path and out are required");
+    uint64_t limit = o.max_id && o.max_id < ID_LIMIT ? o.max_id : ID_LIMIT;
     FILE *in = fopen(path, "rb");
     if (!in) return sp_err(errno == ENOENT ? SP_EINPUT : SP_EIO, "%s: cannot open: %s", path, strerror(errno));
 
@@ -75,7 +77,7 @@ int sp_lists_load(const char *path, const sp_lists_opts *opts, sp_lists *out, sp
         size_t i = 0, s;
         while (sp_ws_next(line, len, &i, &s)) {
             uint32_t id = 0;
-            rc = parse_id(path, lno, have_user ? "item" : "user", line + s, i - s, o.id_base, &id);
+            rc = parse_id(path, lno, have_user ? "item" : "user", line + s, i - s, o.id_base, limit, &id);
             if (rc) goto done;
             if (!have_user) {
                 user = id;
@@ -195,7 +197,7 @@ done:
 }
 
 int sp_lists_load_lightgcn(const char *path, sp_lists *out, sp_lists_stats *stats) {
-    sp_lists_opts o = {.flags = SP_LISTS_DEDUPE | SP_LISTS_ALLOW_EMPTY, .id_base = 0};
+    sp_lists_opts o = {.flags = SP_LISTS_DEDUPE | SP_LISTS_ALLOW_EMPTY, .id_base = 0, .max_id = SP_LISTS_LIGHTGCN_MAX_ID};
     return sp_lists_load(path, &o, out, stats);
 }
 

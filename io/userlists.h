@@ -34,7 +34,14 @@ typedef struct {
      * the LightGCN split (0-based), 1 for S3Rec files (1-based ids; row 0 is
      * then user 1, column 0 item 1). */
     uint32_t id_base;
+    /* Ids (after id_base) must be below this (0: the 2^32 - 1 limit). Rows are indexed by user id, so a
+     * file naming one user 10^9 would take gigabytes; a loader for dense ids sets a bound. */
+    uint32_t max_id;
 } sp_lists_opts;
+
+/* sp_lists_load_lightgcn's bound on user and item ids: the eval stage's and `sagepipe eval`'s tables
+ * take a row per id up to the largest. */
+#define SP_LISTS_LIGHTGCN_MAX_ID (1u << 28)
 
 typedef struct {
     uint64_t lines;     /* lines read */
@@ -48,7 +55,7 @@ typedef struct {
  * subtracted, ids must be below 2^32 - 1; a user may appear on one line only.
  * Errors (out untouched, nothing to free):
  *   SP_EINPUT "PATH:LINE: what" for a bad line -- a token that is not a
- *     non-negative decimal integer, an id too large or below id_base, an empty
+ *     non-negative decimal integer, an id too large (opts->max_id) or below id_base, an empty
  *     line, a user without items (unless SP_LISTS_ALLOW_EMPTY), a user seen on
  *     an earlier line; also a missing file and a file with no lines;
  *   SP_EIO (unreadable), SP_ENOMEM.
@@ -58,7 +65,8 @@ typedef struct {
 int sp_lists_load(const char *path, const sp_lists_opts *opts, sp_lists *out, sp_lists_stats *stats);
 
 /* The two formats of BENCHMARKS.md with their usual options:
- * LightGCN train/test (0-based, items a set, users without items allowed) and
+ * LightGCN train/test (0-based, items a set, users without items allowed, ids below
+ * SP_LISTS_LIGHTGCN_MAX_ID) and
  * an S3Rec sequence file (1-based ids made 0-based, order and repeats kept). */
 int sp_lists_load_lightgcn(const char *path, sp_lists *out, sp_lists_stats *stats);
 int sp_lists_load_s3rec(const char *path, sp_lists *out, sp_lists_stats *stats);

@@ -285,6 +285,12 @@ static void topk_block(void *arg, int tid, uint64_t b) {
     }
     for (uint32_t r = 0; r < m; r++) {
         uint32_t u = s->who[r], tag = u + 1, n = s->hn[r];
+        /* a row of zeros (no vector for the user) ranks nothing: every score ties, and a tie-break by item id
+         * is not a prediction */
+        const float *ur = s->A + (size_t)r * d;
+        uint32_t nz = 0;
+        for (uint32_t t = 0; t < d; t++) nz |= ur[t] != 0.0f;
+        if (!nz) n = 0;
         hent *h = heaps + (size_t)r * kh;
         heap_sort_best_first(h, n);
         const uint32_t *te = list_at(c->test, u);

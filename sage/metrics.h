@@ -30,7 +30,8 @@
  *   NDCG@K   = sum_{r < K, item r in test} 1/log2(r+2) / IDCG,
  *              IDCG = sum_{r < min(K, |test|)} 1/log2(r+2)   (r 0-based)
  * and the means over the evaluated users. K larger than the candidates just
- * ranks them all. */
+ * ranks them all. A user whose row of U is all zeros (no vector: the eval
+ * stage's users without one) ranks nothing and counts with recall and NDCG 0. */
 typedef struct {
     int nk;                           /* cut-offs, as given */
     uint32_t k[SP_METRICS_MAX_K];

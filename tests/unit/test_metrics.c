@@ -247,8 +247,8 @@ static void test_topk_vs_reference(int integer) {
  * (40 items: both the grouped and the tail scan of the heap are used). */
 static void test_topk_ties_by_index(void) {
     enum { NI = 40, D = 4 };
-    float U[2 * D] = {0}, V[NI * D];
-    for (int i = 0; i < NI * D; i++) V[i] = (float)(i % 3); /* any items: user rows are zero */
+    float U[2 * D] = {1, 0, 0, 0, 2, 0, 0, 0}, V[NI * D];
+    for (int i = 0; i < NI * D; i++) V[i] = i % D ? (float)(i % 3) : 1.0f; /* every item scores u[0] */
     uint64_t troff[] = {0, 2, 2};
     uint32_t tridx[] = {0, 2};              /* user 0 excludes items 0 and 2 */
     uint64_t teoff[] = {0, 3, 4};
@@ -265,6 +265,23 @@ static void test_topk_ties_by_index(void) {
     CHECK_NEAR(r.ndcg[0], (u0_2 + 1.0) / 2, TOL);
     CHECK_NEAR(r.recall[1], (1 / 3.0 + 1.0) / 2, TOL);
     CHECK_NEAR(r.ndcg[1], (u0_3 + 1.0) / 2, TOL);
+}
+
+/* A user row of zeros (a test user without a vector) ranks nothing: recall and NDCG 0, though a tie-break by
+ * item id would put its test item 0 first; the user still counts. */
+static void test_topk_zero_row(void) {
+    enum { NI = 6, D = 2 };
+    float U[2 * D] = {0, 0, 1, 0}, V[NI * D] = {1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0};
+    uint64_t teoff[] = {0, 1, 2};
+    uint32_t teidx[] = {0, 0};
+    sp_lists test = {2, NI, teoff, teidx};
+    const uint32_t ks[] = {1, 20};
+    sp_topk_result r;
+    CHECK_RC(sp_metrics_topk(U, 2, V, NI, D, NULL, &test, ks, 2, 1, &r), SP_OK);
+    CHECK_EQ_U64(r.users, 2);
+    CHECK_NEAR(r.recall[0], 0.5, TOL); /* user 1 (scores all tie) hits item 0 first; user 0 nothing */
+    CHECK_NEAR(r.recall[1], 0.5, TOL);
+    CHECK_NEAR(r.ndcg[0], 0.5, TOL);
 }
 
 /* The LightGCN formulas on a hand-made case: scores 4 > 3 > 2 > 1 > 0. */
@@ -491,6 +508,7 @@ int main(void) {
     test_topk_vs_reference(1);
     test_topk_vs_reference(0);
     test_topk_ties_by_index();
+    test_topk_zero_row();
     test_topk_formulas();
     test_topk_errors();
     test_loo_vs_reference(1);

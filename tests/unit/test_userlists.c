@@ -84,7 +84,7 @@ static void bad(const char *text, const sp_lists_opts *o, const char *want) {
 }
 
 static void test_errors(void) {
-    sp_lists_opts plain = {0, 0}, empty_ok = {SP_LISTS_ALLOW_EMPTY, 0}, base1 = {0, 1};
+    sp_lists_opts plain = {0, 0, 0}, empty_ok = {SP_LISTS_ALLOW_EMPTY, 0, 0}, base1 = {0, 1, 0};
     bad("0 1 2\n1 3 x4\n", &plain, "bad.txt:2: bad item id 'x4': not a non-negative decimal integer");
     bad("0 1 -2\n", &plain, "bad.txt:1: bad item id '-2': not a non-negative decimal integer");
     bad("u7 1\n", &plain, "bad.txt:1: bad user id 'u7': not a non-negative decimal integer");
@@ -98,6 +98,12 @@ static void test_errors(void) {
     bad("1 2\n0 1\n", &base1, "bad.txt:2: user id 0 is below the id base 1 (ids are 1-based here)");
     bad("1 0\n", &base1, "bad.txt:1: item id 0 is below the id base 1 (ids are 1-based here)");
     bad("", &plain, "bad.txt: no lines (expected 'user item item ...' per line)");
+    /* a bound on dense ids: checked while reading, before a row table of the id's size is grown */
+    sp_lists_opts dense = {SP_LISTS_DEDUPE | SP_LISTS_ALLOW_EMPTY, 0, SP_LISTS_LIGHTGCN_MAX_ID};
+    bad("0 1\n1000000000 1\n", &dense,
+        "bad.txt:2: user id '1000000000' is too large (at most 268435455: ids here are dense indices)");
+    bad("0 268435456\n", &dense, "bad.txt:1: item id '268435456' is too large (at most 268435455: ids here are "
+                                 "dense indices)");
     {   /* a NUL byte inside a token is not the end of the number */
         char path[128];
         snprintf(path, sizeof path, "%s/bad.txt", dir);

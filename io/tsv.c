@@ -415,19 +415,24 @@ int sp_parse_f32(const char *s, float *v) {
 int sp_input_path(const char *dir, const char *name, char *out, size_t cap) {
     struct stat st;
     if (!dir || !name || !out || cap == 0) return 0;
-    int n = snprintf(out, cap, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= cap) {
-        sp_err(SP_EINTERNAL, "%s/%s: path longer than %zu bytes", dir, name, cap);
-        goto none;
+    for (int z = 0; z < 2; z++) {
+        int n = snprintf(out, cap, z ? "%s/%s.zst" : "%s/%s", dir, name);
+        if (n < 0 || (size_t)n >= cap) {
+            out[0] = 0;
+            return -sp_err(SP_EINPUT, "%s/%s%s: path longer than %zu bytes", dir, name, z ? ".zst" : "", cap);
+        }
+        if (lstat(out, &st)) {
+            if (errno == ENOENT || errno == ENOTDIR) continue; /* absent: the next name, or none */
+            return -sp_err(SP_EIO, "%s: %s", out, strerror(errno));
+        }
+        /* present: it must be a readable regular file (a dangling link is not "absent"; a FIFO would block) */
+        if (stat(out, &st))
+            return -sp_err(SP_EINPUT, "%s: a symbolic link to a missing file (%s)", out, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+            return -sp_err(SP_EINPUT, "%s: not a regular file (%s)", out,
+                           S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a special file");
+        return 1;
     }
-    if (stat(out, &st) == 0) return 1;
-    n = snprintf(out, cap, "%s/%s.zst", dir, name);
-    if (n < 0 || (size_t)n >= cap) {
-        sp_err(SP_EINTERNAL, "%s/%s.zst: path longer than %zu bytes", dir, name, cap);
-        goto none;
-    }
-    if (stat(out, &st) == 0) return 1;
-none:
     out[0] = 0;
     return 0;
 }

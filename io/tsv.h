@@ -67,7 +67,10 @@ int sp_parse_f32(const char *s, float *v);
 
 /* Path of an input: `dir/name` if it exists, else `dir/name.zst` if that
  * exists; writes the chosen path to out (size cap) and returns 1, or 0 when
- * neither exists. */
+ * neither exists. A name that exists but is not a regular file (a dangling
+ * symbolic link, a directory, a FIFO) is an error, not an absent input:
+ * -SP_EINPUT with sp_errmsg naming it (-SP_EIO when lstat fails otherwise;
+ * -SP_EINPUT for a path longer than cap). */
 int sp_input_path(const char *dir, const char *name, char *out, size_t cap);
 
 #endif

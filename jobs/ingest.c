@@ -36,6 +36,9 @@ enum { F_PIN_BOARD, F_PIN_PIN, F_DENSE, F_TOKENS, F_EVENTS, NFILES };
 static const char *const FILE_NAMES[NFILES] = {"pin_board.tsv", "pin_pin.tsv", "pin_dense.sfv", "pin_tokens.tsv",
                                                "events.tsv"};
 
+/* Timestamps past 9999-12-31 are rejected: day arithmetic on them (histories' windows, gaps) would overflow. */
+#define TS_END ((int64_t)253402300800000)
+
 enum { R_PARSE, R_BAD_ID, R_ID_RANGE, R_BAD_TS, R_WINDOW, R_ACTION, R_WEIGHT, R_SELF_LOOP, R_NAN, R_DUP,
        R_TOO_LONG, NREASONS };
 static const char *const REASONS[NREASONS] = {"parse_error", "bad_id", "id_out_of_range", "bad_timestamp",
@@ -213,8 +216,9 @@ static int row_pin_board(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int
     if (parse_id(g, F_PIN_BOARD, lno, known, f[0], "pin_id", &e.pin) ||
         parse_id(g, F_PIN_BOARD, lno, known, f[1], "board_id", &e.board))
         return SP_OK;
-    if (n == 3 && (sp_parse_i64(f[2], &e.ts) || e.ts < 0)) {
-        reject(g, F_PIN_BOARD, R_BAD_TS, lno, g->rank, known, "ts_ms '%s' is not a non-negative integer", clip(f[2]));
+    if (n == 3 && (sp_parse_i64(f[2], &e.ts) || e.ts < 0 || e.ts >= TS_END)) {
+        reject(g, F_PIN_BOARD, R_BAD_TS, lno, g->rank, known, "ts_ms '%s' is not an integer in [0, %" PRId64 ") (the "
+               "years 1970-9999)", clip(f[2]), TS_END);
         return SP_OK;
     }
     return sp_shuffle_put(s, sp_owner(SP_PIN, e.pin, g->size), &e, sizeof e);
@@ -281,8 +285,9 @@ static int row_events(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int kn
         reject(g, F_EVENTS, R_ACTION, lno, g->rank, known, "action '%s' is not in input.actions", clip(f[2]));
         return SP_OK;
     }
-    if (sp_parse_i64(f[3], &e.e.ts) || e.e.ts < 0) {
-        reject(g, F_EVENTS, R_BAD_TS, lno, g->rank, known, "ts_ms '%s' is not a non-negative integer", clip(f[3]));
+    if (sp_parse_i64(f[3], &e.e.ts) || e.e.ts < 0 || e.e.ts >= TS_END) {
+        reject(g, F_EVENTS, R_BAD_TS, lno, g->rank, known, "ts_ms '%s' is not an integer in [0, %" PRId64 ") (the "
+               "years 1970-9999)", clip(f[3]), TS_END);
         return SP_OK;
     }
     if (g->window_day && (e.e.ts < g->ctx->day_ms || e.e.ts >= g->ctx->day_ms + SP_DAY_MS)) {
@@ -903,7 +908,12 @@ int sp_ingest_digest(const sp_run_ctx *ctx, uint64_t *digest) {
         char path[4096];
         struct stat sb;
         if (f == F_EVENTS && kafka) continue; /* not read */
-        if (!sp_input_path(ctx->input_dir, FILE_NAMES[f], path, sizeof path)) {
+        int pr = sp_input_path(ctx->input_dir, FILE_NAMES[f], path, sizeof path);
+        if (pr < 0) {
+            if (!rc) rc = -pr;
+            continue;
+        }
+        if (!pr) {
             if (f == F_PIN_BOARD)
                 rc = sp_err(SP_EINPUT, "required input %s/%s (or .zst) is missing", ctx->input_dir, FILE_NAMES[f]);
             continue;
@@ -936,7 +946,14 @@ int sp_ingest_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc && (!g.list_buf[0] || !g.list_buf[1])) rc = SP_ENOMEM;
     char path[NFILES][4096];
     int present[NFILES];
-    for (int f = 0; f < NFILES; f++) present[f] = sp_input_path(ctx->input_dir, FILE_NAMES[f], path[f], sizeof path[f]);
+    for (int f = 0; f < NFILES; f++) {
+        if (f == F_EVENTS && g.kafka) { /* not read */
+            present[f] = 0;
+            continue;
+        }
+        present[f] = sp_input_path(ctx->input_dir, FILE_NAMES[f], path[f], sizeof path[f]);
+        if (present[f] < 0 && !rc) rc = -present[f];
+    }
     if (!rc && !present[F_PIN_BOARD])
         rc = sp_err(SP_EINPUT, "required input %s/%s (or .zst) is missing", ctx->input_dir, FILE_NAMES[F_PIN_BOARD]);
     rc = sp_dist_agree(rc);

@@ -205,6 +205,7 @@ variants() {
     insert_line "$d/in/pin_board.tsv" 90 $'900001\t5\t12.5'                      # bad_timestamp
     insert_line "$d/in/pin_board.tsv" 91 $'900001'                               # parse_error
     insert_line "$d/in/pin_board.tsv" 92 $'-1\t5'                                # bad_id
+    insert_line "$d/in/pin_board.tsv" 93 $'900001\t5\t9223372036854775807'        # bad_timestamp (past 9999)
     insert_line "$d/in/pin_board.tsv" 801 $'900002\t18446744073709551616'        # id_out_of_range
     insert_line "$d/in/events.tsv" 1 $'99999999999999999999\t5\tsave\t'$((DAY_MS + 1)) # id_out_of_range
     insert_line "$d/in/events.tsv" 33 $'900001\t5\tclick\t17637696e5'            # bad_timestamp
@@ -225,7 +226,7 @@ variants() {
     expect_exit 0 ingest_cmd "$d" 0 --set input.max_reject_fraction=0.05
     want=$(printf '%s\n' \
         $'pin_board.tsv\t90\tbad_timestamp' $'pin_board.tsv\t91\tparse_error' $'pin_board.tsv\t92\tbad_id' \
-        $'pin_board.tsv\t801\tid_out_of_range' \
+        $'pin_board.tsv\t93\tbad_timestamp' $'pin_board.tsv\t801\tid_out_of_range' \
         $'events.tsv\t1\tid_out_of_range' $'events.tsv\t33\tbad_timestamp' $'events.tsv\t34\tbad_timestamp' \
         $'events.tsv\t35\tunknown_action' $'events.tsv\t36\toutside_window' $'events.tsv\t37\tparse_error' \
         $'events.tsv\t80\tduplicate' \

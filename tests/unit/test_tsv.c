@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -383,10 +384,26 @@ static void test_input_path(void) {
     CHECK_EQ_INT(sp_input_path(tmpdir, "in.tsv", out, sizeof out), 1);
     CHECK_STR(out, p);
     CHECK_EQ_INT(sp_input_path(tmpdir, "missing.tsv", out, sizeof out), 0);
-    CHECK_EQ_INT(sp_input_path(tmpdir, "in.tsv", out, 8), 0); /* does not fit */
+    CHECK_EQ_INT(sp_input_path(tmpdir, "in.tsv", out, 8), -SP_EINPUT); /* does not fit: an error, not absent */
     unlink(p);
     snprintf(p, sizeof p, "%s/in.tsv.zst", tmpdir);
     unlink(p);
+    /* present but not a regular file: an error naming it, not an absent input */
+    snprintf(p, sizeof p, "%s/link.tsv", tmpdir);
+    CHECK(symlink("/nonexistent/sagepipe-test", p) == 0);
+    CHECK_EQ_INT(sp_input_path(tmpdir, "link.tsv", out, sizeof out), -SP_EINPUT);
+    CHECK(strstr(sp_errmsg(), "link.tsv: a symbolic link to a missing file") != NULL);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/fifo.tsv", tmpdir);
+    CHECK(mkfifo(p, 0600) == 0);
+    CHECK_EQ_INT(sp_input_path(tmpdir, "fifo.tsv", out, sizeof out), -SP_EINPUT);
+    CHECK(strstr(sp_errmsg(), "fifo.tsv: not a regular file (a FIFO)") != NULL);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/dir.tsv.zst", tmpdir);
+    CHECK(mkdir(p, 0700) == 0);
+    CHECK_EQ_INT(sp_input_path(tmpdir, "dir.tsv", out, sizeof out), -SP_EINPUT);
+    CHECK(strstr(sp_errmsg(), "dir.tsv.zst: not a regular file (a directory)") != NULL);
+    rmdir(p);
 }
 
 int main(void) {

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include "sp_base.h"
@@ -369,9 +370,98 @@ static int cfg_ini_handler(void *user, const char *section, const char *name, co
     return 1;
 }
 
+/* libinih (Debian's build) reads lines into a 200-byte buffer: a longer line is cut and its rest read as a
+ * line of its own (an indented rest continues the previous key's value), silently. */
+#define INI_LINE_BYTES 199 /* the longest line libinih reads whole, its '\n' included */
+#define CONFIG_MAX_BYTES (1 << 20)
+
+/* What libinih would accept silently or misread, checked before it parses: NUL bytes, lines longer than its
+ * buffer, indented lines that are not comments (libinih appends them to the previous value), a section
+ * header without ']', a section or a key given twice (libinih keeps the last). "path:line: what". */
+static int config_prescan(const char *path, FILE *f) {
+    struct {
+        char sect[64], key[64];
+        int line;
+    } seen[512];
+    int nseen = 0, rc = SP_OK;
+    char *buf = malloc(CONFIG_MAX_BYTES + 1), cur[64] = "";
+    if (!buf) return SP_ENOMEM;
+    size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
+    if (ferror(f)) rc = sp_err(SP_ECONFIG, "cannot read config %s: %s", path, strerror(errno));
+    else if (n > CONFIG_MAX_BYTES) rc = sp_err(SP_ECONFIG, "config %s: larger than %d bytes", path, CONFIG_MAX_BYTES);
+    int line = 0;
+    for (size_t pos = 0; !rc && pos < n;) {
+        const char *l = buf + pos, *nl = memchr(l, '\n', n - pos);
+        size_t raw = nl ? (size_t)(nl - l) + 1 : n - pos, len = nl ? (size_t)(nl - l) : n - pos;
+        pos += raw;
+        line++;
+        if (memchr(l, 0, len)) {
+            rc = sp_err(SP_ECONFIG, "%s:%d: a NUL byte", path, line);
+            break;
+        }
+        if (raw > INI_LINE_BYTES) {
+            rc = sp_err(SP_ECONFIG, "%s:%d: line of %zu characters, longer than the %d the INI reader takes "
+                        "(split a comment over several # lines)", path, line, len, INI_LINE_BYTES - 1);
+            break;
+        }
+        while (len && (l[len - 1] == '\r' || l[len - 1] == ' ' || l[len - 1] == '\t')) len--;
+        size_t lead = 0;
+        while (lead < len && (l[lead] == ' ' || l[lead] == '\t')) lead++;
+        if (lead == len || l[lead] == '#' || l[lead] == ';') continue; /* blank or comment */
+        if (lead) {
+            rc = sp_err(SP_ECONFIG, "%s:%d: indented line '%.*s': continuation lines are not supported (one "
+                        "key = value per line)", path, line, (int)(len - lead > 40 ? 40 : len - lead), l + lead);
+            break;
+        }
+        if (l[0] == '[') {
+            const char *close = memchr(l, ']', len);
+            if (!close) {
+                rc = sp_err(SP_ECONFIG, "%s:%d: section header without ']'", path, line);
+                break;
+            }
+            snprintf(cur, sizeof cur, "%.*s", (int)(close - l - 1), l + 1);
+            for (int i = 0; i < nseen; i++)
+                if (!seen[i].key[0] && !strcmp(seen[i].sect, cur)) {
+                    rc = sp_err(SP_ECONFIG, "%s:%d: section [%s] again (first on line %d): one section each",
+                                path, line, cur, seen[i].line);
+                    break;
+                }
+            if (!rc && nseen < 512) snprintf(seen[nseen].sect, 64, "%s", cur), seen[nseen].key[0] = 0,
+                                    seen[nseen++].line = line;
+            continue;
+        }
+        size_t klen = strcspn(l, "=:");
+        if (klen >= len) continue; /* no '=': libinih reports the syntax error */
+        while (klen && (l[klen - 1] == ' ' || l[klen - 1] == '\t')) klen--;
+        char key[64];
+        snprintf(key, sizeof key, "%.*s", (int)klen, l);
+        for (int i = 0; i < nseen; i++)
+            if (seen[i].key[0] && !strcmp(seen[i].sect, cur) && !strcmp(seen[i].key, key)) {
+                rc = sp_err(SP_ECONFIG, "%s:%d: key '%s' in [%s] again (first on line %d)", path, line, key, cur,
+                            seen[i].line);
+                break;
+            }
+        if (!rc && nseen < 512) snprintf(seen[nseen].sect, 64, "%s", cur), snprintf(seen[nseen].key, 64, "%s", key),
+                                seen[nseen++].line = line;
+    }
+    free(buf);
+    return rc;
+}
+
 int sp_config_load(sp_config *c, const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return sp_err(SP_ECONFIG, "cannot open config %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return sp_err(SP_ECONFIG, "config %s: not a regular file", path);
+    }
+    int prc = config_prescan(path, f);
+    if (prc) {
+        fclose(f);
+        return prc;
+    }
+    rewind(f);
     load_ctx x = {.c = c, .path = path};
     int line = ini_parse_file(f, cfg_ini_handler, &x);
     fclose(f);
@@ -398,11 +488,58 @@ int sp_config_set(sp_config *c, const char *a) {
     return set_value(c, i, eq + 1, "--set ");
 }
 
+/* 1 when every word of list a is a word of list b (space- or tab-separated); *bad gets the first that is not. */
+static int words_within(const char *a, const char *b, char *bad, size_t cap) {
+    for (const char *p = a; *p;) {
+        p += strspn(p, " \t");
+        size_t n = strcspn(p, " \t");
+        if (!n) break;
+        int found = 0;
+        for (const char *q = b; *q && !found;) {
+            q += strspn(q, " \t");
+            size_t m = strcspn(q, " \t");
+            found = m == n && !memcmp(p, q, n);
+            q += m;
+        }
+        if (!found) {
+            snprintf(bad, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+            return 0;
+        }
+        p += n;
+    }
+    return 1;
+}
+
 int sp_config_check(const sp_config *c) {
     for (size_t i = 0; i < NKEYS; i++)
         if ((SCHEMA[i].flags & F_REQUIRED) && !c->val[i])
             return sp_err(SP_ECONFIG, "missing required key %s.%s (%s)", SCHEMA[i].section, SCHEMA[i].key,
                           SCHEMA[i].doc);
+    /* keys that constrain each other: checked for every command, before any stage reads them */
+    int64_t w = sp_config_int(c, "sequence", "width"), h = sp_config_int(c, "sequence", "heads");
+    if (w % h) return sp_err(SP_ECONFIG, "sequence.width %lld is not a multiple of sequence.heads %lld", (long long)w,
+                             (long long)h);
+    static const char *const tau_sections[] = {"train", "sequence"};
+    for (int t = 0; t < 2; t++) {
+        double tau = sp_config_f64(c, tau_sections[t], "tau"), lo = sp_config_f64(c, tau_sections[t], "tau_min");
+        if (lo > tau)
+            return sp_err(SP_ECONFIG, "%s.tau_min %g is above %s.tau %g (the floor of the learned temperature)",
+                          tau_sections[t], lo, tau_sections[t], tau);
+    }
+    if (sp_config_int(c, "walks", "hard_lo") > sp_config_int(c, "walks", "hard_hi"))
+        return sp_err(SP_ECONFIG, "walks.hard_lo %lld is above walks.hard_hi %lld (the band would be empty)",
+                      (long long)sp_config_int(c, "walks", "hard_lo"), (long long)sp_config_int(c, "walks", "hard_hi"));
+    static const char *const nbr[2][2] = {{"nbr_pins", "top_pins"}, {"nbr_boards", "top_boards"}};
+    for (int t = 0; t < 2; t++)
+        if (sp_config_int(c, "sage", nbr[t][0]) > sp_config_int(c, "walks", nbr[t][1]))
+            return sp_err(SP_ECONFIG, "sage.%s %lld is above walks.%s %lld (a layer reads at most the kept neighbours)",
+                          nbr[t][0], (long long)sp_config_int(c, "sage", nbr[t][0]), nbr[t][1],
+                          (long long)sp_config_int(c, "walks", nbr[t][1]));
+    char bad[64];
+    if (!words_within(sp_config_str(c, "walks", "negative_actions"), sp_config_str(c, "input", "actions"), bad,
+                      sizeof bad))
+        return sp_err(SP_ECONFIG, "walks.negative_actions: '%s' is not one of input.actions (%s)", bad,
+                      sp_config_str(c, "input", "actions"));
     return SP_OK;
 }
 

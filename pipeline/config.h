@@ -13,11 +13,16 @@ typedef struct sp_config sp_config;
 
 /* A config with every default and no file. */
 int sp_config_new(sp_config **out);
-/* Reads an INI file over the current values. Errors name "path:line". */
+/* Reads an INI file over the current values. Errors name "path:line": besides unknown sections and keys
+ * and bad values, a NUL byte, a line longer than libinih's buffer (198 characters), an indented line
+ * that is not a comment (libinih would append it to the previous value), a section header without ']',
+ * and a section or key given twice. */
 int sp_config_load(sp_config *c, const char *path);
 /* Applies "section.key=value" (a --set). */
 int sp_config_set(sp_config *c, const char *assignment);
-/* Checks that every required key has a value. */
+/* Checks that every required key has a value and that keys which constrain each other agree
+ * (sequence.width a multiple of sequence.heads, tau_min <= tau, walks.hard_lo <= walks.hard_hi,
+ * sage.nbr_* <= walks.top_*, walks.negative_actions among input.actions). */
 int sp_config_check(const sp_config *c);
 void sp_config_free(sp_config *c);
 

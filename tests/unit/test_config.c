@@ -3,6 +3,7 @@
  * follow output-relevant keys only. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -74,7 +75,62 @@ int main(void) {
     CHECK(strstr(sp_errmsg(), "c.ini:2:"));
     CHECK_RC(load_text("[input]\ndir = /in\n", NULL), SP_ECONFIG);
     CHECK(strstr(sp_errmsg(), "missing required key pipeline.work_dir"));
+    /* what libinih would misread silently: caught before it parses, with the line */
+    const char *base = "[input]\ndir = /in\n[pipeline]\nwork_dir = /w\n";
+    char text[1024], longc[300];
+    memset(longc, 'x', 210), longc[210] = 0;
+    snprintf(text, sizeof text, "%s# %s\n[graph]\nprune_cap = 5\n", base, longc); /* a long comment */
+    CHECK_RC(load_text(text, NULL), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "c.ini:5: line of 212 characters, longer than the 198"));
+    snprintf(text, sizeof text, "%s[graph]\nprune_cap = 5\n  6\n", base); /* a continuation */
+    CHECK_RC(load_text(text, NULL), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "c.ini:7: indented line '6'"));
+    snprintf(text, sizeof text, "%s[graph]\nprune_cap = 5\n  # an indented comment is fine\n", base);
+    CHECK_RC(load_text(text, NULL), SP_OK);
+    snprintf(text, sizeof text, "%s[graph]\nprune_cap = 5\nprune_cap = 6\n", base); /* twice */
+    CHECK_RC(load_text(text, NULL), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "c.ini:7: key 'prune_cap' in [graph] again (first on line 6)"));
+    snprintf(text, sizeof text, "%s[train]\nepochs = 3\n[graph]\nprune_cap = 5\n[train]\nseed = 2\n", base);
+    CHECK_RC(load_text(text, NULL), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "c.ini:9: section [train] again (first on line 5)"));
+    snprintf(text, sizeof text, "%s[train\nepochs = 3\n", base);
+    CHECK_RC(load_text(text, NULL), SP_ECONFIG);
+    CHECK(strstr(sp_errmsg(), "c.ini:5: section header without ']'"));
+    { /* a NUL byte (written raw: load_text's fputs would stop at it) */
+        char path[256];
+        snprintf(path, sizeof path, "%s/nul.ini", dir);
+        FILE *f = fopen(path, "w");
+        fwrite("[input]\ndir = /i\0n\n", 1, 19, f);
+        fclose(f);
+        sp_config_new(&c);
+        CHECK_RC(sp_config_load(c, path), SP_ECONFIG);
+        CHECK(strstr(sp_errmsg(), "nul.ini:2: a NUL byte"));
+        sp_config_free(c);
+    }
+    /* keys that constrain each other */
+    static const struct { const char *set, *msg; } cross[] = {
+        {"sequence.width=15", "sequence.width 15 is not a multiple of sequence.heads 2"},
+        {"train.tau_min=0.5", "train.tau_min 0.5 is above train.tau 0.1"},
+        {"sequence.tau_min=0.2", "sequence.tau_min 0.2 is above sequence.tau 0.1"},
+        {"walks.hard_lo=6000", "walks.hard_lo 6000 is above walks.hard_hi 5000"},
+        {"sage.nbr_pins=51", "sage.nbr_pins 51 is above walks.top_pins 50"},
+        {"sage.nbr_boards=60", "sage.nbr_boards 60 is above walks.top_boards 50"},
+        {"walks.negative_actions=hid", "walks.negative_actions: 'hid' is not one of input.actions"},
+    };
+    for (size_t i = 0; i < sizeof cross / sizeof cross[0]; i++) {
+        CHECK_RC(load_text(base, &c), SP_OK);
+        CHECK_RC(sp_config_set(c, cross[i].set), SP_OK);
+        CHECK_RC(sp_config_check(c), SP_ECONFIG);
+        CHECK_MSG(strstr(sp_errmsg(), cross[i].msg) != NULL, "%s: %s", cross[i].set, sp_errmsg());
+        sp_config_free(c);
+    }
+    CHECK_RC(load_text(base, &c), SP_OK);
+    CHECK_RC(sp_config_set(c, "walks.negative_actions=hide click"), SP_OK);
+    CHECK_RC(sp_config_check(c), SP_OK);
+    sp_config_free(c);
     sp_config_new(&c);
+    CHECK_RC(sp_config_load(c, dir), SP_ECONFIG); /* a directory */
+    CHECK(strstr(sp_errmsg(), "not a regular file"));
     CHECK_RC(sp_config_load(c, "/nonexistent/sagepipe.ini"), SP_ECONFIG);
     CHECK(strstr(sp_errmsg(), "/nonexistent/sagepipe.ini"));
     sp_config_free(c);

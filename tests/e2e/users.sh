@@ -90,6 +90,11 @@ PY
         --set pipeline.work_dir="$E2E_TMP/wr" --set export.dir="$E2E_TMP/embr"
     expect_exit 0 sp dump users --config "$C" --date $D1 "${SET[@]}" --set pipeline.work_dir="$E2E_TMP/wr"
     cmp -s "$E2E_OUT" "$E2E_TMP/day1_users.txt" || fail "a rerun of day 1 changed the user vectors"
+    # joint: train writes the user model the users stage starts from, so a changed [sequence] key reruns train
+    # (it was skipped, and users then refused train's model of the old width)
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 "${SET[@]}" --set sequence.width=8 \
+        --set pipeline.work_dir="$E2E_TMP/wr" --set export.dir="$E2E_TMP/embr"
+    grep -q 'rank=0 stage=train event=stage_start' "$E2E_ERR" || fail "train did not rerun after a [sequence] change"
 }
 
 t_day2_incremental() {
@@ -161,7 +166,7 @@ PY
 
 t_bad() {
     expect_exit 2 mpi 2 "$SAGEPIPE" job users --config "$C" --date $D1 "${SET[@]}" --set sequence.width=15 --force
-    grep -q "multiple of sequence.heads" "$E2E_ERR" || fail "width/heads message: $(tail -2 "$E2E_ERR")"
+    grep -q "multiple of sequence.heads" "$E2E_ERR" || fail "width/heads message: $(grep -v "^ \|^-\|^$" "$E2E_ERR" | head -5)"
 }
 
 check day1 t_day1

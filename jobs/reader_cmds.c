@@ -5,10 +5,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <lmdb.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "manifest.h"
@@ -47,13 +50,74 @@ static int usage(const char *cmd, const char *what, const char *arg) {
     return SP_EXIT_USAGE;
 }
 
+/* LMDB trusts its file: a damaged shard can make a read fault (SIGSEGV, or SIGBUS past a truncated end)
+ * instead of returning an error. While a command reads shards, such a fault ends it with exit 3 and a message
+ * naming the set, rather than a crash; nothing is being written then. The message is built beforehand (a
+ * signal handler may only write(2) and _exit). */
+static char fault_msg[4352];
+static size_t fault_len;
+
+static void fault_handler(int sig) {
+    (void)sig;
+    ssize_t w = write(STDERR_FILENO, fault_msg, fault_len);
+    (void)w;
+    _exit(SP_EXIT_INPUT);
+}
+
+static void fault_guard(const char *cmd, const char *manifest) {
+    int n = snprintf(fault_msg, sizeof fault_msg,
+                     "sagepipe %s: reading a shard of %s faulted: a shard is damaged "
+                     "(sagepipe verify --manifest %s checks each shard's checksum)\n", cmd, manifest, manifest);
+    fault_len = n < 0 ? 0 : (size_t)n < sizeof fault_msg ? (size_t)n : sizeof fault_msg - 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fault_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
 /* Exit code of a reader library code, after printing it. */
 static int reader_fail(const char *cmd, int rc) {
+    if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE) { /* LMDB's own codes on a read-only set: a damaged shard */
+        fprintf(stderr, "sagepipe %s: a shard is damaged: %s%s%s (sagepipe verify checks each shard's checksum)\n",
+                cmd, spr_strerror(rc), *spr_errmsg() ? ": " : "", spr_errmsg());
+        return SP_EXIT_INPUT;
+    }
     fprintf(stderr, "sagepipe %s: %s: %s\n", cmd, spr_strerror(rc), spr_errmsg());
     if (rc == ENOENT || rc == EINVAL) return SP_EXIT_USAGE;
     if (rc == SPR_CORRUPT || rc == SPR_VERSION || rc == SPR_NOTFOUND || rc == SPR_NOTYPE) return SP_EXIT_INPUT;
     if (rc == ENOMEM) return SP_EXIT_INTERNAL;
     return SP_EXIT_EXTERNAL;
+}
+
+/* Loads the manifest at path and checks every shard (sp_manifest_verify), naming each bad shard on stderr.
+ * Returns the exit code: SP_EXIT_OK, SP_EXIT_INPUT with rep->nproblems > 0 (m then loaded: the caller
+ * frees it), or another code with m freed and rep->nproblems = 0. */
+static int verify_set(const char *cmd, const char *path, sp_manifest *m, sp_verify_report *rep) {
+    memset(rep, 0, sizeof *rep);
+    int rc = sp_manifest_load(m, path);
+    if (rc) {
+        fprintf(stderr, "sagepipe %s: %s: %s\n", cmd, sp_strerror(rc), sp_errmsg());
+        return sp_exit_code(rc);
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    rc = sp_manifest_verify(m, dir, rep);
+    if (rc && rc != SP_EFORMAT) {
+        fprintf(stderr, "sagepipe %s: %s: %s\n", cmd, sp_strerror(rc), sp_errmsg());
+        sp_manifest_free(m);
+        rep->nproblems = 0;
+        return sp_exit_code(rc);
+    }
+    for (int i = 0; i < rep->nproblems && i < SP_VERIFY_MAX_PROBLEMS; i++)
+        fprintf(stderr, "CORRUPT %s\n", rep->problem[i]);
+    if (rep->nproblems > SP_VERIFY_MAX_PROBLEMS)
+        fprintf(stderr, "... and %d more bad shards\n", rep->nproblems - SP_VERIFY_MAX_PROBLEMS);
+    return rep->nproblems ? SP_EXIT_INPUT : SP_EXIT_OK;
 }
 
 int sp_cmd_verify(int argc, char **argv) {
@@ -65,27 +129,10 @@ int sp_cmd_verify(int argc, char **argv) {
     const char *path = argv[1];
     sp_manifest m;
     double t0 = sp_now();
-    int rc = sp_manifest_load(&m, path);
-    if (rc) {
-        fprintf(stderr, "sagepipe verify: %s: %s\n", sp_strerror(rc), sp_errmsg());
-        return sp_exit_code(rc);
-    }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
+    fault_guard("verify", path);
     sp_verify_report rep;
-    rc = sp_manifest_verify(&m, dir, &rep);
-    if (rc && rc != SP_EFORMAT) {
-        fprintf(stderr, "sagepipe verify: %s: %s\n", sp_strerror(rc), sp_errmsg());
-        sp_manifest_free(&m);
-        return sp_exit_code(rc);
-    }
-    for (int i = 0; i < rep.nproblems && i < SP_VERIFY_MAX_PROBLEMS; i++)
-        fprintf(stderr, "CORRUPT %s\n", rep.problem[i]);
-    if (rep.nproblems > SP_VERIFY_MAX_PROBLEMS)
-        fprintf(stderr, "... and %d more bad shards\n", rep.nproblems - SP_VERIFY_MAX_PROBLEMS);
+    int ex = verify_set("verify", path, &m, &rep);
+    if (ex != SP_EXIT_OK && !rep.nproblems) return ex;
     uint64_t nshards = 0;
     for (int e = 0; e < m.nentities; e++) {
         const sp_manifest_entity *en = &m.ent[e];
@@ -126,6 +173,7 @@ int sp_cmd_get(int argc, char **argv) {
     }
     if (!path) return usage("get", "missing --manifest FILE", "");
     if (!nids) return usage("get", "no ID given", "");
+    fault_guard("get", path);
     spr_set *set;
     int rc = spr_open(path, 0, &set);
     if (rc) return reader_fail("get", rc);
@@ -229,6 +277,7 @@ int sp_cmd_nn(int argc, char **argv) {
         } else return usage("nn", "unexpected argument ", argv[i]);
     }
     if (!path || !qtext) return usage("nn", "expected --manifest FILE --id ID", "");
+    fault_guard("nn", path);
     char qt, t;
     uint64_t qid, id;
     if (spr_parse_id(qtext, &qt, &qid)) return usage("nn", "bad ID (want p123, b7 or u5): ", qtext);
@@ -288,8 +337,9 @@ static const char *HELP_EVAL =
     "Scores a published shard set as an outside reader would (LightGCN protocol): for every user k of\n"
     "the test file ('user item item ...', 0-based ids), the vector u<k> of the users entity ranks every\n"
     "pin p<j> of the items entity by dot product; items of the user's line in --train are excluded;\n"
-    "prints one JSON line {\"users\":…,\"recall@K\":…,\"ndcg@K\":…}. exit 0; 3: a test user or item is\n"
-    "not in the set; 2: usage.\n";
+    "prints one JSON line {\"users\":…,\"recall@K\":…,\"ndcg@K\":…}. Every shard's checksum is checked\n"
+    "first. Ids must be below 2^28. exit 0; 3: a test user not in the set, a bad line or id in the files,\n"
+    "or a damaged set; 2: usage.\n";
 
 int sp_cmd_eval(int argc, char **argv) {
     if (has_help(argc, argv)) {
@@ -318,6 +368,18 @@ int sp_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "sagepipe eval: %s\n", sp_errmsg());
         sp_lists_free(&test);
         return sp_exit_code(rc);
+    }
+    /* every item and user vector is read: the shards' checksums first, so that a damaged shard is an error and
+     * not items silently missing from the set */
+    fault_guard("eval", path);
+    sp_manifest vm;
+    sp_verify_report rep;
+    int vx = verify_set("eval", path, &vm, &rep);
+    if (vx == SP_EXIT_OK || rep.nproblems) sp_manifest_free(&vm);
+    if (vx != SP_EXIT_OK) {
+        if (rep.nproblems) fprintf(stderr, "sagepipe eval: %s: %d damaged shards\n", path, rep.nproblems);
+        sp_lists_free(&test), sp_lists_free(&train);
+        return vx;
     }
     spr_set *set;
     if ((rc = spr_open(path, 0, &set))) {

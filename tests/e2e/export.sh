@@ -181,6 +181,20 @@ t_corrupt() {
     grep -q "not JSON" "$E2E_ERR" || fail "truncated manifest"
     expect_exit 2 sp verify --manifest "$E2E_TMP/none.json"
     expect_exit 2 sp verify
+    # a damaged page (LMDB trusts its file; the checksum is not read on a lookup): exit 3 saying so, never a
+    # signal -- at offset 16 of the first data page the scan faults, at 8 LMDB returns MDB_PAGE_NOTFOUND
+    printf '5 1\n' >"$E2E_TMP/t.txt"
+    for off in 8 16; do
+        rm -rf "$E2E_TMP/dmg"
+        cp -r "$SET" "$E2E_TMP/dmg"
+        printf '\377\377\377\377' | dd of="$E2E_TMP/dmg/items/items-00003-of-00007.mdb" bs=1 \
+            seek=$((4096 * 2 + off)) conv=notrunc 2>/dev/null
+        expect_exit 3 sp nn --manifest "$E2E_TMP/dmg/MANIFEST.json" --id p23758
+        grep -q "shard is damaged" "$E2E_ERR" || fail "nn on a damaged page (offset $off): $(cat "$E2E_ERR")"
+        # eval reads every vector: it checks the checksums first instead of counting damaged items as missing
+        expect_exit 3 sp eval --manifest "$E2E_TMP/dmg/MANIFEST.json" --test "$E2E_TMP/t.txt"
+        grep -q "CORRUPT items/items-00003-of-00007.mdb: xxh64" "$E2E_ERR" || fail "eval: $(cat "$E2E_ERR")"
+    done
 }
 check "verify names each corrupt or missing shard and exits 3" t_corrupt
 

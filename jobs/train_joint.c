@@ -87,7 +87,9 @@ int sp_joint_init(sp_joint *J, const sp_run_ctx *ctx, const sp_sage_data *D, int
             else SP_WARN("joint_warm_start_skipped", "model=%s reason=\"model dimensions changed\"",
                          sp_log_q(prev_model));
         }
-    }
+    } else if (!rc && have_prev && ctx->rank == 0) /* the previous users stage completed: its model should be there */
+        SP_WARN("joint_warm_start_missing", "model=%s reason=\"the previous date's users stage completed but its "
+                "model is gone: the user encoder starts from scratch\"", sp_log_q(prev_model));
     if (!rc && !(J->grad = calloc(J->S.m.n + 1, 4))) rc = SP_ENOMEM;
     if (!rc && ctx->rank == 0)
         SP_INFO("joint_begin",

@@ -359,7 +359,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     char path[PATH_MAX + 64];
     if (!rc) {
         sp_ckpt old;
-        int wr = prev_ckpt_path(ctx, path, sizeof path) ? sp_ckpt_read(path, &old) : ENOENT;
+        int have_prev = prev_ckpt_path(ctx, path, sizeof path);
+        int wr = !have_prev ? ENOENT : access(path, F_OK) ? -1 : sp_ckpt_read(path, &old);
         if (!wr) {
             uint64_t taken = warm_start(&old, &D, &C);
             if (taken == UINT64_MAX)
@@ -367,7 +368,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             else
                 SP_INFO("warm_start", "path=%s rows=%" PRIu64 " of=%" PRIu64, sp_log_q(path), taken, D.n);
             sp_ckpt_free(&old);
-        } else if (wr != ENOENT)
+        } else if (wr == -1) /* the previous date's train completed (its marker is there) but the file is gone */
+            SP_WARN("warm_start_missing", "path=%s reason=\"the previous date's train completed but its checkpoint "
+                    "is gone: cold start\"", sp_log_q(path));
+        else if (wr != ENOENT)
             SP_WARN("warm_start_unreadable", "path=%s error=%s", sp_log_q(path), sp_log_q(sp_errmsg()));
         sp_err_clear();
     }

@@ -81,6 +81,11 @@ t_kill_train() {
     [ "$(readlink "$O/latest")" = $D ] || fail "latest is not $D"
     expect_exit 0 mpi2 "$SAGEPIPE" job train --config "$C" --date $D2 "${SET[@]}"
     grep -q 'event=warm_start ' "$E2E_ERR" || fail "with $D's train complete, $D2 should warm-start from it"
+    # the checkpoint of a completed train gone: a cold start, said in a warning (it was silent)
+    mv "$W/$D/train/checkpoint.bin" "$E2E_TMP/ckpt.bin"
+    expect_exit 0 mpi2 "$SAGEPIPE" job train --config "$C" --date $D2 --force "${SET[@]}"
+    grep -q 'level=warn .*event=warm_start_missing' "$E2E_ERR" || fail "no warning for the missing checkpoint"
+    mv "$E2E_TMP/ckpt.bin" "$W/$D/train/checkpoint.bin"
     [ "$(shard_sums "$O/$D/MANIFEST.json")" = "$(cat "$E2E_TMP/ref.sums")" ] ||
         fail "shards after the rerun differ from the uninterrupted run"
 }

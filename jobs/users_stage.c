@@ -506,6 +506,10 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                 " history_bytes_per_action=%.2f train_seconds=%.1f encode_seconds=%.1f seconds=%.1f",
                 c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[7] ? (double)c[8] / (double)c[7] : 0.0, t_train,
                 t_enc, sp_now() - t0);
+    if (!rc && ctx->rank == 0 && c[9] && c[9] * 10 > c[7])
+        SP_WARN("users_unembedded_pins", "reads=%" PRIu64 " history_actions=%" PRIu64 " reason=\"over a tenth of the "
+                "history reads name pins without an item vector (not in this date's graph): those actions carry no "
+                "item signal; check that events and pin_board.tsv use the same pin ids\"", c[9], c[7]);
     static const char *const cn[10] = {"users", "active", "encoded", "carried", "actions_appended",
                                        "duplicates", "trimmed", "history_actions", "history_bytes",
                                        "unembedded_pins_read"};

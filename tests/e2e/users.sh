@@ -230,4 +230,14 @@ PY
 check history_gap t_gap
 check bad_config t_bad
 check corrupt_history t_corrupt
+t_unembedded() {
+    # every event names a pin outside the graph: the users stage says so (it was silent, only a count)
+    local X=$E2E_TMP/inx
+    cp -r "$IN1" "$X"
+    awk 'BEGIN { FS = OFS = "\t" } /^#/ { print; next } { $2 += 1000000; print }' "$IN1/events.tsv" >"$X/events.tsv"
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 --to users "${SET[@]}" --set input.dir="$X" \
+        --set sequence.mode=frozen --set pipeline.work_dir="$E2E_TMP/wx" --set train.epochs=1 --set sequence.epochs=1
+    grep -q 'level=warn .*event=users_unembedded_pins' "$E2E_ERR" || fail "no warning for histories of unknown pins"
+}
+check unembedded_pins t_unembedded
 finish

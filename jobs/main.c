@@ -347,8 +347,8 @@ static int cmd_import(int argc, char **argv) {
     } else return usage_error("import: unknown format '%s' (lightgcn, s3rec)", argv[0]);
     if (!rc)
         fprintf(stderr, "imported users=%" PRIu64 " items=%" PRIu64 " edges=%" PRIu64 " events=%" PRIu64
-                " duplicate_edges_merged=%" PRIu64 " token_rows=%" PRIu64 "\n", st.users, st.items, st.edges,
-                st.events, st.dup_edges, st.tokens_rows);
+                " duplicate_edges_merged=%" PRIu64 " token_rows=%" PRIu64 " users_all_held_out=%" PRIu64 "\n",
+                st.users, st.items, st.edges, st.events, st.dup_edges, st.tokens_rows, st.users_held_out);
     return report(rc);
 }
 

@@ -197,7 +197,10 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
         *seen = lno;
         users.n++;
         uint64_t n = nids - 1;
-        if (n <= sp->holdout) continue; /* everything held out */
+        if (n <= sp->holdout) { /* everything held out: no kept item, the user is in no file */
+            st->users_held_out++;
+            continue;
+        }
         uint64_t keep = n - sp->holdout; /* ids[1 + keep ..] are held out */
         if (sp->valfrac > 0 && n >= 2) {
             uint64_t need = (uint64_t)(sp->valfrac * (double)n + 0.5), v = 0;
@@ -256,6 +259,9 @@ static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u
     }
     if (ferror(in)) { rc = sp_err(SP_EIO, "%s: read error after line %llu: %s", sp->path, lno, strerror(errno)); goto done; }
     if (lno == 0) rc = sp_err(SP_EINPUT, "%s: no lines", sp->path);
+    else if (!st->edges)
+        rc = sp_err(SP_EINPUT, "%s: nothing to import: all %llu users have at most --holdout %llu items, all held out",
+                    sp->path, (unsigned long long)st->users_held_out, (unsigned long long)sp->holdout);
 done:
     st->items = items->n;
     fclose(in);
@@ -375,6 +381,21 @@ static int run_import(const seq_spec *sp, const char *out_dir, const char *attri
     const int holds_out = sp->holdout || sp->valfrac > 0; /* heldout.txt is written */
     int rc = sp_mkdir_p(out_dir);
     if (rc) return rc;
+    /* an input of DESIGN §3 this import does not write, left by an earlier one (or another tool), would be read
+     * with the new files: refused, nothing is written */
+    static const char *const others[] = {"pin_pin.tsv", "pin_pin.tsv.zst", "pin_dense.sfv", "pin_tokens.tsv",
+                                         "pin_tokens.tsv.zst", "heldout.txt", "pin_board.tsv.zst", "events.tsv.zst"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        if ((attributes_json && !strcmp(others[i], "pin_tokens.tsv")) ||
+            (holds_out && !strcmp(others[i], "heldout.txt")))
+            continue; /* written (replaced) by this import */
+        char p[4096];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/%s", out_dir, others[i]);
+        if (lstat(p, &sb) == 0)
+            return sp_err(SP_EUSAGE, "%s exists (from an earlier import?) and would be read as an input beside this "
+                          "import's files: remove it or import into an empty directory", p);
+    }
     if ((rc = of_open(&pb, out_dir, "pin_board.tsv"))) goto done;
     if ((rc = of_open(&ev, out_dir, "events.tsv"))) goto done;
     if (attributes_json && (rc = of_open(&tk, out_dir, "pin_tokens.tsv"))) goto done;

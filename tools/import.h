@@ -13,6 +13,7 @@ typedef struct {
     uint64_t events;      /* events.tsv rows */
     uint64_t dup_edges;   /* repeated (item, user) pairs folded into one edge */
     uint64_t tokens_rows; /* pin_tokens.tsv rows */
+    uint64_t users_held_out; /* users whose items were all held out (s3rec --holdout): in no file */
 } sp_import_stats;
 
 /* LightGCN split: reads data_dir/train.txt only (lines "user item item ..."),
@@ -28,7 +29,10 @@ typedef struct {
  * random subset fixed by the user id (validation_last = 0) or the line's last
  * ones in file order (validation_last = 1), are left out and written to
  * out_dir/heldout.txt (LightGCN format, for eval.test); the rest keep their
- * order. SP_EUSAGE when validation is outside [0, 1). */
+ * order. SP_EUSAGE when validation is outside [0, 1), and (both importers)
+ * when out_dir already holds an input of DESIGN §3 that this import would
+ * not replace (pin_pin.tsv, pin_dense.sfv, pin_tokens.tsv, heldout.txt,
+ * .zst variants): it would be read beside the new files; nothing is written. */
 int sp_import_lightgcn(const char *data_dir, const char *out_dir, double validation, int validation_last,
                        sp_import_stats *stats);
 
@@ -39,7 +43,9 @@ int sp_import_lightgcn(const char *data_dir, const char *out_dir, double validat
  * {"item": [attr, ...]}) writes pin_tokens.tsv rows "item\tattr<a1> attr<a2> ..."
  * in ascending item order, for kept items with at least one attribute.
  * Errors as for sp_import_lightgcn; bad JSON or a non-integer item/attribute
- * is SP_EINPUT naming the JSON file. stats may be NULL. */
+ * is SP_EINPUT naming the JSON file; so is a file whose users all have at
+ * most `holdout` items (nothing kept: users_held_out counts such users).
+ * stats may be NULL. */
 int sp_import_s3rec(const char *seq_file, const char *out_dir, const char *attributes_json, int holdout,
                     sp_import_stats *stats);
 

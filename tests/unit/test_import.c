@@ -215,6 +215,14 @@ static void test_s3rec(void) {
     check_file(out, "pin_board.tsv", "10\t1\n11\t1\n11\t2\n");
     check_file(out, "heldout.txt", "1 12\n2 13\n"); /* user 3 has no history left: not scored */
     check_file(out, "pin_tokens.tsv", "10\tattr7 attr8\n11\tattr3\n");
+    CHECK_EQ_U64(st.users_held_out, 1);
+    /* the same directory without --attributes: its pin_tokens.tsv would be read as this import's: refused */
+    CHECK_RC(sp_import_s3rec(seq, out, NULL, 1, NULL), SP_EUSAGE);
+    CHECK(strstr(sp_errmsg(), "pin_tokens.tsv exists") != NULL);
+    /* every user's items held out: nothing to import is an error, not empty files */
+    snprintf(out, sizeof out, "%s/s3_none", root);
+    CHECK_RC(sp_import_s3rec(seq, out, attr, 4, NULL), SP_EINPUT);
+    CHECK(strstr(sp_errmsg(), "nothing to import: all 3 users") != NULL);
 
     /* no attributes: no pin_tokens.tsv */
     snprintf(out, sizeof out, "%s/s3_noattr", root);

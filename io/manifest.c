@@ -207,6 +207,10 @@ int sp_manifest_load(sp_manifest *m, const char *path) {
     memset(m, 0, sizeof *m);
     char *text;
     size_t len;
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return sp_err(SP_EUSAGE, "%s: not a manifest file (%s)", path,
+                      S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
     int rc = sp_read_file(path, &text, &len);
     if (rc == ENOENT) return sp_err(SP_EUSAGE, "cannot open %s: no such file", path);
     if (rc) return rc;

@@ -154,10 +154,19 @@ static int load_config(const char *path, const char *const *sets, int nsets, sp_
     return SP_OK;
 }
 
+/* tmpl with every "{date}" replaced by date (truncated to cap). */
 static void replace_date(const char *tmpl, const char *date, char *out, size_t cap) {
-    const char *p = strstr(tmpl, "{date}");
-    if (!p) snprintf(out, cap, "%s", tmpl);
-    else snprintf(out, cap, "%.*s%s%s", (int)(p - tmpl), tmpl, date, p + 6);
+    size_t n = 0;
+    out[0] = 0;
+    for (const char *p = tmpl; *p && n + 1 < cap;) {
+        const char *q = strstr(p, "{date}");
+        size_t lit = q ? (size_t)(q - p) : strlen(p);
+        int w = snprintf(out + n, cap - n, "%.*s%s", (int)lit, p, q ? date : "");
+        if (w < 0) break;
+        n += (size_t)w < cap - n ? (size_t)w : cap - n - 1;
+        if (!q) break;
+        p = q + 6;
+    }
 }
 
 static int make_ctx(sp_config *cfg, const char *date, sp_run_ctx *ctx) {
@@ -472,6 +481,8 @@ static int cmd_dump(int argc, char **argv) {
     run_args a;
     int ex = parse_run_args(argc - 1, argv + 1, 0, &a);
     if (ex) return ex;
+    if (a.from || a.to || a.force || a.full)
+        return usage_error("dump: --from, --to, --force and --full are options of run and job, not of dump%s", "");
     sp_config *cfg;
     int rc = load_config(a.config, a.sets, a.nsets, &cfg);
     if (rc) return report(rc);

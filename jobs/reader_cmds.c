@@ -32,7 +32,7 @@ static const char *HELP_GET =
     "Looks up each ID (p123 pin, b7 board, u5 user) as a downstream service would (one shard, no scan)\n"
     "and prints 'ID<TAB>v1 v2 ...' (the vector decoded to floats, %.9g), or 'ID<TAB>NOT_FOUND', one line\n"
     "per ID in the order given. exit 0: all found; 3: some ID not in the set (or a corrupt set);\n"
-    "2: a malformed ID or no such manifest.\n";
+    "2: a malformed ID, no such manifest or a set of a newer format.\n";
 static const char *HELP_NN =
     "usage: sagepipe nn --manifest FILE --id ID [-k 10]\n"
     "Exact cosine nearest neighbours of ID among the entries of its entity (items: pins and boards;\n"
@@ -86,7 +86,8 @@ static int reader_fail(const char *cmd, int rc) {
     }
     fprintf(stderr, "sagepipe %s: %s: %s\n", cmd, spr_strerror(rc), spr_errmsg());
     if (rc == ENOENT || rc == EINVAL) return SP_EXIT_USAGE;
-    if (rc == SPR_CORRUPT || rc == SPR_VERSION || rc == SPR_NOTFOUND || rc == SPR_NOTYPE) return SP_EXIT_INPUT;
+    if (rc == SPR_VERSION) return SP_EXIT_USAGE; /* a set of a newer format: as verify (not implemented here) */
+    if (rc == SPR_CORRUPT || rc == SPR_NOTFOUND || rc == SPR_NOTYPE) return SP_EXIT_INPUT;
     if (rc == ENOMEM) return SP_EXIT_INTERNAL;
     return SP_EXIT_EXTERNAL;
 }

@@ -53,6 +53,15 @@ t_usage() {
     printf '[input]\ndir = /in\n[pipeline]\nwork_dir = /w\n[graph]\nprune_cap = 0\n' > "$E2E_TMP/bad.ini"
     expect_exit 2 sp run --config "$E2E_TMP/bad.ini" --date 2026-11-21
     grep -q "bad.ini:6: graph.prune_cap = 0: out of range" "$E2E_ERR" || fail "config error should name file:line and key"
+    expect_exit 2 sp dump graph --config "$E2E_TMP/bad.ini" --date 2026-11-21 --from walks
+    grep -q "not of dump" "$E2E_ERR" || fail "dump --from was ignored"
+    expect_exit 2 sp verify --manifest "$E2E_TMP"
+    grep -q "not a manifest file (a directory)" "$E2E_ERR" || fail "verify on a directory: $(cat "$E2E_ERR")"
+    expect_exit 2 sp get --manifest "$E2E_TMP" p1
+    # every {date} of input.dir is replaced
+    write_config "$E2E_TMP/d.ini" "$E2E_TMP/in/{date}/x/{date}" "$E2E_TMP/wd"
+    expect_exit 3 sp job ingest --config "$E2E_TMP/d.ini" --date 2026-11-21
+    grep -q "in/2026-11-21/x/2026-11-21/pin_board.tsv (or .zst) is missing" "$E2E_ERR" || fail "two {date}: $(cat "$E2E_ERR")"
 }
 check "usage and config errors exit 2 with a message" t_usage
 

@@ -38,6 +38,7 @@ struct sp_tsv {
     uint64_t share_bytes;
     /* plain: file offset of buf[beg], the share end offset and the file size */
     uint64_t off, share_end, fsize, rd_off;
+    uint64_t share_first; /* plain: file offset of the share's first line */
     /* zst */
     ZSTD_DStream *ds;
     ZSTD_inBuffer zin;
@@ -235,6 +236,7 @@ int sp_tsv_open(sp_tsv **out, const char *path, int part, int nparts) {
             rc = skip_partial_line(t);
             if (rc) goto fail;
         }
+        t->share_first = t->off;
     }
     *out = t;
     return SP_OK;
@@ -243,11 +245,34 @@ fail:
     return rc;
 }
 
-/* Records a bad-line error (sticky) naming the file and the line being consumed. */
+/* Newlines in the file's bytes [0, upto) (pread, so the reader's position is untouched); -1 on a read error. */
+static int64_t newlines_before(int fd, uint64_t upto) {
+    enum { CHUNK = 1 << 20 };
+    char *b = malloc(CHUNK);
+    if (!b) return -1;
+    int64_t n = 0;
+    for (uint64_t o = 0; o < upto;) {
+        size_t want = upto - o < CHUNK ? (size_t)(upto - o) : CHUNK;
+        ssize_t got = pread(fd, b, want, (off_t)o);
+        if (got <= 0) {
+            n = -1;
+            break;
+        }
+        for (const char *p = b, *e = b + got; (p = memchr(p, '\n', (size_t)(e - p))); p++) n++;
+        o += (uint64_t)got;
+    }
+    free(b);
+    return n;
+}
+
+/* Records a bad-line error (sticky) naming the file and the line being consumed. A later share of a plain
+ * file counts the lines before it (an error is rare; the count reads the file's prefix once) so the
+ * number is the file's, as for the first share. */
 static int line_error(sp_tsv *t, const char *what) {
     uint64_t no = t->lines + 1;
-    if (t->zst || t->part == 0)
-        t->err = sp_err(SP_EINPUT, "%s:%llu: %s", t->path, (unsigned long long)no, what);
+    int64_t before = !t->zst && t->part > 0 ? newlines_before(t->fd, t->share_first) : 0;
+    if (t->zst || t->part == 0 || before >= 0)
+        t->err = sp_err(SP_EINPUT, "%s:%llu: %s", t->path, (unsigned long long)(no + (uint64_t)before), what);
     else
         t->err = sp_err(SP_EINPUT, "%s: line %llu of share %d/%d (counted from the share start): %s",
                         t->path, (unsigned long long)no, t->part, t->nparts, what);

@@ -199,6 +199,21 @@ static void test_bad_lines(void) {
     CHECK_MSG(strstr(sp_errmsg(), path) && strstr(sp_errmsg(), ":3:"), "msg: %s", sp_errmsg());
     CHECK_RC(sp_tsv_next(t, &line, &len), SP_EINPUT);
     sp_tsv_close(t);
+    /* the same NUL read by the second of two shares: the message has the file's line number, not the share's */
+    {
+        char big[4096];
+        size_t n = 0;
+        for (int i = 1; i <= 300; i++) n += (size_t)snprintf(big + n, sizeof big - n, "%s\n", i == 250 ? "b\x01" : "ab");
+        char *nul = memchr(big, 1, n);
+        *nul = 0; /* line 250 holds a NUL, in the second half of the file */
+        write_file(path, big, n);
+        CHECK_RC(sp_tsv_open(&t, path, 1, 2), 0);
+        int r;
+        while ((r = sp_tsv_next(t, &line, &len)) == 1) {}
+        CHECK_RC(r, SP_EINPUT);
+        CHECK_MSG(strstr(sp_errmsg(), ":250: ") != NULL, "msg: %s", sp_errmsg());
+        sp_tsv_close(t);
+    }
     /* a line of exactly 16 MiB is fine, one byte more is not */
     size_t lim = 16u << 20;
     char *buf = malloc(lim + 16);

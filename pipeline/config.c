@@ -430,7 +430,8 @@ static int config_prescan(const char *path, FILE *f) {
                                     seen[nseen++].line = line;
             continue;
         }
-        size_t klen = strcspn(l, "=:");
+        size_t klen = 0; /* the line is not NUL-terminated: bounded by len */
+        while (klen < len && l[klen] != '=' && l[klen] != ':') klen++;
         if (klen >= len) continue; /* no '=': libinih reports the syntax error */
         while (klen && (l[klen - 1] == ' ' || l[klen - 1] == '\t')) klen--;
         char key[64];

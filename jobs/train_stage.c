@@ -308,11 +308,13 @@ int sp_train_digest(const sp_run_ctx *ctx, uint64_t *digest) {
     }
     if (!strcmp(sp_config_str(ctx->cfg, "sequence", "mode"), "joint")) {
         /* joint: the histories, and the user model this stage trains and writes (train/seqmodel.bin, which the
-         * users stage starts from): a [sequence] key changed reruns train, not only users */
-        static const char *const seq[] = {"sequence", NULL};
+         * users stage starts from): a [sequence] key changed reruns train, not only users -- but not the keys
+         * only the users stage reads (its own epochs and averaging) */
+        static const char *const seq[] = {"sequence", NULL}, *const users_only[] = {"epochs", "average_epochs", NULL};
         uint64_t u = 0;
         sp_users_digest(ctx, &u);
-        *digest ^= sp_mix64(u ^ 0x6a6f696e74ULL) ^ sp_mix64(sp_config_digest(ctx->cfg, seq) ^ 0x73657175ULL);
+        *digest ^= sp_mix64(u ^ 0x6a6f696e74ULL) ^
+                   sp_mix64(sp_config_digest_except(ctx->cfg, seq, users_only) ^ 0x73657175ULL);
     }
     return SP_OK;
 }

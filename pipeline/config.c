@@ -582,11 +582,18 @@ int sp_config_words(const sp_config *c, const char *section, const char *key, ch
 }
 
 uint64_t sp_config_digest(const sp_config *c, const char *const *sections) {
+    return sp_config_digest_except(c, sections, NULL);
+}
+
+uint64_t sp_config_digest_except(const sp_config *c, const char *const *sections, const char *const *skip) {
     XXH64_state_t *st = XXH64_createState();
     XXH64_reset(st, 0);
     for (int s = 0; sections && sections[s]; s++) {
         for (size_t i = 0; i < NKEYS; i++) {
             if (strcmp(SCHEMA[i].section, sections[s]) || (SCHEMA[i].flags & F_NODIGEST)) continue;
+            int skipped = 0;
+            for (int k = 0; skip && skip[k] && !skipped; k++) skipped = !strcmp(SCHEMA[i].key, skip[k]);
+            if (skipped) continue;
             const char *v = c->val[i] ? c->val[i] : "";
             XXH64_update(st, SCHEMA[i].section, strlen(SCHEMA[i].section));
             XXH64_update(st, ".", 1);

@@ -43,6 +43,8 @@ int sp_config_words(const sp_config *c, const char *section, const char *key, ch
  * (NULL-terminated list) that can change outputs; keys that only affect
  * logging or speed (flagged in the schema) are left out. */
 uint64_t sp_config_digest(const sp_config *c, const char *const *sections);
+/* The same without the keys named in skip (NULL-terminated; NULL: none). */
+uint64_t sp_config_digest_except(const sp_config *c, const char *const *sections, const char *const *skip);
 
 /* Writers of the schema: the effective config as INI (show), the defaults
  * with docs as INI (defaults), and a Markdown table (reference). */

@@ -47,6 +47,16 @@ int main(void) {
     CHECK_RC(sp_config_set(c, "input.rejects_per_reason=3"), SP_OK);
     CHECK_EQ_U64(sp_config_digest(c, (const char *[]){"pipeline", NULL}), p0);
     CHECK_EQ_U64(sp_config_digest(c, (const char *[]){"input", NULL}), i0);
+    /* a digest without some keys of a section: those keys do not move it, the others do */
+    {
+        const char *const sq[] = {"sequence", NULL}, *const skip[] = {"epochs", NULL};
+        uint64_t e0 = sp_config_digest_except(c, sq, skip), a0 = sp_config_digest(c, sq);
+        CHECK_RC(sp_config_set(c, "sequence.epochs=3"), SP_OK);
+        CHECK_EQ_U64(sp_config_digest_except(c, sq, skip), e0);
+        CHECK(sp_config_digest(c, sq) != a0);
+        CHECK_RC(sp_config_set(c, "sequence.lr=0.002"), SP_OK);
+        CHECK(sp_config_digest_except(c, sq, skip) != e0);
+    }
     /* bad --set forms */
     CHECK_RC(sp_config_set(c, "graph.prune_cap"), SP_ECONFIG);
     CHECK_RC(sp_config_set(c, "nope.key=1"), SP_ECONFIG);

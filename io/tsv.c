@@ -437,6 +437,9 @@ int sp_parse_f32(const char *s, float *v) {
     return 0;
 }
 
+const char *const sp_input_files[SP_INPUT_FILES] = {"pin_board.tsv", "pin_pin.tsv", "pin_dense.sfv", "pin_tokens.tsv",
+                                                    "events.tsv"};
+
 int sp_input_path(const char *dir, const char *name, char *out, size_t cap) {
     struct stat st;
     if (!dir || !name || !out || cap == 0) return 0;

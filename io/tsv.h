@@ -73,4 +73,9 @@ int sp_parse_f32(const char *s, float *v);
  * -SP_EINPUT for a path longer than cap). */
 int sp_input_path(const char *dir, const char *name, char *out, size_t cap);
 
+/* The input files of a date directory (DESIGN §3), each also read as NAME.zst (sp_input_path), in the
+ * order of the ingest stage's enum; events.tsv is last. */
+#define SP_INPUT_FILES 5
+extern const char *const sp_input_files[SP_INPUT_FILES];
+
 #endif

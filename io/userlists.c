@@ -197,7 +197,8 @@ done:
 }
 
 int sp_lists_load_lightgcn(const char *path, sp_lists *out, sp_lists_stats *stats) {
-    sp_lists_opts o = {.flags = SP_LISTS_DEDUPE | SP_LISTS_ALLOW_EMPTY, .id_base = 0, .max_id = SP_LISTS_LIGHTGCN_MAX_ID};
+    sp_lists_opts o = {.flags = SP_LISTS_DEDUPE | SP_LISTS_ALLOW_EMPTY, .id_base = 0,
+                       .max_id = SP_LISTS_LIGHTGCN_MAX_ID};
     return sp_lists_load(path, &o, out, stats);
 }
 

@@ -56,7 +56,7 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_se
     for (uint64_t i = 0; i < e->n[1]; i++) nu = e->ids[1][i] + 1 > nu ? e->ids[1][i] + 1 : nu;
     for (uint64_t i = 0; i < us->n; i++) nu = us->ids[i] + 1 > nu ? us->ids[i] + 1 : nu;
     for (uint64_t i = 0; i < e->n[0]; i++) ni = e->ids[0][i] + 1 > ni ? e->ids[0][i] + 1 : ni;
-    if (nu > (1u << 28) || ni > (1u << 28)) {
+    if (nu > SP_LISTS_LIGHTGCN_MAX_ID || ni > SP_LISTS_LIGHTGCN_MAX_ID) { /* the loader's bound on ids */
         sp_lists_free(&test);
         return sp_dist_agree(
             sp_err(SP_EINPUT, "eval: ids up to %" PRIu64 "/%" PRIu64 " are too large to score densely", nu, ni));

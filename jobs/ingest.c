@@ -32,9 +32,9 @@
 #include "sp_base.h"
 #include "tsv.h"
 
-enum { F_PIN_BOARD, F_PIN_PIN, F_DENSE, F_TOKENS, F_EVENTS, NFILES };
-static const char *const FILE_NAMES[NFILES] = {"pin_board.tsv", "pin_pin.tsv", "pin_dense.sfv", "pin_tokens.tsv",
-                                               "events.tsv"};
+enum { F_PIN_BOARD, F_PIN_PIN, F_DENSE, F_TOKENS, F_EVENTS, NFILES }; /* the order of sp_input_files */
+_Static_assert(NFILES == SP_INPUT_FILES, "ingest reads every input file");
+static const char *const *const FILE_NAMES = sp_input_files;
 
 /* Timestamps past 9999-12-31 are rejected: day arithmetic on them (histories' windows, gaps) would overflow. */
 #define TS_END ((int64_t)253402300800000)

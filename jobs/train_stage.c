@@ -232,7 +232,7 @@ static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int 
         if (D->ext[u] < UINT32_MAX - 1 && D->ext[u] + 1 > maxu) maxu = D->ext[u] + 1;
     for (uint64_t u = 0; u < D->npins; u++)
         if (D->ext[u] < UINT32_MAX - 1 && D->ext[u] + 1 > maxi) maxi = D->ext[u] + 1;
-    if (maxu > (1u << 28) || maxi > (1u << 28))
+    if (maxu > SP_LISTS_LIGHTGCN_MAX_ID || maxi > SP_LISTS_LIGHTGCN_MAX_ID)
         return sp_err(SP_EINPUT, "%s: ids up to %" PRIu64 "/%" PRIu64 " are too large to score densely", path, maxu, maxi);
     e->nu = (uint32_t)maxu, e->ni = (uint32_t)maxi;
     e->train.n = e->nu;

@@ -378,17 +378,13 @@ static int cfg_ini_handler(void *user, const char *section, const char *name, co
 /* What libinih would accept silently or misread, checked before it parses: NUL bytes, lines longer than its
  * buffer, indented lines that are not comments (libinih appends them to the previous value), a section
  * header without ']', a section or a key given twice (libinih keeps the last). "path:line: what". */
-static int config_prescan(const char *path, FILE *f) {
+static int config_prescan(const char *path, const char *buf, size_t n) {
     struct {
         char sect[64], key[64];
         int line;
     } seen[512];
     int nseen = 0, rc = SP_OK;
-    char *buf = malloc(CONFIG_MAX_BYTES + 1), cur[64] = "";
-    if (!buf) return SP_ENOMEM;
-    size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
-    if (ferror(f)) rc = sp_err(SP_ECONFIG, "cannot read config %s: %s", path, strerror(errno));
-    else if (n > CONFIG_MAX_BYTES) rc = sp_err(SP_ECONFIG, "config %s: larger than %d bytes", path, CONFIG_MAX_BYTES);
+    char cur[64] = "";
     int line = 0;
     for (size_t pos = 0; !rc && pos < n;) {
         const char *l = buf + pos, *nl = memchr(l, '\n', n - pos);
@@ -445,7 +441,6 @@ static int config_prescan(const char *path, FILE *f) {
         if (!rc && nseen < 512) snprintf(seen[nseen].sect, 64, "%s", cur), snprintf(seen[nseen].key, 64, "%s", key),
                                 seen[nseen++].line = line;
     }
-    free(buf);
     return rc;
 }
 
@@ -457,18 +452,29 @@ int sp_config_load(sp_config *c, const char *path) {
         fclose(f);
         return sp_err(SP_ECONFIG, "config %s: not a regular file", path);
     }
-    int prc = config_prescan(path, f);
-    if (prc) {
+    /* read once: the pre-scan and libinih parse the same bytes */
+    char *buf = malloc(CONFIG_MAX_BYTES + 1);
+    if (!buf) {
         fclose(f);
-        return prc;
+        return SP_ENOMEM;
     }
-    rewind(f);
-    load_ctx x = {.c = c, .path = path};
-    int line = ini_parse_file(f, cfg_ini_handler, &x);
+    size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
+    int rc = SP_OK;
+    if (ferror(f)) rc = sp_err(SP_ECONFIG, "cannot read config %s: %s", path, strerror(errno));
+    else if (n > CONFIG_MAX_BYTES) rc = sp_err(SP_ECONFIG, "config %s: larger than %d bytes", path, CONFIG_MAX_BYTES);
     fclose(f);
+    if (!rc) rc = config_prescan(path, buf, n);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = 0; /* no NUL inside (the pre-scan refuses one) */
+    load_ctx x = {.c = c, .path = path};
+    int line = ini_parse_string(buf, cfg_ini_handler, &x);
+    free(buf);
     if (x.rc) return sp_err(x.rc, "%s:%d: %s", path, line, x.msg);
     if (line > 0) return sp_err(SP_ECONFIG, "%s:%d: syntax error (expected [section] or key = value)", path, line);
-    if (line < 0) return sp_err(SP_ECONFIG, "cannot read config %s", path);
+    if (line < 0) return sp_err(SP_ENOMEM, "config %s: no memory to parse it", path);
     return SP_OK;
 }
 

@@ -381,18 +381,18 @@ static int run_import(const seq_spec *sp, const char *out_dir, const char *attri
     const int holds_out = sp->holdout || sp->valfrac > 0; /* heldout.txt is written */
     int rc = sp_mkdir_p(out_dir);
     if (rc) return rc;
-    /* an input of DESIGN §3 this import does not write, left by an earlier one (or another tool), would be read
-     * with the new files: refused, nothing is written */
-    static const char *const others[] = {"pin_pin.tsv", "pin_pin.tsv.zst", "pin_dense.sfv", "pin_tokens.tsv",
-                                         "pin_tokens.tsv.zst", "heldout.txt", "pin_board.tsv.zst", "events.tsv.zst"};
-    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
-        if ((attributes_json && !strcmp(others[i], "pin_tokens.tsv")) ||
-            (holds_out && !strcmp(others[i], "heldout.txt")))
-            continue; /* written (replaced) by this import */
+    /* an input of DESIGN §3 (or its .zst twin) this import does not write, or a heldout.txt it does not write,
+     * left by an earlier import or another tool, would be read with the new files: refused, nothing is written */
+    for (int i = 0; i <= 2 * SP_INPUT_FILES; i++) {
+        const char *name = i < 2 * SP_INPUT_FILES ? sp_input_files[i / 2] : "heldout.txt";
+        int zst = i < 2 * SP_INPUT_FILES && i % 2;
+        int written = !zst && (!strcmp(name, "pin_board.tsv") || !strcmp(name, "events.tsv") ||
+                               (attributes_json && !strcmp(name, "pin_tokens.tsv")) ||
+                               (holds_out && !strcmp(name, "heldout.txt")));
         char p[4096];
         struct stat sb;
-        snprintf(p, sizeof p, "%s/%s", out_dir, others[i]);
-        if (lstat(p, &sb) == 0)
+        snprintf(p, sizeof p, "%s/%s%s", out_dir, name, zst ? ".zst" : "");
+        if (!written && lstat(p, &sb) == 0)
             return sp_err(SP_EUSAGE, "%s exists (from an earlier import?) and would be read as an input beside this "
                           "import's files: remove it or import into an empty directory", p);
     }

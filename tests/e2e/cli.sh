@@ -61,7 +61,8 @@ t_usage() {
     # every {date} of input.dir is replaced
     write_config "$E2E_TMP/d.ini" "$E2E_TMP/in/{date}/x/{date}" "$E2E_TMP/wd"
     expect_exit 3 sp job ingest --config "$E2E_TMP/d.ini" --date 2026-11-21
-    grep -q "in/2026-11-21/x/2026-11-21/pin_board.tsv (or .zst) is missing" "$E2E_ERR" || fail "two {date}: $(cat "$E2E_ERR")"
+    grep -q "in/2026-11-21/x/2026-11-21/pin_board.tsv (or .zst) is missing" "$E2E_ERR" ||
+        fail "two {date}: $(cat "$E2E_ERR")"
 }
 check "usage and config errors exit 2 with a message" t_usage
 

@@ -166,7 +166,8 @@ PY
 
 t_bad() {
     expect_exit 2 mpi 2 "$SAGEPIPE" job users --config "$C" --date $D1 "${SET[@]}" --set sequence.width=15 --force
-    grep -q "multiple of sequence.heads" "$E2E_ERR" || fail "width/heads message: $(grep -v "^ \|^-\|^$" "$E2E_ERR" | head -5)"
+    grep -q "multiple of sequence.heads" "$E2E_ERR" ||
+        fail "width/heads message: $(grep -v "^ \|^-\|^$" "$E2E_ERR" | head -5)"
 }
 
 check day1 t_day1

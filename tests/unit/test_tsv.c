@@ -203,7 +203,8 @@ static void test_bad_lines(void) {
     {
         char big[4096];
         size_t n = 0;
-        for (int i = 1; i <= 300; i++) n += (size_t)snprintf(big + n, sizeof big - n, "%s\n", i == 250 ? "b\x01" : "ab");
+        for (int i = 1; i <= 300; i++)
+            n += (size_t)snprintf(big + n, sizeof big - n, "%s\n", i == 250 ? "b\x01" : "ab");
         char *nul = memchr(big, 1, n);
         *nul = 0; /* line 250 holds a NUL, in the second half of the file */
         write_file(path, big, n);

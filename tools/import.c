@@ -348,11 +348,17 @@ static int write_tokens(const char *json_path, const u64map *items, ofile *tk, s
                 goto done;
             }
         }
-        if (map_find(items, item)) rows[nrows++] = (tok_row){item, i};
+        rows[nrows++] = (tok_row){item, i};
     }
     qsort(rows, nrows, sizeof *rows, cmp_row);
+    for (size_t r = 0; r + 1 < nrows; r++)
+        if (rows[r + 1].item == rows[r].item) { /* "7" and "07" too: which list would be meant is unknown */
+            rc = sp_err(SP_EINPUT, "%s: item %llu is given twice (entries %zu and %zu)", json_path,
+                         (unsigned long long)rows[r].item, rows[r].idx + 1, rows[r + 1].idx + 1);
+            goto done;
+        }
     for (size_t r = 0; r < nrows; r++) {
-        if (r + 1 < nrows && rows[r + 1].item == rows[r].item) continue; /* duplicate key: last wins */
+        if (!map_find(items, rows[r].item)) continue;
         const sp_json *a = sp_json_at(j, rows[r].idx);
         size_t na = sp_json_len(a);
         if (!na) continue;

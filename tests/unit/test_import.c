@@ -185,7 +185,7 @@ static void test_s3rec(void) {
     snprintf(seq, sizeof seq, "%s/seq.txt", root);
     snprintf(attr, sizeof attr, "%s/attr.json", root);
     put(seq, "1 10 11 10 12\n2 11 13\n3 14\n");
-    put(attr, "{\"10\": [1, 2], \"11\": [3], \"12\": [4], \"13\": [], \"14\": [5], \"99\": [6], \"10\": [7, 8]}");
+    put(attr, "{\"10\": [7, 8], \"11\": [3], \"12\": [4], \"13\": [], \"14\": [5], \"99\": [6]}");
     snprintf(out, sizeof out, "%s/s3_full", root);
     sp_import_stats st;
     CHECK_RC(sp_import_s3rec(seq, out, attr, 0, &st), SP_OK);
@@ -250,6 +250,13 @@ static void test_s3rec(void) {
     CHECK_RC(sp_import_s3rec(seq, out, attr, 0, NULL), SP_EINPUT);
     put(attr, "{\"10\": 3}");
     CHECK_RC(sp_import_s3rec(seq, out, attr, 0, NULL), SP_EINPUT);
+    /* an item given twice (also as "010", and one not in the data): which list is meant is unknown */
+    put(attr, "{\"10\": [1], \"11\": [3], \"010\": [2]}");
+    CHECK_RC(sp_import_s3rec(seq, out, attr, 0, NULL), SP_EINPUT);
+    CHECK_MSG(strstr(sp_errmsg(), "item 10 is given twice (entries 1 and 3)"), "%s", sp_errmsg());
+    put(attr, "{\"99\": [1], \"99\": [2]}");
+    CHECK_RC(sp_import_s3rec(seq, out, attr, 0, NULL), SP_EINPUT);
+    CHECK(access(p, F_OK) != 0);
 }
 
 int main(void) {

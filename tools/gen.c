@@ -357,8 +357,9 @@ static int gen_pin_board(const sp_gen_opts *o, const gen_ctx *g, gen_edge_fn edg
     set = malloc(setcap * sizeof *set);
     if (!set) { rc = sp_err(SP_ENOMEM, "gen: pin set of %zu slots", setcap); goto done; }
     uint64_t done = 0;
-    const int64_t ts0 = o->day_ms - EDGE_HISTORY_DAYS * SP_DAY_MS;
-    const uint64_t ts_span = (EDGE_HISTORY_DAYS + 1) * (uint64_t)SP_DAY_MS;
+    /* the last EDGE_HISTORY_DAYS days and the date itself, none before 1970 (ingest rejects those) */
+    const int64_t ts0 = o->day_ms > EDGE_HISTORY_DAYS * SP_DAY_MS ? o->day_ms - EDGE_HISTORY_DAYS * SP_DAY_MS : 0;
+    const uint64_t ts_span = (uint64_t)(o->day_ms - ts0) + (uint64_t)SP_DAY_MS;
     for (uint64_t b = 1; b <= B; b++) {
         uint64_t n = sizes[b - 1].n;
         if (!n) continue;

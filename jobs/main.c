@@ -489,6 +489,21 @@ static int cmd_dump(int argc, char **argv) {
     sp_run_ctx ctx;
     rc = make_ctx(cfg, a.date, &ctx);
     if (!rc) {
+        /* the stage's outputs are current: its marker, and every stage upstream of it (a failed forced rerun of
+         * ingest removed ingest's marker, and the graph left from before would be printed as today's); the
+         * config may differ from the run's (a dump need not repeat settings such as walks.threads) */
+        static const char *const kind[][2] = {{"graph", "graph"}, {"walks", "walks"}, {"emb", "infer"},
+                                               {"emb-ref", "train"}, {"users", "users"}};
+        const sp_stage_def *st = NULL;
+        for (size_t i = 0; i < sizeof kind / sizeof kind[0]; i++)
+            if (!strcmp(argv[0], kind[i][0])) st = sp_stage_find(kind[i][1]);
+        sp_run_ctx chk = ctx;
+        rc = st ? sp_stage_ranks(&ctx, st->name, &chk.size) : sp_err(SP_EINTERNAL, "dump: no stage for %s", argv[0]);
+        if (!rc) rc = sp_stage_check_chain(&chk, st);
+        if (rc == SP_EUSAGE)
+            rc = sp_err(SP_EUSAGE, "dump %s: %s", argv[0], sp_errmsg());
+    }
+    if (!rc) {
         ctx.size = 1;
         rc = !strcmp(argv[0], "walks") ? sp_walks_dump(&ctx, stdout)
              : !strcmp(argv[0], "emb") ? sp_infer_dump(&ctx, stdout)

@@ -97,7 +97,7 @@ static const char *hex64(uint64_t v, char buf[17]) {
     return buf;
 }
 
-static int compute_input_digest(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t *digest);
+static int compute_input_digest(const sp_run_ctx *ctx, const sp_stage_def *st, int any_config, uint64_t *digest);
 
 int sp_stage_ranks(const sp_run_ctx *ctx, const char *stage, int *nranks) {
     char path[PATH_MAX], *text = NULL;
@@ -120,8 +120,8 @@ int sp_stage_ranks(const sp_run_ctx *ctx, const char *stage, int *nranks) {
 
 /* Parses and checks a marker against the expected digests. Returns SP_OK when
  * it matches, SP_EUSAGE (with the reason in sp_errmsg) when absent or stale. */
-static int marker_matches(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t cfg_digest, uint64_t in_digest,
-                          uint64_t *out_digest) {
+static int marker_matches(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t cfg_digest, int any_config,
+                          uint64_t in_digest, uint64_t *out_digest) {
     char path[PATH_MAX], *text = NULL;
     size_t len = 0;
     sp_stage_path(ctx, st->name, MARKER, path, sizeof path);
@@ -141,7 +141,7 @@ static int marker_matches(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_
     uint64_t ranks = 0;
     if (!ver || !cd || !id || !od || sp_json_u64(sp_json_get(j, "ranks"), &ranks)) why = "marker lacks fields";
     else if (strcmp(ver, SAGEPIPE_VERSION)) why = "written by another sagepipe version";
-    else if (strcmp(cd, hex64(cfg_digest, h1))) why = "config changed";
+    else if (!any_config && strcmp(cd, hex64(cfg_digest, h1))) why = "config changed";
     else if (strcmp(id, hex64(in_digest, h2))) why = "inputs changed";
     else if (ranks != (uint64_t)ctx->size) why = "written with another rank count";
     if (!why) {
@@ -166,14 +166,20 @@ static int marker_matches(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_
     return SP_OK;
 }
 
-int sp_stage_check_done(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t *output_digest) {
+static int check_done(const sp_run_ctx *ctx, const sp_stage_def *st, int any_config, uint64_t *output_digest) {
     uint64_t in;
-    int rc = compute_input_digest(ctx, st, &in);
+    int rc = compute_input_digest(ctx, st, any_config, &in);
     if (rc) return rc;
-    return marker_matches(ctx, st, sp_config_digest(ctx->cfg, st->sections), in, output_digest);
+    return marker_matches(ctx, st, sp_config_digest(ctx->cfg, st->sections), any_config, in, output_digest);
 }
 
-static int compute_input_digest(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t *digest) {
+int sp_stage_check_done(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t *output_digest) {
+    return check_done(ctx, st, 0, output_digest);
+}
+
+int sp_stage_check_chain(const sp_run_ctx *ctx, const sp_stage_def *st) { return check_done(ctx, st, 1, NULL); }
+
+static int compute_input_digest(const sp_run_ctx *ctx, const sp_stage_def *st, int any_config, uint64_t *digest) {
     XXH64_state_t *h = XXH64_createState();
     if (!h) return SP_ENOMEM;
     XXH64_reset(h, 0);
@@ -187,7 +193,7 @@ static int compute_input_digest(const sp_run_ctx *ctx, const sp_stage_def *st, u
         const sp_stage_def *u = sp_stage_find(st->upstream[i]);
         uint64_t od = 0;
         if (!u) rc = sp_err(SP_EINTERNAL, "stage %s: unknown upstream %s", st->name, st->upstream[i]);
-        else if ((rc = sp_stage_check_done(ctx, u, &od)))
+        else if ((rc = check_done(ctx, u, any_config, &od)))
             rc = sp_err(SP_EUSAGE, "stage %s needs stage %s: %s; run `sagepipe job %s --date %s` (or `sagepipe run`)",
                         st->name, u->name, sp_errmsg(), u->name, ctx->date);
         XXH64_update(h, &od, sizeof od);
@@ -388,9 +394,9 @@ int sp_stage_execute(const sp_run_ctx *ctx, const sp_stage_def *st, int force, s
     uint64_t dig[3] = {sp_config_digest(ctx->cfg, st->sections), 0, 0}; /* config, input, decision */
     int rc = SP_OK;
     if (ctx->rank == 0) {
-        rc = compute_input_digest(ctx, st, &dig[1]);
+        rc = compute_input_digest(ctx, st, 0, &dig[1]);
         if (!rc) {
-            int m = marker_matches(ctx, st, dig[0], dig[1], NULL);
+            int m = marker_matches(ctx, st, dig[0], 0, dig[1], NULL);
             dig[2] = (!m && !force) ? 1 : 0; /* 1 = skip */
             if (m && m != SP_EUSAGE) rc = m;
             if (!dig[2]) SP_INFO("stage_start", "reason=%s", sp_log_q(force ? "forced" : sp_errmsg()));

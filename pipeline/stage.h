@@ -109,4 +109,9 @@ void sp_test_stall_at(const sp_run_ctx *ctx, const char *stage, const char *poin
  * upstream checks); on success *output_digest is its outputs' digest. */
 int sp_stage_check_done(const sp_run_ctx *ctx, const sp_stage_def *st, uint64_t *output_digest);
 
+/* The same without the config digests (for `dump`, which may be given other --set than the run): the stage
+ * and every stage upstream of it have complete markers whose inputs are still the outputs of the stages
+ * before them, the external inputs (input files, warm-start checkpoints) unchanged. */
+int sp_stage_check_chain(const sp_run_ctx *ctx, const sp_stage_def *st);
+
 #endif

@@ -90,9 +90,17 @@ t_failed_no_marker() {
     expect_exit 0 sp job ingest --config "$C" --date $D --set input.dir="$IN3" --set pipeline.work_dir="$E2E_TMP/w3" \
         --set input.max_reject_fraction=0.5
     [ -e "$E2E_TMP/w3/$D/ingest/_SUCCESS.json" ] || fail "marker missing after success"
+    expect_exit 0 sp job graph --config "$C" --date $D --set input.dir="$IN3" --set pipeline.work_dir="$E2E_TMP/w3" \
+        --set input.max_reject_fraction=0.5
+    # dump need not repeat the run's --set
+    expect_exit 0 sp dump graph --config "$C" --date $D --set input.dir="$IN3" --set pipeline.work_dir="$E2E_TMP/w3"
+    grep -q "^b2	p1$" "$E2E_OUT" || fail "dump graph lacks the edge 1-2: $(head -3 "$E2E_OUT")"
     expect_exit 3 sp job ingest --config "$C" --date $D --set input.dir="$IN3" --set pipeline.work_dir="$E2E_TMP/w3" --force
     [ ! -e "$E2E_TMP/w3/$D/ingest/_SUCCESS.json" ] || fail "stale marker survived a failed rerun"
     expect_exit 2 sp job graph --config "$C" --date $D --set input.dir="$IN3" --set pipeline.work_dir="$E2E_TMP/w3"
+    # the graph of the good run is still on disk; dump does not print it as current
+    expect_exit 2 sp dump graph --config "$C" --date $D --set input.dir="$IN3" --set pipeline.work_dir="$E2E_TMP/w3"
+    grep -q "dump graph: stage graph needs stage ingest" "$E2E_ERR" || fail "dump of a graph whose ingest failed: $(cat "$E2E_ERR")"
 }
 check "a failed stage leaves no marker" t_failed_no_marker
 

@@ -52,15 +52,21 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_se
     double sum[NSUM] = {0};
     int rc = sp_lists_load_lightgcn(test_path, &test, NULL);
     if (rc) return sp_dist_agree(rc);
-    uint64_t nu = test.n, ni = test.ncols;
-    for (uint64_t i = 0; i < e->n[1]; i++) nu = e->ids[1][i] + 1 > nu ? e->ids[1][i] + 1 : nu;
-    for (uint64_t i = 0; i < us->n; i++) nu = us->ids[i] + 1 > nu ? us->ids[i] + 1 : nu;
-    for (uint64_t i = 0; i < e->n[0]; i++) ni = e->ids[0][i] + 1 > ni ? e->ids[0][i] + 1 : ni;
-    if (nu > SP_LISTS_LIGHTGCN_MAX_ID || ni > SP_LISTS_LIGHTGCN_MAX_ID) { /* the loader's bound on ids */
+    /* the largest ids, compared before any + 1 (an id of 2^64 - 1 would wrap to 0 and pass the bound) */
+    uint64_t maxu = 0, maxi = 0;
+    for (uint64_t i = 0; i < e->n[1]; i++) maxu = e->ids[1][i] > maxu ? e->ids[1][i] : maxu;
+    for (uint64_t i = 0; i < us->n; i++) maxu = us->ids[i] > maxu ? us->ids[i] : maxu;
+    for (uint64_t i = 0; i < e->n[0]; i++) maxi = e->ids[0][i] > maxi ? e->ids[0][i] : maxi;
+    if (maxu >= SP_LISTS_LIGHTGCN_MAX_ID || maxi >= SP_LISTS_LIGHTGCN_MAX_ID) { /* the loader's bound on ids */
         sp_lists_free(&test);
-        return sp_dist_agree(
-            sp_err(SP_EINPUT, "eval: ids up to %" PRIu64 "/%" PRIu64 " are too large to score densely", nu, ni));
+        return sp_dist_agree(sp_err(SP_EINPUT,
+                                    "eval: ids up to %" PRIu64 " (users/boards) / %" PRIu64 " (pins) are too large to "
+                                    "score densely (eval.test needs ids below %llu)",
+                                    maxu, maxi, (unsigned long long)SP_LISTS_LIGHTGCN_MAX_ID));
     }
+    uint64_t nu = test.n, ni = test.ncols;
+    if (e->n[1] + us->n && maxu + 1 > nu) nu = maxu + 1;
+    if (e->n[0] && maxi + 1 > ni) ni = maxi + 1;
     /* this rank's block of the test file's rows (users past them have no test items) */
     uint32_t lo = (uint32_t)((uint64_t)test.n * (uint64_t)ctx->rank / (uint64_t)ctx->size);
     uint32_t hi = (uint32_t)((uint64_t)test.n * (uint64_t)(ctx->rank + 1) / (uint64_t)ctx->size);

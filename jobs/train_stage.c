@@ -227,13 +227,18 @@ static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int 
     memset(e, 0, sizeof *e);
     int rc = sp_lists_load_lightgcn(path, &e->test, NULL);
     if (rc) return rc;
-    uint64_t maxu = e->test.n, maxi = e->test.ncols;
-    for (uint64_t u = D->npins; u < D->n; u++)
-        if (D->ext[u] < UINT32_MAX - 1 && D->ext[u] + 1 > maxu) maxu = D->ext[u] + 1;
-    for (uint64_t u = 0; u < D->npins; u++)
-        if (D->ext[u] < UINT32_MAX - 1 && D->ext[u] + 1 > maxi) maxi = D->ext[u] + 1;
-    if (maxu > SP_LISTS_LIGHTGCN_MAX_ID || maxi > SP_LISTS_LIGHTGCN_MAX_ID)
-        return sp_err(SP_EINPUT, "%s: ids up to %" PRIu64 "/%" PRIu64 " are too large to score densely", path, maxu, maxi);
+    /* every board and pin id indexes the dense tables below: all must be under the loader's bound (compared
+     * before any + 1, which would wrap 2^64 - 1 to 0) */
+    uint64_t maxu = 0, maxi = 0;
+    for (uint64_t u = D->npins; u < D->n; u++) maxu = D->ext[u] > maxu ? D->ext[u] : maxu;
+    for (uint64_t u = 0; u < D->npins; u++) maxi = D->ext[u] > maxi ? D->ext[u] : maxi;
+    if (maxu >= SP_LISTS_LIGHTGCN_MAX_ID || maxi >= SP_LISTS_LIGHTGCN_MAX_ID)
+        return sp_err(SP_EINPUT,
+                      "train.eval_every: ids up to %" PRIu64 " (boards) / %" PRIu64 " (pins) are too large to score "
+                      "%s densely (ids below %llu)",
+                      maxu, maxi, path, (unsigned long long)SP_LISTS_LIGHTGCN_MAX_ID);
+    maxu = D->n > D->npins && maxu + 1 > e->test.n ? maxu + 1 : e->test.n;
+    maxi = D->npins && maxi + 1 > e->test.ncols ? maxi + 1 : e->test.ncols;
     e->nu = (uint32_t)maxu, e->ni = (uint32_t)maxi;
     e->train.n = e->nu;
     e->train.ncols = e->ni;

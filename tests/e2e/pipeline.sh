@@ -4,7 +4,8 @@
 # publishes shards that `verify` accepts, `get` reads, and `sagepipe eval`
 # scores from outside with the same recall as the eval stage's report; a rerun
 # gives bit-identical shards; the quality gate (eval.gate + eval.min_recall)
-# fails with exit 5 and leaves `latest` where it was.
+# fails with exit 5 and leaves `latest` where it was; ids the dense evaluation
+# cannot index (2^40, 2^64 - 1) are exit 3, in eval and in train.eval_every.
 . "$(dirname "$0")/lib.sh" "$@"
 D=2026-11-21
 D2=2026-11-22
@@ -91,4 +92,21 @@ t_gate() {
     [ ! -e "$E2E_TMP/w/$D2/publish/_SUCCESS.json" ] || fail "publish ran after a failed gate"
 }
 check "quality gate: exit 5, latest unchanged, nothing published" t_gate
+
+t_huge_ids() {
+    # ids the dense evaluation cannot index are exit 3 naming them, not a crash (2^64 - 1 wrapped to 0 in + 1)
+    local IN2=$E2E_TMP/in_huge
+    rm -rf "$IN2" && cp -r "$IN" "$IN2"
+    printf '18446744073709551615\t7\t1700000000000\n' >> "$IN2/pin_board.tsv"
+    expect_exit 3 mpi 2 "$SAGEPIPE" run --config "$C" --date $D "${SET[@]}" --set train.epochs=1 --set sequence.epochs=1 \
+        --set input.dir="$IN2" --set pipeline.work_dir="$E2E_TMP/wh" --set export.dir="$E2E_TMP/sh"
+    grep -q 'eval: ids up to [0-9]* (users/boards) / 18446744073709551615 (pins) are too large' "$E2E_ERR" ||
+        fail "eval stage: $(grep level=error "$E2E_ERR" | head -1)"
+    printf '5\t1099511627776\t1700000000000\n' >> "$IN2/pin_board.tsv"
+    expect_exit 3 mpi 2 "$SAGEPIPE" run --config "$C" --date $D --to train "${SET[@]}" --set train.eval_every=1 \
+        --set input.dir="$IN2" --set pipeline.work_dir="$E2E_TMP/wh2"
+    grep -q 'train.eval_every: ids up to 1099511627776 (boards) / 18446744073709551615 (pins)' "$E2E_ERR" ||
+        fail "train stage: $(grep level=error "$E2E_ERR" | head -1)"
+}
+check "ids of 2^40 and 2^64 - 1 in the graph: eval and train's evaluation refuse them (exit 3)" t_huge_ids
 finish

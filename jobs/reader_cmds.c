@@ -337,7 +337,8 @@ static const char *HELP_EVAL =
     "usage: sagepipe eval --manifest FILE --test FILE [--train FILE] [-k 20] [--threads N]\n"
     "Scores a published shard set as an outside reader would (LightGCN protocol): for every user k of\n"
     "the test file ('user item item ...', 0-based ids), the vector u<k> of the users entity ranks every\n"
-    "pin p<j> of the items entity by dot product; items of the user's line in --train are excluded;\n"
+    "pin p<j> of the items entity by dot product (ids below the largest that the set lacks count as\n"
+    "items_not_in_set and score 0); items of the user's line in --train are excluded;\n"
     "prints one JSON line {\"users\":…,\"recall@K\":…,\"ndcg@K\":…}. Every shard's checksum is checked\n"
     "first. Ids must be below 2^28. exit 0; 3: a test user not in the set, a bad line or id in the files,\n"
     "or a damaged set; 2: usage.\n";
@@ -394,10 +395,37 @@ int sp_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "sagepipe eval: users have dim %u, items %u\n", ue.dim, ie.dim);
         ex = SP_EXIT_INPUT;
     }
+    /* every pin of the set is ranked (not only ids up to the files' largest): one pass for the largest id */
     uint32_t nu = test.n, ni = test.ncols > train.ncols ? test.ncols : train.ncols, d = ex ? 0 : ue.dim;
-    float *U = ex ? NULL : calloc((size_t)nu * d + 1, 4), *V = ex ? NULL : calloc((size_t)ni * d + 1, 4);
-    if (!ex && (!U || !V)) ex = SP_EXIT_INTERNAL;
-    uint64_t missing = 0;
+    float *U = NULL, *V = NULL, *row = ex ? NULL : malloc(4 * (size_t)d + 4);
+    uint64_t npins = 0;
+    for (int pass = 0; pass < 2 && !ex; pass++) {
+        spr_iter *it = NULL;
+        char type;
+        uint64_t id;
+        if (!row) ex = SP_EXIT_INTERNAL;
+        else if ((rc = spr_iter_open(set, ie.name, &it))) ex = reader_fail("eval", rc);
+        while (!ex && !(rc = spr_iter_next(it, &type, &id, row, d))) {
+            if (type != 'p') continue;
+            if (pass) memcpy(V + id * d, row, 4 * (size_t)d);
+            else if (id >= SP_LISTS_LIGHTGCN_MAX_ID) {
+                fprintf(stderr, "sagepipe eval: %s: pin p%" PRIu64 " is too large to rank densely (ids below %u)\n",
+                        path, id, (unsigned)SP_LISTS_LIGHTGCN_MAX_ID);
+                ex = SP_EXIT_INPUT;
+            } else {
+                ni = id + 1 > ni ? (uint32_t)id + 1 : ni;
+                npins++;
+            }
+        }
+        if (!ex && rc != SPR_NOTFOUND) ex = reader_fail("eval", rc);
+        spr_iter_close(it);
+        if (!ex && !pass) {
+            U = calloc((size_t)nu * d + 1, 4), V = calloc((size_t)ni * d + 1, 4);
+            if (!U || !V) ex = SP_EXIT_INTERNAL;
+        }
+    }
+    free(row);
+    uint64_t missing = ni - npins; /* ids below the largest without a vector: zero rows, counted */
     /* users with test items must be in the set; items missing from the set keep a zero vector (counted) */
     for (uint32_t u = 0; !ex && u < nu; u++) {
         if (test.off[u + 1] == test.off[u]) continue;
@@ -406,11 +434,6 @@ int sp_cmd_eval(int argc, char **argv) {
             fprintf(stderr, "sagepipe eval: test user u%u is not in the set\n", u);
             ex = SP_EXIT_INPUT;
         } else if (rc) ex = reader_fail("eval", rc);
-    }
-    for (uint32_t j = 0; !ex && j < ni; j++) {
-        rc = spr_get(set, 'p', j, V + (size_t)j * d, d);
-        if (rc == SPR_NOTFOUND) missing++;
-        else if (rc) ex = reader_fail("eval", rc);
     }
     if (!ex) {
         uint32_t ks[1] = {(uint32_t)k};

@@ -65,6 +65,10 @@ print(r, s, n, u)
 sys.exit(0 if abs(r["recall@20"] - s) < 1e-6 and abs(r["ndcg@20"] - n) < 1e-6 and r["users"] == u and r["users"] > 50
          and s > 0.02 else 1)
 PY
+    # every pin of the set is ranked, whatever the largest item id of the files (the first user alone)
+    head -1 "$E2E_TMP/test.txt" | awk '{print $1, $2}' > "$E2E_TMP/test1.txt"
+    expect_exit 0 sp eval --manifest "$OUT/$D/MANIFEST.json" --test "$E2E_TMP/test1.txt"
+    grep -q '"items":1501,"items_not_in_set":1,' "$E2E_OUT" || fail "not every pin ranked: $(cat "$E2E_OUT")"
     cp "$OUT/$D/MANIFEST.json" "$E2E_TMP/m1.json"
 }
 check "run: ingest to publish on 2 ranks, shards verified, scored from outside" t_run

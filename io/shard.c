@@ -545,10 +545,19 @@ void sp_shard_file_name(const char *entity, uint32_t shard, uint32_t nshards, ch
     snprintf(out, cap, "%s/%s-%05u-of-%05u.mdb", entity, entity, shard, nshards);
 }
 
-int sp_shard_flip_latest(const char *export_dir, const char *date) {
+/* 1 if s is a name of the form YYYY-MM-DD (digits and dashes; such names sort as their dates) */
+static int date_shaped(const char *s) {
+    if (strlen(s) != 10) return 0;
+    for (int i = 0; i < 10; i++)
+        if (i == 4 || i == 7 ? s[i] != '-' : (s[i] < '0' || s[i] > '9')) return 0;
+    return 1;
+}
+
+int sp_shard_flip_latest(const char *export_dir, const char *date, char *later, size_t later_cap) {
+    if (later && later_cap) *later = 0;
     if (!date || !*date || strchr(date, '/') || !strcmp(date, ".") || !strcmp(date, ".."))
         return sp_err(SP_EUSAGE, "flip latest: bad date '%s'", date ? date : "");
-    char man[PATH_MAX], link[PATH_MAX], tmp[PATH_MAX];
+    char man[PATH_MAX], link[PATH_MAX], tmp[PATH_MAX], cur[PATH_MAX];
     struct stat st;
     snprintf(man, sizeof man, "%s/%s/MANIFEST.json", export_dir, date);
     if (stat(man, &st) || !S_ISREG(st.st_mode))
@@ -556,6 +565,16 @@ int sp_shard_flip_latest(const char *export_dir, const char *date) {
     snprintf(link, sizeof link, "%s/latest", export_dir);
     if (!lstat(link, &st) && !S_ISLNK(st.st_mode))
         return sp_err(SP_EUSAGE, "flip latest: %s exists and is not a symlink", link);
+    /* a backfill of an older date publishes its set but leaves `latest` on the later one */
+    ssize_t n = readlink(link, cur, sizeof cur - 1);
+    cur[n > 0 ? n : 0] = 0;
+    if (date_shaped(date) && date_shaped(cur) && strcmp(cur, date) > 0) {
+        snprintf(man, sizeof man, "%s/%s/MANIFEST.json", export_dir, cur);
+        if (!stat(man, &st) && S_ISREG(st.st_mode)) { /* only while that later set is there */
+            if (later && later_cap) snprintf(later, later_cap, "%s", cur);
+            return SP_OK;
+        }
+    }
     snprintf(tmp, sizeof tmp, "%s/.latest.tmp.%d", export_dir, (int)getpid());
     unlink(tmp);
     if (symlink(date, tmp)) return sp_err(SP_EIO, "cannot create symlink %s: %s", tmp, strerror(errno));

@@ -91,8 +91,11 @@ void sp_shard_file_name(const char *entity, uint32_t shard, uint32_t nshards, ch
  * made under a temporary name and renamed over `latest`, so a reader sees
  * the old or the new target, never none. Refuses (SP_EUSAGE) a date
  * directory without MANIFEST.json, a date with '/' in it, or a `latest` that
- * is not a symlink. The export stage calls it after verify, unless
- * eval.gate is on; then the eval stage calls it when the gate passes. */
-int sp_shard_flip_latest(const char *export_dir, const char *date);
+ * is not a symlink. `latest` never moves back: when it points at a later
+ * date whose set is there (a backfill of an older date), it stays, SP_OK is
+ * returned and that date is copied to `later` (else `later` is ""; it may
+ * be NULL). The export stage calls it after verify, unless eval.gate is on;
+ * then the eval stage calls it when the gate passes. */
+int sp_shard_flip_latest(const char *export_dir, const char *date, char *later, size_t later_cap);
 
 #endif

@@ -476,8 +476,12 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                         rk, recall, min_recall, dir);
         }
         if (!rc && sp_config_bool(cfg, "eval", "gate")) {
-            rc = sp_shard_flip_latest(sp_config_str(cfg, "export", "dir"), ctx->date);
-            if (!rc) SP_INFO("eval_latest", "latest=%s reason=\"quality gate passed\"", ctx->date);
+            char later[64];
+            rc = sp_shard_flip_latest(sp_config_str(cfg, "export", "dir"), ctx->date, later, sizeof later);
+            if (!rc && *later)
+                SP_INFO("eval_latest", "latest=unchanged reason=\"quality gate passed; the later date %s is published\"",
+                        later);
+            else if (!rc) SP_INFO("eval_latest", "latest=%s reason=\"quality gate passed\"", ctx->date);
         }
         SP_INFO("eval", "%s=%.5f %s=%.5f users=%" PRIu64 " users_%s=%.5f users_%s=%.5f drift_cosine=%.4f "
                 "drift_overlap=%.4f gate=%s", rk, recall, kname[0][2 * (nk - 1) + 1], ndcg, users, rk,

@@ -360,8 +360,11 @@ static int finish_set(exporter *x, const uint64_t *info, const char *export_dir,
     if (!rc) rc = publish_dir(export_dir, staging, final, ctx->date);
     if (!rc) SP_INFO("export_published", "dir=%s", sp_log_q(final));
     if (!rc && !sp_config_bool(ctx->cfg, "eval", "gate")) {
-        rc = sp_shard_flip_latest(export_dir, ctx->date);
-        if (!rc) SP_INFO("export_latest", "latest=%s", ctx->date);
+        char later[64];
+        rc = sp_shard_flip_latest(export_dir, ctx->date, later, sizeof later);
+        if (!rc && *later)
+            SP_INFO("export_latest", "latest=unchanged reason=\"the later date %s is published\"", later);
+        else if (!rc) SP_INFO("export_latest", "latest=%s", ctx->date);
     } else if (!rc) SP_INFO("export_latest", "latest=unchanged reason=\"eval.gate: the eval stage publishes\"");
     sp_manifest_free(&m);
     return rc;

@@ -235,7 +235,7 @@ int main(int argc, char **argv) {
     if (rank == 0) {
         check_set("2026-11-22", "i8", 5, 0);
         latest_is("2026-11-21");
-        CHECK_RC(sp_shard_flip_latest(emb, "2026-11-22"), SP_OK); /* what eval does when the gate passes */
+        CHECK_RC(sp_shard_flip_latest(emb, "2026-11-22", NULL, 0), SP_OK); /* what eval does when the gate passes */
         latest_is("2026-11-22");
     }
 

@@ -304,9 +304,9 @@ static void test_writer(void) {
 
 static void test_flip_latest(void) {
     char p[512], link[512], buf[64];
-    CHECK_RC(sp_shard_flip_latest(tmpdir, "2026-11-21"), SP_EUSAGE); /* no such date */
+    CHECK_RC(sp_shard_flip_latest(tmpdir, "2026-11-21", NULL, 0), SP_EUSAGE); /* no such date */
     CHECK(strstr(sp_errmsg(), "MANIFEST.json") != NULL);
-    CHECK_RC(sp_shard_flip_latest(tmpdir, "../x"), SP_EUSAGE);
+    CHECK_RC(sp_shard_flip_latest(tmpdir, "../x", NULL, 0), SP_EUSAGE);
     const char *dates[2] = {"2026-11-21", "2026-11-22"};
     for (int i = 0; i < 2; i++) {
         snprintf(p, sizeof p, "%s/%s", tmpdir, dates[i]);
@@ -316,12 +316,24 @@ static void test_flip_latest(void) {
         if (f) fclose(f);
     }
     snprintf(link, sizeof link, "%s/latest", tmpdir);
-    for (int i = 0; i < 3; i++) {
-        CHECK_RC(sp_shard_flip_latest(tmpdir, dates[i % 2]), SP_OK);
+    /* 21, 22, then 21 again (a backfill): latest stays on 22 and says so; 22 again is a flip */
+    const int order[4] = {0, 1, 0, 1}, want[4] = {0, 1, 1, 1};
+    char later[64];
+    for (int i = 0; i < 4; i++) {
+        CHECK_RC(sp_shard_flip_latest(tmpdir, dates[order[i]], later, sizeof later), SP_OK);
         ssize_t n = readlink(link, buf, sizeof buf - 1);
         buf[n > 0 ? n : 0] = 0;
-        CHECK_STR(buf, dates[i % 2]);
+        CHECK_STR(buf, dates[want[i]]);
+        CHECK_STR(later, i == 2 ? dates[1] : "");
     }
+    /* a later target whose set is gone (retention, by hand) does not hold latest back */
+    snprintf(p, sizeof p, "%s/%s/MANIFEST.json", tmpdir, dates[1]);
+    CHECK(unlink(p) == 0);
+    CHECK_RC(sp_shard_flip_latest(tmpdir, dates[0], later, sizeof later), SP_OK);
+    CHECK_STR(later, "");
+    ssize_t n = readlink(link, buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = 0;
+    CHECK_STR(buf, dates[0]);
     CHECK_EQ_INT(test_files_with(tmpdir, ".latest.tmp"), 0);
     for (int i = 0; i < 2; i++) {
         snprintf(p, sizeof p, "%s/%s/MANIFEST.json", tmpdir, dates[i]);
@@ -336,7 +348,7 @@ static void test_flip_latest(void) {
     snprintf(p, sizeof p, "%s/%s/MANIFEST.json", tmpdir, dates[0]);
     FILE *f = fopen(p, "w");
     if (f) fclose(f);
-    CHECK_RC(sp_shard_flip_latest(tmpdir, dates[0]), SP_EUSAGE);
+    CHECK_RC(sp_shard_flip_latest(tmpdir, dates[0], NULL, 0), SP_EUSAGE);
     unlink(p);
     snprintf(p, sizeof p, "%s/%s", tmpdir, dates[0]);
     rmdir(p);

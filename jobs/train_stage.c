@@ -364,6 +364,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     C.tau = (float)tc.tau;
     /* warm start */
     char path[PATH_MAX + 64];
+    int warm = 0;
     if (!rc) {
         sp_ckpt old;
         int have_prev = prev_ckpt_path(ctx, path, sizeof path);
@@ -372,8 +373,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             uint64_t taken = warm_start(&old, &D, &C);
             if (taken == UINT64_MAX)
                 SP_WARN("warm_start_skipped", "path=%s reason=\"model dimensions changed\"", sp_log_q(path));
-            else
+            else {
                 SP_INFO("warm_start", "path=%s rows=%" PRIu64 " of=%" PRIu64, sp_log_q(path), taken, D.n);
+                warm = 1;
+            }
             sp_ckpt_free(&old);
         } else if (wr == -1) /* the previous date's train completed (its marker is there) but the file is gone */
             SP_WARN("warm_start_missing", "path=%s reason=\"the previous date's train completed but its checkpoint "
@@ -381,6 +384,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         else if (wr != ENOENT)
             SP_WARN("warm_start_unreadable", "path=%s error=%s", sp_log_q(path), sp_log_q(sp_errmsg()));
         sp_err_clear();
+        /* no epoch on a cold model would publish its random initialisation as the day's embeddings */
+        if (tc.epochs == 0 && !warm)
+            rc = sp_err(SP_ECONFIG, "train.epochs = 0 keeps the previous date's item model, and there is none%s: "
+                        "train at least one epoch", wr ? "" : " with today's dimensions");
     }
     /* sampler: logQ of pins as positives */
     sampler S = {.D = &D, .tc = &tc, .rank = ctx->rank, .size = ctx->size, .K = mc.layers};

@@ -10,7 +10,8 @@
 # encoder in the train stage (its model file, one optimiser step per train
 # step), the users stage starts from it, the next date warm-starts it from
 # the date's final user model; sequence.mode = frozen trains it only in the
-# users stage; sequence.average_epochs averages the last epochs' models.
+# users stage; sequence.average_epochs averages the last epochs' models;
+# train.epochs = 0 on a first date (no model to keep) is refused.
 . "$(dirname "$0")/lib.sh" "$@"
 D1=2026-11-21
 D2=2026-11-22
@@ -41,6 +42,12 @@ users_in() { cut -f1 "$1" | grep -v '^#' | sort -u | wc -l; }
 count() { json_get "$E2E_TMP/${3:-w}/$1/users/_SUCCESS.json" "counts.$2"; }
 
 t_day1() {
+    # no epoch on a first date (nothing to warm-start from) would publish a random model: refused
+    expect_exit 2 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 "${SET[@]}" --set train.epochs=0 \
+        --set pipeline.work_dir="$E2E_TMP/w_cold" --set export.dir="$E2E_TMP/emb_cold"
+    grep -q "train.epochs = 0 keeps the previous date's item model, and there is none" "$E2E_ERR" ||
+        fail "train.epochs = 0 on a first date: $(grep level=error "$E2E_ERR" | head -1)"
+    [ ! -e "$E2E_TMP/emb_cold/latest" ] || fail "a cold model was published"
     expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 "${SET[@]}"
     cp "$E2E_ERR" "$E2E_TMP/day1.log"
     # the default sequence.mode = joint: train learns the user model too (one optimiser step per train
@@ -158,7 +165,12 @@ with open(sys.argv[2], 'w') as f:
     for r in sorted(set(tuple(r) for r in rows)):
         f.write('\t'.join(r[:3] + (str(int(r[3]) + 2 * 86400000),) + r[4:]) + '\n')
 PY
-    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D4 "${SET[@]}" "${DAY2[@]}" --set input.dir="$IN4"
+    # the train stage warm-starts from the day before only: after the gap it trains an epoch (0 is refused)
+    expect_exit 2 mpi 2 "$SAGEPIPE" run --config "$C" --date $D4 "${SET[@]}" "${DAY2[@]}" --set input.dir="$IN4"
+    grep -q "train.epochs = 0 keeps the previous date's item model, and there is none" "$E2E_ERR" ||
+        fail "train.epochs = 0 after a gap: $(grep level=error "$E2E_ERR" | head -1)"
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D4 "${SET[@]}" "${DAY2[@]}" --set input.dir="$IN4" \
+        --set train.epochs=1
     grep -q "users_history_gap previous=$D2" "$E2E_ERR" || fail "no gap warning naming $D2"
     [ "$(count $D4 history_actions)" = $(($(count $D2 history_actions) + $(count $D4 actions_appended) - $(count $D4 trimmed))) ] ||
         fail "day 4 history != day 2 + appended - trimmed"
@@ -223,7 +235,8 @@ t_corrupt() {
 import sys
 b = bytearray(open(sys.argv[1], 'rb').read()); b[len(b) // 2] ^= 0x5a; open(sys.argv[1], 'wb').write(b)
 PY
-    expect_exit 3 mpi 2 "$SAGEPIPE" job users --config "$C" --date $D4 --force "${SET[@]}" "${DAY2[@]}" --set input.dir="$IN4"
+    expect_exit 3 mpi 2 "$SAGEPIPE" job users --config "$C" --date $D4 --force "${SET[@]}" "${DAY2[@]}" --set input.dir="$IN4" \
+        --set train.epochs=1
     grep -q "$D2/users/hist-00001-of-00002.bin" "$E2E_ERR" || fail "the error does not name the file: $(grep error "$E2E_ERR" | tail -1)"
     [ ! -e "$E2E_TMP/w/$D4/users/_SUCCESS.json" ] || fail "a failed users stage left a marker"
 }

@@ -315,6 +315,8 @@ int sp_tsv_next(sp_tsv *t, char **line, size_t *len) {
             t->bytes_read += adv;
         }
         if (n > 0 && s[n - 1] == '\r') n--;
+        if (idx == 0 && (t->zst || t->part == 0) && n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
+            s += 3, n -= 3; /* a UTF-8 byte order mark opening the file (some editors write one) */
         scanned = 0;
         if (t->zst && (int)(idx % (uint64_t)t->nparts) != t->part) continue;
         if (n == 0 || s[0] == '#') continue;

@@ -47,7 +47,8 @@ static void reference_lines(const char *buf, size_t n, tlist *out) {
         size_t len = e - i;
         no++;
         if (len > 0 && buf[i + len - 1] == '\r') len--;
-        if (len > 0 && buf[i] != '#') tl_push(out, no, buf + i, len);
+        size_t b = no == 1 && len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3) ? 3 : 0; /* a BOM opening the file */
+        if (len > b && buf[i + b] != '#') tl_push(out, no, buf + i + b, len - b);
         i = e + 1;
     }
 }
@@ -150,6 +151,10 @@ static void test_shares_cover_every_line_once(void) {
         "1\t2\r\n3\t4\r\n\r\n#x\r\n5\t6\r\n",
         "abc\ndef\n",
         "a\nb\nc\nd\ne\nf\ng\nh\n",
+        "\xef\xbb\xbf" "1\t2\n3\t4\n",       /* a UTF-8 byte order mark is dropped at the file's start only */
+        "\xef\xbb\xbf" "#c\r\nx\n",
+        "\xef\xbb\xbf",
+        "a\n\xef\xbb\xbf" "b\n",
     };
     for (size_t i = 0; i < sizeof small / sizeof *small; i++) {
         char name[32];

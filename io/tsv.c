@@ -449,18 +449,24 @@ int sp_input_path(const char *dir, const char *name, char *out, size_t cap) {
         int n = snprintf(out, cap, z ? "%s/%s.zst" : "%s/%s", dir, name);
         if (n < 0 || (size_t)n >= cap) {
             out[0] = 0;
-            return -sp_err(SP_EINPUT, "%s/%s%s: path longer than %zu bytes", dir, name, z ? ".zst" : "", cap);
+            return sp_err(SP_EINPUT, "%s/%s%s: path longer than %zu bytes", dir, name, z ? ".zst" : "", cap);
         }
         if (lstat(out, &st)) {
             if (errno == ENOENT || errno == ENOTDIR) continue; /* absent: the next name, or none */
-            return -sp_err(SP_EIO, "%s: %s", out, strerror(errno));
+            return sp_err(SP_EIO, "%s: %s", out, strerror(errno));
         }
         /* present: it must be a readable regular file (a dangling link is not "absent"; a FIFO would block) */
         if (stat(out, &st))
-            return -sp_err(SP_EINPUT, "%s: a symbolic link to a missing file (%s)", out, strerror(errno));
+            return sp_err(SP_EINPUT, "%s: a symbolic link to a missing file (%s)", out, strerror(errno));
         if (!S_ISREG(st.st_mode))
-            return -sp_err(SP_EINPUT, "%s: not a regular file (%s)", out,
+            return sp_err(SP_EINPUT, "%s: not a regular file (%s)", out,
                            S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a special file");
+        if (!z) { /* both names: which one is the date's input is unknown (a half-done recompression?) */
+            char zp[PATH_MAX + 8];
+            snprintf(zp, sizeof zp, "%s.zst", out);
+            if (!lstat(zp, &st))
+                return sp_err(SP_EINPUT, "%s and %s both exist: which is the input is ambiguous; remove one", out, zp);
+        }
         return 1;
     }
     out[0] = 0;

@@ -65,12 +65,13 @@ int sp_parse_i64(const char *s, int64_t *v);
 /* Finite float only: "nan", "inf" and overflow return -2. */
 int sp_parse_f32(const char *s, float *v);
 
-/* Path of an input: `dir/name` if it exists, else `dir/name.zst` if that
- * exists; writes the chosen path to out (size cap) and returns 1, or 0 when
- * neither exists. A name that exists but is not a regular file (a dangling
- * symbolic link, a directory, a FIFO) is an error, not an absent input:
- * -SP_EINPUT with sp_errmsg naming it (-SP_EIO when lstat fails otherwise;
- * -SP_EINPUT for a path longer than cap). */
+/* Path of an input: `dir/name` or `dir/name.zst`, whichever exists; writes
+ * the chosen path to out (size cap) and returns 1, or 0 when neither exists.
+ * Errors are our (negative) codes, sp_errmsg naming the file: both names
+ * existing is SP_EINPUT (which one is current is unknown); so is a name that
+ * exists but is not a regular file (a dangling symbolic link, a directory, a
+ * FIFO: an error, not an absent input) and a path longer than cap; SP_EIO
+ * when lstat fails otherwise. */
 int sp_input_path(const char *dir, const char *name, char *out, size_t cap);
 
 /* The input files of a date directory (DESIGN §3), each also read as NAME.zst (sp_input_path), in the

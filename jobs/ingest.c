@@ -910,7 +910,7 @@ int sp_ingest_digest(const sp_run_ctx *ctx, uint64_t *digest) {
         if (f == F_EVENTS && kafka) continue; /* not read */
         int pr = sp_input_path(ctx->input_dir, FILE_NAMES[f], path, sizeof path);
         if (pr < 0) {
-            if (!rc) rc = -pr;
+            if (!rc) rc = pr;
             continue;
         }
         if (!pr) {
@@ -952,7 +952,7 @@ int sp_ingest_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             continue;
         }
         present[f] = sp_input_path(ctx->input_dir, FILE_NAMES[f], path[f], sizeof path[f]);
-        if (present[f] < 0 && !rc) rc = -present[f];
+        if (present[f] < 0 && !rc) rc = present[f];
     }
     if (!rc && !present[F_PIN_BOARD])
         rc = sp_err(SP_EINPUT, "required input %s/%s (or .zst) is missing", ctx->input_dir, FILE_NAMES[F_PIN_BOARD]);

@@ -426,6 +426,32 @@ empty_zst() {
 }
 check "empty events.tsv.zst, pin_board.tsv.zst -> exit 0" empty_zst
 
+both_plain_and_zst() {
+    local d
+    d=$(new_case)
+    head -10 "$d/in/pin_board.tsv" | zstd -q -o "$d/in/pin_board.tsv.zst"
+    expect_exit 3 ingest_cmd "$d" 2
+    grep -q "pin_board.tsv and .*pin_board.tsv.zst both exist" "$E2E_ERR" || fail "both names: $(grep level=error "$E2E_ERR")"
+    [ ! -e "$d/work/$DATE/ingest/_SUCCESS.json" ] || fail "ingest completed"
+}
+check "pin_board.tsv beside pin_board.tsv.zst -> exit 3 naming both" both_plain_and_zst
+
+not_regular_inputs() {
+    # an input name that is not a regular file is exit 3 naming it: a FIFO would block the read forever, a
+    # dangling link is not an absent input
+    local d
+    d=$(new_case)
+    mkfifo "$d/in/events.tsv"
+    write_config "$d/c.ini" "$d/in" "$d/work"
+    expect_exit 3 timeout 60 "$SAGEPIPE" job ingest --config "$d/c.ini" --date "$DATE" --force
+    grep -q "events.tsv: not a regular file (a FIFO)" "$E2E_ERR" || fail "FIFO: $(grep level=error "$E2E_ERR")"
+    rm "$d/in/events.tsv"
+    ln -s /nonexistent/sagepipe "$d/in/pin_pin.tsv"
+    expect_exit 3 ingest_cmd "$d" 0
+    grep -q "pin_pin.tsv: a symbolic link to a missing file" "$E2E_ERR" || fail "link: $(grep level=error "$E2E_ERR")"
+}
+check "a FIFO or a dangling link as an input -> exit 3 naming it, no hang" not_regular_inputs
+
 dense_no_records() {
     local d
     d=$(new_case)

@@ -472,3 +472,16 @@ int sp_input_path(const char *dir, const char *name, char *out, size_t cap) {
     out[0] = 0;
     return 0;
 }
+
+int sp_input_foreign(const char *dir, const char *const *written, char *out, size_t cap) {
+    struct stat st;
+    for (int i = 0; i < 2 * SP_INPUT_FILES; i++) {
+        const char *name = sp_input_files[i / 2];
+        int zst = i % 2, ours = 0;
+        for (const char *const *w = written; !zst && w && *w && !ours; w++) ours = !strcmp(*w, name);
+        snprintf(out, cap, "%s/%s%s", dir, name, zst ? ".zst" : "");
+        if (!ours && lstat(out, &st) == 0) return 1;
+    }
+    if (cap) out[0] = 0;
+    return 0;
+}

@@ -78,5 +78,9 @@ int sp_input_path(const char *dir, const char *name, char *out, size_t cap);
  * order of the ingest stage's enum; events.tsv is last. */
 #define SP_INPUT_FILES 5
 extern const char *const sp_input_files[SP_INPUT_FILES];
+/* For tools that write a date directory (gen, import): 1 when dir holds an input name (or a NAME.zst twin)
+ * that the tool does not write (`written`: a NULL-terminated list of plain names) and that ingest would read
+ * beside the new files; its path goes to out (size cap). 0 when there is none. */
+int sp_input_foreign(const char *dir, const char *const *written, char *out, size_t cap);
 
 #endif

@@ -21,6 +21,7 @@
 #include "sfv.h"
 #include "fsutil.h"
 #include "sp_base.h"
+#include "tsv.h"
 
 #include <errno.h>
 #include <math.h>
@@ -653,6 +654,13 @@ int sp_gen_run(const sp_gen_opts *o, const char *out_dir) {
     if ((uint64_t)g.C * (o->dim ? o->dim : 1) > (1ULL << 32))
         return sp_err(SP_EUSAGE, "gen: communities x dim too large (%llu x %u)", (unsigned long long)g.C, o->dim);
     if ((rc = sp_mkdir_p(out_dir))) return rc;
+    /* an input this run does not write (an earlier gen's, another tool's) would be read beside its files */
+    const char *const written[] = {"pin_board.tsv", "events.tsv", o->dim ? "pin_dense.sfv" : "events.tsv",
+                                   o->tokens ? "pin_tokens.tsv" : "events.tsv", NULL};
+    char p[4096];
+    if (sp_input_foreign(out_dir, written, p, sizeof p))
+        return sp_err(SP_EUSAGE, "gen: %s exists and would be read as an input beside the generated files: remove "
+                      "it or generate into an empty directory", p);
     if ((rc = write_pin_board(o, &g, out_dir))) return rc;
     if (o->dim && (rc = write_dense(o, &g, out_dir))) return rc;
     if (o->tokens && (rc = write_tokens(o, &g, out_dir))) return rc;

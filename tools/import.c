@@ -389,19 +389,15 @@ static int run_import(const seq_spec *sp, const char *out_dir, const char *attri
     if (rc) return rc;
     /* an input of DESIGN §3 (or its .zst twin) this import does not write, or a heldout.txt it does not write,
      * left by an earlier import or another tool, would be read with the new files: refused, nothing is written */
-    for (int i = 0; i <= 2 * SP_INPUT_FILES; i++) {
-        const char *name = i < 2 * SP_INPUT_FILES ? sp_input_files[i / 2] : "heldout.txt";
-        int zst = i < 2 * SP_INPUT_FILES && i % 2;
-        int written = !zst && (!strcmp(name, "pin_board.tsv") || !strcmp(name, "events.tsv") ||
-                               (attributes_json && !strcmp(name, "pin_tokens.tsv")) ||
-                               (holds_out && !strcmp(name, "heldout.txt")));
-        char p[4096];
-        struct stat sb;
-        snprintf(p, sizeof p, "%s/%s%s", out_dir, name, zst ? ".zst" : "");
-        if (!written && lstat(p, &sb) == 0)
-            return sp_err(SP_EUSAGE, "%s exists (from an earlier import?) and would be read as an input beside this "
-                          "import's files: remove it or import into an empty directory", p);
-    }
+    const char *const written[] = {"pin_board.tsv", "events.tsv", attributes_json ? "pin_tokens.tsv" : NULL, NULL};
+    char p[4096], ho_path[4096];
+    struct stat sb;
+    snprintf(ho_path, sizeof ho_path, "%s/heldout.txt", out_dir);
+    if (!sp_input_foreign(out_dir, written, p, sizeof p) && !holds_out && lstat(ho_path, &sb) == 0)
+        memcpy(p, ho_path, sizeof p);
+    if (p[0])
+        return sp_err(SP_EUSAGE, "%s exists (from an earlier import?) and would be read as an input beside this "
+                      "import's files: remove it or import into an empty directory", p);
     if ((rc = of_open(&pb, out_dir, "pin_board.tsv"))) goto done;
     if ((rc = of_open(&ev, out_dir, "events.tsv"))) goto done;
     if (attributes_json && (rc = of_open(&tk, out_dir, "pin_tokens.tsv"))) goto done;

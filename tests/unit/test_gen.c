@@ -262,6 +262,14 @@ static void test_edge_cases(void) {
     CHECK_EQ_U64(n, 20);
     CHECK_EQ_U64(bad, 0);
     free(t);
+    /* a rerun into the same directory is fine; an input it does not write there (a .zst twin) is refused */
+    CHECK_RC(sp_gen_run(&o, d), SP_OK);
+    snprintf(p, sizeof p, "%s/pin_board.tsv.zst", d);
+    FILE *f = fopen(p, "w");
+    if (f) fclose(f);
+    CHECK_RC(sp_gen_run(&o, d), SP_EUSAGE);
+    CHECK_MSG(strstr(sp_errmsg(), "pin_board.tsv.zst exists") != NULL, "%s", sp_errmsg());
+    unlink(p);
 }
 
 int main(void) {

@@ -219,6 +219,15 @@ static void test_s3rec(void) {
     /* the same directory without --attributes: its pin_tokens.tsv would be read as this import's: refused */
     CHECK_RC(sp_import_s3rec(seq, out, NULL, 1, NULL), SP_EUSAGE);
     CHECK(strstr(sp_errmsg(), "pin_tokens.tsv exists") != NULL);
+    /* without --holdout its heldout.txt would be scored as this import's; another tool's .zst input too */
+    CHECK_RC(sp_import_s3rec(seq, out, attr, 0, NULL), SP_EUSAGE);
+    CHECK_MSG(strstr(sp_errmsg(), "heldout.txt exists") != NULL, "%s", sp_errmsg());
+    char pz[256];
+    snprintf(pz, sizeof pz, "%s/pin_pin.tsv.zst", out);
+    put(pz, "x");
+    CHECK_RC(sp_import_s3rec(seq, out, attr, 1, NULL), SP_EUSAGE);
+    CHECK_MSG(strstr(sp_errmsg(), "pin_pin.tsv.zst exists") != NULL, "%s", sp_errmsg());
+    unlink(pz);
     /* every user's items held out: nothing to import is an error, not empty files */
     snprintf(out, sizeof out, "%s/s3_none", root);
     CHECK_RC(sp_import_s3rec(seq, out, attr, 4, NULL), SP_EINPUT);

@@ -548,6 +548,9 @@ int sp_config_check(const sp_config *c) {
                       sizeof bad))
         return sp_err(SP_ECONFIG, "walks.negative_actions: '%s' is not one of input.actions (%s)", bad,
                       sp_config_str(c, "input", "actions"));
+    if (sp_config_f64(c, "eval", "min_recall") > 0 && !strcmp(sp_config_str(c, "eval", "test"), "none"))
+        return sp_err(SP_ECONFIG, "eval.min_recall %g needs held-out data to score: eval.test is none",
+                      sp_config_f64(c, "eval", "min_recall"));
     return SP_OK;
 }
 

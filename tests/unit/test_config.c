@@ -126,6 +126,7 @@ int main(void) {
         {"sage.nbr_pins=51", "sage.nbr_pins 51 is above walks.top_pins 50"},
         {"sage.nbr_boards=60", "sage.nbr_boards 60 is above walks.top_boards 50"},
         {"walks.negative_actions=hid", "walks.negative_actions: 'hid' is not one of input.actions"},
+        {"eval.min_recall=0.5", "eval.min_recall 0.5 needs held-out data to score: eval.test is none"},
     };
     for (size_t i = 0; i < sizeof cross / sizeof cross[0]; i++) {
         CHECK_RC(load_text(base, &c), SP_OK);
@@ -136,6 +137,8 @@ int main(void) {
     }
     CHECK_RC(load_text(base, &c), SP_OK);
     CHECK_RC(sp_config_set(c, "walks.negative_actions=hide click"), SP_OK);
+    CHECK_RC(sp_config_set(c, "eval.min_recall=0.5"), SP_OK);
+    CHECK_RC(sp_config_set(c, "eval.test=held.txt"), SP_OK);
     CHECK_RC(sp_config_check(c), SP_OK);
     sp_config_free(c);
     sp_config_new(&c);

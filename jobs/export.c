@@ -269,6 +269,14 @@ static int rm_tree(const char *dir) {
  * moved aside first: then, for a moment, the date is absent (never half). */
 static int publish_dir(const char *export_dir, const char *staging, const char *final, const char *date) {
     struct stat st;
+    /* refused before anything moves: `latest` that cannot be flipped, a date name that is not a set */
+    char link[PATH_MAX];
+    snprintf(link, sizeof link, "%s/latest", export_dir);
+    if (!lstat(link, &st) && !S_ISLNK(st.st_mode))
+        return sp_err(SP_EUSAGE, "%s exists and is not a symlink: nothing published (remove it)", link);
+    if (!lstat(final, &st) && !S_ISDIR(st.st_mode))
+        return sp_err(SP_EUSAGE, "%s exists and is not a shard set's directory: nothing published (remove it)",
+                      final);
     if (lstat(final, &st)) {
         if (errno != ENOENT) return sp_err(SP_EIO, "%s: %s", final, strerror(errno));
         if (rename(staging, final)) return sp_err(SP_EIO, "cannot rename %s to %s: %s", staging, final, strerror(errno));

@@ -5,7 +5,8 @@
 # scores from outside with the same recall as the eval stage's report; a rerun
 # gives bit-identical shards; the quality gate (eval.gate + eval.min_recall)
 # fails with exit 5 and leaves `latest` where it was; ids the dense evaluation
-# cannot index (2^40, 2^64 - 1) are exit 3, in eval and in train.eval_every.
+# cannot index (2^40, 2^64 - 1) are exit 3, in eval and in train.eval_every;
+# export refuses a `latest` that is not a symlink or a file where the set goes.
 . "$(dirname "$0")/lib.sh" "$@"
 D=2026-11-21
 D2=2026-11-22
@@ -113,4 +114,20 @@ t_huge_ids() {
         fail "train stage: $(grep level=error "$E2E_ERR" | head -1)"
 }
 check "ids of 2^40 and 2^64 - 1 in the graph: eval and train's evaluation refuse them (exit 3)" t_huge_ids
+
+t_export_foreign() {
+    # what export cannot replace is refused before anything moves: a `latest` that is not a symlink, a file
+    # where the date's set goes
+    local X=$E2E_TMP/sx
+    mkdir -p "$X/latest"
+    expect_exit 2 mpi 2 "$SAGEPIPE" job export --config "$C" --date $D --force "${SET[@]}" --set export.dir="$X"
+    grep -q "latest exists and is not a symlink: nothing published" "$E2E_ERR" || fail "latest: $(grep level=error "$E2E_ERR")"
+    [ ! -e "$X/$D" ] || fail "the set was published though latest could not be flipped"
+    rmdir "$X/latest" && echo keep > "$X/$D"
+    expect_exit 2 mpi 2 "$SAGEPIPE" job export --config "$C" --date $D --force "${SET[@]}" --set export.dir="$X"
+    grep -q "$D exists and is not a shard set's directory" "$E2E_ERR" || fail "file: $(grep level=error "$E2E_ERR")"
+    [ "$(cat "$X/$D")" = keep ] || fail "the file was replaced"
+    [ -z "$(ls -A "$X" | grep -v "^$D\$")" ] || fail "left behind: $(ls -A "$X")"
+}
+check "export refuses a latest that is not a symlink and a file in the date's place, publishing nothing" t_export_foreign
 finish

@@ -235,7 +235,7 @@ static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int 
     if (maxu >= SP_LISTS_LIGHTGCN_MAX_ID || maxi >= SP_LISTS_LIGHTGCN_MAX_ID)
         return sp_err(SP_EINPUT,
                       "train.eval_every: ids up to %" PRIu64 " (boards) / %" PRIu64 " (pins) are too large to score "
-                      "%s densely (ids below %llu)",
+                      "densely against %s (ids below %llu)",
                       maxu, maxi, path, (unsigned long long)SP_LISTS_LIGHTGCN_MAX_ID);
     maxu = D->n > D->npins && maxu + 1 > e->test.n ? maxu + 1 : e->test.n;
     maxi = D->npins && maxi + 1 > e->test.ncols ? maxi + 1 : e->test.ncols;

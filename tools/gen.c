@@ -655,8 +655,11 @@ int sp_gen_run(const sp_gen_opts *o, const char *out_dir) {
         return sp_err(SP_EUSAGE, "gen: communities x dim too large (%llu x %u)", (unsigned long long)g.C, o->dim);
     if ((rc = sp_mkdir_p(out_dir))) return rc;
     /* an input this run does not write (an earlier gen's, another tool's) would be read beside its files */
-    const char *const written[] = {"pin_board.tsv", "events.tsv", o->dim ? "pin_dense.sfv" : "events.tsv",
-                                   o->tokens ? "pin_tokens.tsv" : "events.tsv", NULL};
+    const char *written[5] = {"pin_board.tsv", "events.tsv"};
+    int nw = 2;
+    if (o->dim) written[nw++] = "pin_dense.sfv";
+    if (o->tokens) written[nw++] = "pin_tokens.tsv";
+    written[nw] = NULL;
     char p[4096];
     if (sp_input_foreign(out_dir, written, p, sizeof p))
         return sp_err(SP_EUSAGE, "gen: %s exists and would be read as an input beside the generated files: remove "

@@ -553,6 +553,14 @@ static int date_shaped(const char *s) {
     return 1;
 }
 
+int sp_shard_latest_check(const char *export_dir) {
+    char link[PATH_MAX];
+    struct stat st;
+    snprintf(link, sizeof link, "%s/latest", export_dir);
+    if (!lstat(link, &st) && !S_ISLNK(st.st_mode)) return sp_err(SP_EUSAGE, "%s exists and is not a symlink", link);
+    return SP_OK;
+}
+
 int sp_shard_flip_latest(const char *export_dir, const char *date, char *later, size_t later_cap) {
     if (later && later_cap) *later = 0;
     if (!date || !*date || strchr(date, '/') || !strcmp(date, ".") || !strcmp(date, ".."))
@@ -563,8 +571,8 @@ int sp_shard_flip_latest(const char *export_dir, const char *date, char *later, 
     if (stat(man, &st) || !S_ISREG(st.st_mode))
         return sp_err(SP_EUSAGE, "flip latest: %s does not exist: only a verified shard set can be published", man);
     snprintf(link, sizeof link, "%s/latest", export_dir);
-    if (!lstat(link, &st) && !S_ISLNK(st.st_mode))
-        return sp_err(SP_EUSAGE, "flip latest: %s exists and is not a symlink", link);
+    int rc = sp_shard_latest_check(export_dir);
+    if (rc) return sp_err(rc, "flip latest: %s", sp_errmsg());
     /* a backfill of an older date publishes its set but leaves `latest` on the later one */
     ssize_t n = readlink(link, cur, sizeof cur - 1);
     cur[n > 0 ? n : 0] = 0;

@@ -97,5 +97,8 @@ void sp_shard_file_name(const char *entity, uint32_t shard, uint32_t nshards, ch
  * be NULL). The export stage calls it after verify, unless eval.gate is on;
  * then the eval stage calls it when the gate passes. */
 int sp_shard_flip_latest(const char *export_dir, const char *date, char *later, size_t later_cap);
+/* SP_EUSAGE (naming it) when <export_dir>/latest exists and is not a symlink, so that it could not be
+ * flipped: what sp_shard_flip_latest refuses, for a caller to check before it moves anything. */
+int sp_shard_latest_check(const char *export_dir);
 
 #endif

@@ -270,10 +270,8 @@ static int rm_tree(const char *dir) {
 static int publish_dir(const char *export_dir, const char *staging, const char *final, const char *date) {
     struct stat st;
     /* refused before anything moves: `latest` that cannot be flipped, a date name that is not a set */
-    char link[PATH_MAX];
-    snprintf(link, sizeof link, "%s/latest", export_dir);
-    if (!lstat(link, &st) && !S_ISLNK(st.st_mode))
-        return sp_err(SP_EUSAGE, "%s exists and is not a symlink: nothing published (remove it)", link);
+    int rc = sp_shard_latest_check(export_dir);
+    if (rc) return sp_err(rc, "%s: nothing published (remove it)", sp_errmsg());
     if (!lstat(final, &st) && !S_ISDIR(st.st_mode))
         return sp_err(SP_EUSAGE, "%s exists and is not a shard set's directory: nothing published (remove it)",
                       final);
@@ -283,14 +281,14 @@ static int publish_dir(const char *export_dir, const char *staging, const char *
         return sp_fsync_dir(export_dir);
     }
     if (!renameat2(AT_FDCWD, staging, AT_FDCWD, final, RENAME_EXCHANGE)) {
-        int rc = sp_fsync_dir(export_dir);
+        rc = sp_fsync_dir(export_dir);
         return rc ? rc : rm_tree(staging); /* staging now holds the replaced set */
     }
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
         return sp_err(SP_EIO, "cannot exchange %s and %s: %s", staging, final, strerror(errno));
     char old[PATH_MAX];
     snprintf(old, sizeof old, "%s/.%s.old", export_dir, date);
-    int rc = rm_tree(old);
+    rc = rm_tree(old);
     if (!rc && rename(final, old)) rc = sp_err(SP_EIO, "cannot rename %s: %s", final, strerror(errno));
     if (!rc && rename(staging, final)) rc = sp_err(SP_EIO, "cannot rename %s: %s", staging, strerror(errno));
     if (!rc) rc = sp_fsync_dir(export_dir);

@@ -393,11 +393,12 @@ static int run_import(const seq_spec *sp, const char *out_dir, const char *attri
     char p[4096], ho_path[4096];
     struct stat sb;
     snprintf(ho_path, sizeof ho_path, "%s/heldout.txt", out_dir);
-    if (!sp_input_foreign(out_dir, written, p, sizeof p) && !holds_out && lstat(ho_path, &sb) == 0)
-        memcpy(p, ho_path, sizeof p);
-    if (p[0])
+    const char *stale = sp_input_foreign(out_dir, written, p, sizeof p)  ? p
+                        : !holds_out && lstat(ho_path, &sb) == 0         ? ho_path
+                                                                         : NULL;
+    if (stale)
         return sp_err(SP_EUSAGE, "%s exists (from an earlier import?) and would be read as an input beside this "
-                      "import's files: remove it or import into an empty directory", p);
+                      "import's files: remove it or import into an empty directory", stale);
     if ((rc = of_open(&pb, out_dir, "pin_board.tsv"))) goto done;
     if ((rc = of_open(&ev, out_dir, "events.tsv"))) goto done;
     if (attributes_json && (rc = of_open(&tk, out_dir, "pin_tokens.tsv"))) goto done;

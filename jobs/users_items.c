@@ -12,7 +12,7 @@
 void sp_item_view_free(sp_item_view *V) {
     sp_emb_set_free(&V->S);
     free(V->sidx), free(V->scount), free(V->slogq), free(V->ids), free(V->tcount), free(V->vec), free(V->logq);
-    free(V->idx), free(V->req);
+    free(V->idx), free(V->req), free(V->bids), free(V->bvec), free(V->bidx);
     memset(V, 0, sizeof *V);
 }
 
@@ -26,10 +26,26 @@ static int sink_request(void *c, int src, const void *rec, size_t len) {
     return SP_OK;
 }
 
+/* Where a round's replies land: the fetched pins (V->ids, tcount, vec) or the fetched boards (V->bids, bvec). */
+typedef struct {
+    sp_item_view *V;
+    sp_type type;
+} reply_sink;
+
 static int sink_reply(void *c, int src, const void *rec, size_t len) {
-    sp_item_view *V = c;
+    reply_sink *r = c;
+    sp_item_view *V = r->V;
     (void)src;
-    if (len != 16 + 4 * (size_t)V->d) return sp_err(SP_EINTERNAL, "users: a pin reply of %zu bytes", len);
+    if (len != 16 + 4 * (size_t)V->d) return sp_err(SP_EINTERNAL, "users: a vector reply of %zu bytes", len);
+    if (r->type == SP_BOARD) {
+        if (sp_grow((void **)&V->bids, &V->cap_bi, V->nb + 1, 8) ||
+            sp_grow((void **)&V->bvec, &V->cap_bv, (V->nb + 1) * V->d, 4))
+            return SP_ENOMEM;
+        memcpy(&V->bids[V->nb], rec, 8);
+        memcpy(V->bvec + V->nb * V->d, (const uint8_t *)rec + 16, 4 * (size_t)V->d);
+        V->nb++;
+        return SP_OK;
+    }
     if (sp_grow((void **)&V->ids, &V->cap_i, V->n + 1, 8) || sp_grow((void **)&V->tcount, &V->cap_t, V->n + 1, 8) ||
         sp_grow((void **)&V->vec, &V->cap_v, (V->n + 1) * V->d, 4))
         return SP_ENOMEM;
@@ -45,12 +61,65 @@ static int cmp_u64x2(const void *a, const void *b) {
     return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
 }
 
+/* Two bounded shuffles for the nodes of type t in want ((id, count) pairs, ascending, unique): each request
+ * goes to the rank serving the id's infer part; a server (its nodes of type t: sidx sorted, svec rows) adds
+ * the counts into scount (pins; NULL for boards) and replies (id, count, vector) for each id it holds, which
+ * lands in the requester's rows of type t. Ids no part holds get no reply. */
+static int exchange(const sp_run_ctx *ctx, sp_item_view *V, sp_type t, const uint64_t (*want)[2], uint64_t nwant,
+                    const sp_idrow *sidx, uint64_t ns, const float *svec, uint64_t *scount) {
+    size_t buffer = (size_t)sp_config_int(ctx->cfg, "pipeline", "shuffle_buffer_mb") << 20;
+    /* round 1: requests to the servers */
+    sp_shuffle *sh = NULL;
+    int rc = sp_dist_agree(sp_shuffle_new(&sh, buffer, sink_request, V));
+    uint64_t i = 0;
+    int all_done = 0, lrc = SP_OK;
+    while (!rc && !all_done) {
+        while (!lrc && i < nwant && !sp_shuffle_full(sh)) {
+            int dest = sp_owner(t, want[i][0], V->ninfer) % ctx->size;
+            lrc = sp_shuffle_put(sh, dest, want[i], 16);
+            i++;
+        }
+        rc = sp_shuffle_exchange(sh, i == nwant || lrc, lrc, &all_done);
+    }
+    sp_shuffle_free(sh);
+    sh = NULL;
+    /* the servers: counts per node, then round 2: replies (id, count, vector; missing nodes get none) */
+    /* requests arrive by source rank, each source's in ascending id order: no sort needed */
+    for (uint64_t k = 0; !rc && scount && k < V->nreq; k++) {
+        uint64_t row = sp_idrow_find(sidx, ns, V->req[3 * k + 1]);
+        if (row != UINT64_MAX) scount[row] += V->req[3 * k + 2];
+    }
+    uint8_t *rec = malloc(16 + 4 * (size_t)(V->d ? V->d : 1));
+    lrc = rec ? SP_OK : SP_ENOMEM;
+    reply_sink sink = {V, t};
+    if (!rc) rc = sp_dist_agree(sp_shuffle_new(&sh, buffer, sink_reply, &sink));
+    i = 0;
+    all_done = 0;
+    while (!rc && !all_done) {
+        while (!lrc && i < V->nreq && !sp_shuffle_full(sh)) {
+            const uint64_t *q = V->req + 3 * i++;
+            uint64_t row = sp_idrow_find(sidx, ns, q[1]);
+            if (row == UINT64_MAX) continue; /* not embedded: the requester does without it (and counts it) */
+            uint64_t cnt = scount ? scount[row] : 0;
+            memcpy(rec, &q[1], 8);
+            memcpy(rec + 8, &cnt, 8);
+            memcpy(rec + 16, svec + row * V->d, 4 * (size_t)V->d);
+            lrc = sp_shuffle_put(sh, (int)q[0], rec, 16 + 4 * (size_t)V->d);
+        }
+        rc = sp_shuffle_exchange(sh, i == V->nreq || lrc, lrc, &all_done);
+    }
+    sp_shuffle_free(sh);
+    free(rec);
+    free(V->req);
+    V->req = NULL, V->nreq = 0, V->cap_req = 0;
+    return rc;
+}
+
 int sp_item_view_fetch(const sp_run_ctx *ctx, const sq_hist *h, sq_action *buf, uint64_t longest, sp_item_view *V,
                        uint64_t *tot_targets) {
     memset(V, 0, sizeof *V);
-    int ninfer = 0, size = ctx->size;
-    int rc = sp_stage_ranks(ctx, "infer", &ninfer);
-    if (!rc) rc = sp_infer_load_parts(ctx, ctx->rank, size, &V->S);
+    int rc = sp_stage_ranks(ctx, "infer", &V->ninfer);
+    if (!rc) rc = sp_infer_load_parts(ctx, ctx->rank, ctx->size, &V->S);
     /* the served parts' dim, agreed */
     uint64_t dims[2] = {(uint64_t)V->S.d, V->S.n[0]};
     rc = sp_dist_agree(rc);
@@ -84,50 +153,8 @@ int sp_item_view_fetch(const sp_run_ctx *ctx, const sq_hist *h, sq_action *buf, 
     rc = sp_dist_agree(rc);
     if (!rc) rc = sp_dist_sum_u64(&tot, 1);
     *tot_targets = tot;
-    size_t buffer = (size_t)sp_config_int(ctx->cfg, "pipeline", "shuffle_buffer_mb") << 20;
-    /* round 1: requests to the servers */
-    sp_shuffle *sh = NULL;
-    if (!rc) rc = sp_dist_agree(sp_shuffle_new(&sh, buffer, sink_request, V));
-    uint64_t i = 0;
-    int all_done = 0, lrc = SP_OK;
-    while (!rc && !all_done) {
-        while (!lrc && i < nu && !sp_shuffle_full(sh)) {
-            int dest = sp_owner(SP_PIN, pc[i][0], ninfer) % size;
-            lrc = sp_shuffle_put(sh, dest, pc[i], 16);
-            i++;
-        }
-        rc = sp_shuffle_exchange(sh, i == nu || lrc, lrc, &all_done);
-    }
-    sp_shuffle_free(sh);
-    sh = NULL;
+    if (!rc) rc = exchange(ctx, V, SP_PIN, (const uint64_t(*)[2])pc, nu, V->sidx, ns, V->S.vec[0], V->scount);
     free(pc);
-    /* the servers: global counts per pin, then round 2: replies (pin, count, vector; missing pins get none) */
-    /* requests arrive by source rank, each source's in ascending pin order: no sort needed */
-    for (uint64_t k = 0; !rc && k < V->nreq; k++) {
-        uint64_t row = sp_idrow_find(V->sidx, ns, V->req[3 * k + 1]);
-        if (row != UINT64_MAX) V->scount[row] += V->req[3 * k + 2];
-    }
-    uint8_t *rec = malloc(16 + 4 * (size_t)(V->d ? V->d : 1));
-    lrc = rec ? SP_OK : SP_ENOMEM;
-    if (!rc) rc = sp_dist_agree(sp_shuffle_new(&sh, buffer, sink_reply, V));
-    i = 0;
-    all_done = 0;
-    while (!rc && !all_done) {
-        while (!lrc && i < V->nreq && !sp_shuffle_full(sh)) {
-            const uint64_t *q = V->req + 3 * i++;
-            uint64_t row = sp_idrow_find(V->sidx, ns, q[1]);
-            if (row == UINT64_MAX) continue; /* not embedded: the requester gives it a zero vector and counts it */
-            memcpy(rec, &q[1], 8);
-            memcpy(rec + 8, &V->scount[row], 8);
-            memcpy(rec + 16, V->S.vec[0] + row * V->d, 4 * (size_t)V->d);
-            lrc = sp_shuffle_put(sh, (int)q[0], rec, 16 + 4 * (size_t)V->d);
-        }
-        rc = sp_shuffle_exchange(sh, i == V->nreq || lrc, lrc, &all_done);
-    }
-    sp_shuffle_free(sh);
-    free(rec);
-    free(V->req);
-    V->req = NULL, V->nreq = 0;
     /* the fetched pins in pin order */
     if (!rc && (!(V->idx = malloc(sizeof *V->idx * (V->n + 1))) || !(V->logq = malloc(4 * (V->n + 1)))))
         rc = SP_ENOMEM;
@@ -151,3 +178,22 @@ int sp_item_view_fetch(const sp_run_ctx *ctx, const sq_hist *h, sq_action *buf, 
     return sp_dist_agree(rc);
 }
 
+int sp_item_view_fetch_boards(const sp_run_ctx *ctx, const uint64_t *ids, uint64_t n, sp_item_view *V) {
+    uint64_t ns = V->S.n[1], (*want)[2] = malloc(sizeof *want * (n + 1)), nw = 0;
+    sp_idrow *sidx = malloc(sizeof *sidx * (ns + 1));
+    int rc = want && sidx ? SP_OK : SP_ENOMEM;
+    for (uint64_t i = 0; !rc && i < ns; i++) sidx[i] = (sp_idrow){V->S.ids[1][i], i};
+    if (!rc) sp_idrow_sort(sidx, ns);
+    for (uint64_t i = 0; !rc && i < n; i++) want[i][0] = ids[i], want[i][1] = 0;
+    if (!rc) qsort(want, n, sizeof *want, cmp_u64x2);
+    for (uint64_t i = 0; !rc && i < n; i++) /* unique */
+        if (!nw || want[nw - 1][0] != want[i][0]) want[nw][0] = want[i][0], want[nw++][1] = 0;
+    rc = sp_dist_agree(rc);
+    if (!rc) rc = exchange(ctx, V, SP_BOARD, (const uint64_t(*)[2])want, nw, sidx, ns, V->S.vec[1], NULL);
+    free(want);
+    free(sidx);
+    if (!rc && !(V->bidx = malloc(sizeof *V->bidx * (V->nb + 1)))) rc = SP_ENOMEM;
+    for (uint64_t k = 0; !rc && k < V->nb; k++) V->bidx[k] = (sp_idrow){V->bids[k], k};
+    if (!rc) sp_idrow_sort(V->bidx, V->nb);
+    return sp_dist_agree(rc);
+}

@@ -24,9 +24,14 @@ typedef struct {
     uint64_t *ids, *tcount; /* (n) pin, global count as a target */
     float *vec, *logq;      /* (n, d), (n) */
     sp_idrow *idx;          /* (n) {pin, row}: rows are in pin order */
+    uint64_t nb;            /* fetched boards (sp_item_view_fetch_boards) */
+    uint64_t *bids;         /* (nb) board id of each row */
+    float *bvec;            /* (nb, d) */
+    sp_idrow *bidx;         /* (nb) {board, row}, sorted by board */
+    int ninfer;             /* the infer stage's rank count (its parts) */
     uint64_t nglobal;       /* pins over every part */
     /* private: capacities, and the requests this rank received as a server */
-    size_t cap_i, cap_t, cap_v;
+    size_t cap_i, cap_t, cap_v, cap_bi, cap_bv;
     uint64_t nreq, *req; /* (nreq, 3): src rank, pin, count */
     size_t cap_req;
 } sp_item_view;
@@ -36,6 +41,9 @@ typedef struct {
  * Pins no infer part holds are simply absent from V. */
 int sp_item_view_fetch(const sp_run_ctx *ctx, const sq_hist *h, sq_action *buf, uint64_t longest, sp_item_view *V,
                        uint64_t *tot_targets);
+/* Collective, after sp_item_view_fetch: the vectors of the boards named in ids (any order, repeats
+ * allowed) into V->nb / bids / bvec / bidx. Boards no infer part holds are simply absent. */
+int sp_item_view_fetch_boards(const sp_run_ctx *ctx, const uint64_t *ids, uint64_t n, sp_item_view *V);
 void sp_item_view_free(sp_item_view *V);
 
 #endif

@@ -35,6 +35,7 @@ int sp_users_cfg_read(const sp_run_ctx *ctx, sp_users_cfg *u) {
     u->lr_min = sp_config_f64(c, "sequence", "lr_min");
     u->wd = sp_config_f64(c, "sequence", "weight_decay");
     u->dropout = sp_config_f64(c, "sequence", "dropout");
+    u->board_weight = sp_config_f64(c, "sequence", "board_weight");
     u->warmup = sp_config_int(c, "sequence", "warmup_steps");
     u->tau = sp_config_f64(c, "sequence", "tau");
     u->tau_min = sp_config_f64(c, "sequence", "tau_min");

@@ -20,7 +20,7 @@ typedef struct {
     int joint; /* sequence.mode = joint */
     int epochs, batch, positions, negatives, inbatch, threads, lookback, learn_tau, mask_history, average;
     uint32_t max_history;
-    double lr, lr_min, wd, tau, tau_min, w_next, w_all, window_days, dropout;
+    double lr, lr_min, wd, tau, tau_min, w_next, w_all, window_days, dropout, board_weight;
     int64_t warmup;
     uint64_t seed;
     sq_cfg mc; /* d_item is left 0: the caller sets the item width */

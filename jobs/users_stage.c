@@ -66,9 +66,21 @@ int sp_users_digest(const sp_run_ctx *ctx, uint64_t *digest) {
 }
 
 /* The encoder version: today's vectors equal yesterday's for an unchanged history only when this matches. */
-static uint64_t encoder_version(const sp_seq_state *s, uint64_t items_digest) {
-    uint64_t v = XXH64(s->m.p, 4 * s->m.n, items_digest);
-    return v ^ sp_mix64((uint64_t)s->m.c.max_len + 0x9e37u);
+static uint64_t encoder_version(const sp_seq_state *s, uint64_t items_digest, double board_weight) {
+    uint64_t v = XXH64(s->m.p, 4 * s->m.n, items_digest), w;
+    memcpy(&w, &board_weight, 8);
+    return v ^ sp_mix64((uint64_t)s->m.c.max_len + 0x9e37u) ^ (board_weight > 0 ? sp_mix64(w) : 0);
+}
+
+/* u = normalise((1 - w) u + w b); a zero sum is left zero. */
+static void blend(float *u, const float *b, int d, float w) {
+    double ss = 0;
+    for (int k = 0; k < d; k++) {
+        u[k] = (1 - w) * u[k] + w * b[k];
+        ss += (double)u[k] * u[k];
+    }
+    float inv = ss > 0 ? (float)(1 / sqrt(ss)) : 0;
+    for (int k = 0; k < d; k++) u[k] *= inv;
 }
 
 /* ---- training ---- */
@@ -441,7 +453,7 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     }
     rc = sp_dist_agree(rc);
     /* 4. encode the users whose vectors cannot be carried over */
-    uint64_t version = encoder_version(&S, items_digest), pversion = 0, carried = 0, active = 0;
+    uint64_t version = encoder_version(&S, items_digest, uc.board_weight), pversion = 0, carried = 0, active = 0;
     sp_user_set old = {0};
     int carry = 0;
     if (!rc && have_prev && !ctx->full) {
@@ -485,6 +497,22 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                              &missing);
     t_enc = sp_now() - t_enc;
     rc = sp_dist_agree(rc);
+    /* 4b. sequence.board_weight: the encoded users' vectors blended with their boards' (same id) */
+    uint64_t blended = 0;
+    if (!rc && uc.board_weight > 0) {
+        uint64_t *bu = malloc(8 * (ntodo + 1));
+        if (!bu) rc = SP_ENOMEM;
+        for (uint64_t i = 0; !rc && i < ntodo; i++) bu[i] = h.user[todo[i]];
+        rc = sp_dist_agree(rc);
+        if (!rc) rc = sp_item_view_fetch_boards(ctx, bu, ntodo, &V);
+        free(bu);
+        for (uint64_t i = 0; !rc && i < ntodo; i++) {
+            uint64_t row = sp_idrow_find(V.bidx, V.nb, h.user[todo[i]]);
+            if (row == UINT64_MAX) continue;
+            blend(vec + todo[i] * V.d, V.bvec + row * V.d, V.d, (float)uc.board_weight);
+            blended++;
+        }
+    }
     /* 5. this rank's user vectors */
     if (!rc) {
         sp_sfile_w *w = NULL;
@@ -497,23 +525,23 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         if (w) rc = sp_stage_commit_part(res, w, rc, name, path);
     }
     rc = sp_dist_agree(rc);
-    uint64_t c[10] = {h.n, active, ntodo, carried, hs.appended, hs.duplicates, hs.trimmed, h.nactions,
-                      hist_bytes, missing};
-    if (!rc) rc = sp_dist_sum_u64(c, 10);
+    uint64_t c[11] = {h.n, active, ntodo, carried, hs.appended, hs.duplicates, hs.trimmed, h.nactions,
+                      hist_bytes, missing, blended};
+    if (!rc) rc = sp_dist_sum_u64(c, 11);
     if (!rc && ctx->rank == 0)
         SP_INFO("users_done", "users=%" PRIu64 " active=%" PRIu64 " encoded=%" PRIu64 " carried=%" PRIu64
-                " appended=%" PRIu64 " duplicates=%" PRIu64 " trimmed=%" PRIu64 " actions=%" PRIu64
+                " blended=%" PRIu64 " appended=%" PRIu64 " duplicates=%" PRIu64 " trimmed=%" PRIu64 " actions=%" PRIu64
                 " history_bytes_per_action=%.2f train_seconds=%.1f encode_seconds=%.1f seconds=%.1f",
-                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[7] ? (double)c[8] / (double)c[7] : 0.0, t_train,
+                c[0], c[1], c[2], c[3], c[10], c[4], c[5], c[6], c[7], c[7] ? (double)c[8] / (double)c[7] : 0.0, t_train,
                 t_enc, sp_now() - t0);
     if (!rc && ctx->rank == 0 && c[9] && c[9] * 10 > c[7])
         SP_WARN("users_unembedded_pins", "reads=%" PRIu64 " history_actions=%" PRIu64 " reason=\"over a tenth of the "
                 "history reads name pins without an item vector (not in this date's graph): those actions carry no "
                 "item signal; check that events and pin_board.tsv use the same pin ids\"", c[9], c[7]);
-    static const char *const cn[10] = {"users", "active", "encoded", "carried", "actions_appended",
+    static const char *const cn[11] = {"users", "active", "encoded", "carried", "actions_appended",
                                        "duplicates", "trimmed", "history_actions", "history_bytes",
-                                       "unembedded_pins_read"};
-    for (int i = 0; i < 10; i++) sp_stage_count(res, cn[i], ctx->rank == 0 ? c[i] : 0);
+                                       "unembedded_pins_read", "board_blended"};
+    for (int i = 0; i < 11; i++) sp_stage_count(res, cn[i], ctx->rank == 0 ? c[i] : 0);
     sp_stage_count(res, "train_steps", ctx->rank == 0 ? (uint64_t)steps : 0);
     free(vec);
     free(todo);

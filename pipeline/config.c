@@ -214,6 +214,10 @@ static const kdef SCHEMA[] = {
     {"sequence", "lookback_days", T_INT, "30", R(1, 3650), NULL, 0,
      "How far back the users stage looks for the latest date with histories (a gap is logged as a warning)."},
     {"sequence", "threads", T_INT, "1", R(1, 64), NULL, F_NODIGEST, "Threads per rank encoding users."},
+    {"sequence", "board_weight", T_F64, "0", R(0, 1), NULL, 0,
+     "Blends into each encoded user's vector the item encoder's vector of the board with the user's id, where "
+     "there is one: normalise((1 - w) user + w board). For benchmark imports where board k holds user k's items "
+     "(lightgcn, s3rec); 0 = the encoder's vector alone."},
     {"export", "dir", T_STR, "out/embeddings", R(0, 0), NULL, 0,
      "Shard root: shards and MANIFEST.json land in <dir>/<date>/ (export stage)."},
     {"export", "nshards", T_INT, "16", R(1, 65536), NULL, 0, "Shards per entity kind."},

@@ -226,6 +226,47 @@ t_average() {
     cmp -s "$E2E_OUT" "$E2E_TMP/avg_users.txt" || fail "a rerun with averaging changed the vectors"
 }
 check average t_average
+t_board_weight() {
+    # sequence.board_weight = 0.4: each user vector is normalise(0.6 u + 0.4 b) with u the encoder's (the
+    # same run's users stage with weight 0: training is deterministic) and b the infer stage's vector of the
+    # board with the user's id, fetched from the rank serving it; users 1001.. (added: no such board) keep u
+    local X=$E2E_TMP/inb W=(--set sequence.mode=frozen --set pipeline.work_dir="$E2E_TMP/wb"
+                            --set export.dir="$E2E_TMP/embb" --set train.epochs=1)
+    cp -r "$IN1" "$X"
+    awk 'BEGIN { FS = OFS = "\t" } !/^#/ && $1 <= 5 { $1 += 1000; print }' "$IN1/events.tsv" >>"$X/events.tsv"
+    W+=(--set input.dir="$X")
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 --to users "${SET[@]}" "${W[@]}"
+    expect_exit 0 sp dump users --config "$C" --date $D1 "${SET[@]}" "${W[@]}"
+    cp "$E2E_OUT" "$E2E_TMP/enc_b.txt"
+    expect_exit 0 sp dump emb --config "$C" --date $D1 "${SET[@]}" "${W[@]}"
+    cp "$E2E_OUT" "$E2E_TMP/emb_b.txt"
+    local B=("${W[@]}" --set sequence.board_weight=0.4)
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 --from users --to users "${SET[@]}" "${B[@]}"
+    local n
+    n=$(count $D1 board_blended wb)
+    grep -q "event=users_done .* blended=$n " "$E2E_ERR" || fail "users_done does not say blended=$n"
+    expect_exit 0 sp dump users --config "$C" --date $D1 "${SET[@]}" "${B[@]}"
+    python3 - "$E2E_OUT" "$E2E_TMP/enc_b.txt" "$E2E_TMP/emb_b.txt" "$n" <<'PY' || fail "blended user vectors"
+import sys, math
+def rd(p, pre):
+    return {l.split()[0][1:]: [float(x) for x in l.split()[1:]] for l in open(p) if l[0] == pre}
+got, enc, boards, n = rd(sys.argv[1], 'u'), rd(sys.argv[2], 'u'), rd(sys.argv[3], 'b'), int(sys.argv[4])
+assert got.keys() == enc.keys(), "user ids differ"
+mixed = [u for u in got if u in boards]
+assert len(mixed) == n and n > len(got) // 2, (len(mixed), n, len(got))
+new = {u for u in got if int(u) > 1000}
+assert new and set(got) - set(mixed) == new, "unblended users %s, added users %s" % (set(got) - set(mixed), new)
+err = 0
+for u in got:
+    want = enc[u]
+    if u in boards:
+        want = [0.6 * a + 0.4 * b for a, b in zip(enc[u], boards[u])]
+        s = math.sqrt(sum(x * x for x in want)); want = [x / s for x in want]
+    err = max(err, max(abs(a - b) for a, b in zip(got[u], want)))
+print("max err", err); assert err < 1e-5, err
+PY
+}
+check board_weight t_board_weight
 check day2_incremental t_day2_incremental
 check day2_other_ranks t_day2_other_ranks
 t_corrupt() {

@@ -18,7 +18,7 @@ void sp_item_view_free(sp_item_view *V) {
 
 static int sink_request(void *c, int src, const void *rec, size_t len) {
     sp_item_view *V = c;
-    if (len != 16) return sp_err(SP_EINTERNAL, "users: a pin request of %zu bytes", len);
+    if (len != 16) return sp_err(SP_EINTERNAL, "users: a request of %zu bytes", len);
     if (sp_grow((void **)&V->req, &V->cap_req, 3 * (V->nreq + 1), 8)) return SP_ENOMEM;
     uint64_t *q = V->req + 3 * V->nreq++;
     q[0] = (uint64_t)src;

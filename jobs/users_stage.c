@@ -532,8 +532,8 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         SP_INFO("users_done", "users=%" PRIu64 " active=%" PRIu64 " encoded=%" PRIu64 " carried=%" PRIu64
                 " blended=%" PRIu64 " appended=%" PRIu64 " duplicates=%" PRIu64 " trimmed=%" PRIu64 " actions=%" PRIu64
                 " history_bytes_per_action=%.2f train_seconds=%.1f encode_seconds=%.1f seconds=%.1f",
-                c[0], c[1], c[2], c[3], c[10], c[4], c[5], c[6], c[7], c[7] ? (double)c[8] / (double)c[7] : 0.0, t_train,
-                t_enc, sp_now() - t0);
+                c[0], c[1], c[2], c[3], c[10], c[4], c[5], c[6], c[7], c[7] ? (double)c[8] / (double)c[7] : 0.0,
+                t_train, t_enc, sp_now() - t0);
     if (!rc && ctx->rank == 0 && c[9] && c[9] * 10 > c[7])
         SP_WARN("users_unembedded_pins", "reads=%" PRIu64 " history_actions=%" PRIu64 " reason=\"over a tenth of the "
                 "history reads name pins without an item vector (not in this date's graph): those actions carry no "

@@ -96,7 +96,6 @@ typedef struct {
     uint8_t src_type;
     uint8_t on_board; /* current node type */
     uint8_t stage;    /* 0: at a node (its record prefetched); 1: adjacency entry prefetched */
-    uint8_t pending;  /* the current node's visit is not recorded yet */
 } slot_t;
 
 typedef struct {
@@ -147,7 +146,6 @@ static int load(const sp_walk_graph *g, const sp_walk_params *p, const sp_walker
         *rc = sp_err(SP_EINTERNAL, "walk: node %llu out of range on rank %d", (unsigned long long)s->local, g->rank);
         return 0;
     }
-    s->pending = w->step > 0;
     s->stage = 0;
     const sp_walk_node *nodes = s->on_board ? g->board_node : g->pin_node;
     __builtin_prefetch(&nodes[s->local]);
@@ -212,6 +210,8 @@ static void *run_job(void *arg) {
     const sp_walk_params *p = j->p;
     sp_walk_out *o = j->out;
     const uint32_t max = 2 * p->traversals;
+    const int rank = g->rank;
+    const sp_gref here = sp_gref_make(rank, 0); /* | local: a node of this rank */
     const uint64_t stop_lim = stop_bound(p->stop);
     const sp_walk_node *nodes[2] = {g->pin_node, g->board_node};
     const uint64_t *adjs[2] = {g->pin_adj, g->board_adj};
@@ -239,10 +239,8 @@ static void *run_job(void *arg) {
             slot_t *s = &sl[b];
             if (s->stage == 0) {
                 const sp_walk_node *nd = nodes[s->on_board] + s->local;
-                if (s->pending) { /* the visit of the node just reached */
-                    put_visit(&vis[nv++], visit_key(s), nd->ext, sp_gref_make(g->rank, s->local));
-                    s->pending = 0;
-                }
+                if (s->step) /* the visit of the node just reached (a walk's start is not a visit) */
+                    put_visit(&vis[nv++], visit_key(s), nd->ext, here | s->local);
                 uint64_t lo = nd->od >> SP_WALK_DEG_BITS, deg = nd->od & DEG_CAP;
                 if (deg == DEG_CAP) deg = (nd[1].od >> SP_WALK_DEG_BITS) - lo;
                 if (s->step < max && deg) {
@@ -258,10 +256,9 @@ static void *run_job(void *arg) {
                 steps++;
                 s->on_board ^= 1;
                 s->stage = 0;
-                s->pending = 1;
                 int ends = s->step >= max ||
                            ((s->step & 1) == 0 && draw(s->base, s->walk, 0x8000u | s->step) >> 11 < stop_lim);
-                if (sp_gref_rank(nb) != g->rank) { /* the node's owner records the visit */
+                if (sp_gref_rank(nb) != rank) { /* the node's owner records the visit */
                     if (ends) s->step = max;
                     if ((rc = push_away(o, s, nb))) break;
                 } else if (!ends) {

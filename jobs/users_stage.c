@@ -534,6 +534,10 @@ int sp_users_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                 " history_bytes_per_action=%.2f train_seconds=%.1f encode_seconds=%.1f seconds=%.1f",
                 c[0], c[1], c[2], c[3], c[10], c[4], c[5], c[6], c[7], c[7] ? (double)c[8] / (double)c[7] : 0.0,
                 t_train, t_enc, sp_now() - t0);
+    if (!rc && ctx->rank == 0 && uc.board_weight > 0 && c[2] && !c[10])
+        SP_WARN("users_board_weight_unused", "encoded=%" PRIu64 " reason=\"sequence.board_weight is set but no encoded "
+                "user has a board with its id: the vectors are the encoder's alone (the blend is for inputs where "
+                "board k holds user k's items)\"", c[2]);
     if (!rc && ctx->rank == 0 && c[9] && c[9] * 10 > c[7])
         SP_WARN("users_unembedded_pins", "reads=%" PRIu64 " history_actions=%" PRIu64 " reason=\"over a tenth of the "
                 "history reads name pins without an item vector (not in this date's graph): those actions carry no "

@@ -265,6 +265,14 @@ for u in got:
     err = max(err, max(abs(a - b) for a, b in zip(got[u], want)))
 print("max err", err); assert err < 1e-5, err
 PY
+    # no user with a board of its id (every user id moved past the boards'): the blend does nothing, and says so
+    local Y=$E2E_TMP/inb2
+    cp -r "$IN1" "$Y"
+    awk 'BEGIN { FS = OFS = "\t" } /^#/ { print; next } { $1 += 1000; print }' "$IN1/events.tsv" >"$Y/events.tsv"
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 --to users "${SET[@]}" "${B[@]}" --set input.dir="$Y" \
+        --set pipeline.work_dir="$E2E_TMP/wb2" --set sequence.epochs=1
+    grep -q 'level=warn .*event=users_board_weight_unused' "$E2E_ERR" || fail "no warning for a blend that found no board"
+    [ "$(count $D1 board_blended wb2)" = 0 ] || fail "users past the boards' ids were blended"
 }
 check board_weight t_board_weight
 check day2_incremental t_day2_incremental

@@ -904,7 +904,12 @@ int sp_ingest_digest(const sp_run_ctx *ctx, uint64_t *digest) {
         XXH64_update(h, "kafka.topic", 12);
         XXH64_update(h, t, strlen(t) + 1);
     }
-    for (int f = 0; f < NFILES; f++) {
+    struct stat db;
+    if (stat(ctx->input_dir, &db))
+        rc = sp_err(SP_EINPUT, "input.dir %s: %s", ctx->input_dir, strerror(errno));
+    else if (!S_ISDIR(db.st_mode))
+        rc = sp_err(SP_EINPUT, "input.dir %s is not a directory", ctx->input_dir);
+    for (int f = 0; f < NFILES && !rc; f++) {
         char path[4096];
         struct stat sb;
         if (f == F_EVENTS && kafka) continue; /* not read */

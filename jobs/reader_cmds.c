@@ -262,6 +262,18 @@ static int by_rank(const void *a, const void *b) {
     return worse(a, b) ? 1 : worse(b, a) ? -1 : 0;
 }
 
+/* What is wrong with an argument the loop did not take: one of the command's options (space-separated in
+ * opts) with nothing after it, or an argument it does not know. */
+static const char *arg_problem(const char *a, const char *opts) {
+    size_t n = strlen(a);
+    for (const char *o = opts; *o;) {
+        size_t m = strcspn(o, " ");
+        if (m == n && !strncmp(o, a, n)) return "a value is missing after ";
+        o += m + (o[m] == ' ');
+    }
+    return "unexpected argument ";
+}
+
 int sp_cmd_nn(int argc, char **argv) {
     if (has_help(argc, argv)) {
         fputs(HELP_NN, stdout);
@@ -275,7 +287,7 @@ int sp_cmd_nn(int argc, char **argv) {
         else if (!strcmp(argv[i], "-k") && i + 1 < argc) {
             if (sp_parse_u64(argv[++i], &k) || k < 1 || k > 1000000)
                 return usage("nn", "-k: expected an integer in [1, 1000000], got ", argv[i]);
-        } else return usage("nn", "unexpected argument ", argv[i]);
+        } else return usage("nn", arg_problem(argv[i], "--manifest --id -k"), argv[i]);
     }
     if (!path || !qtext) return usage("nn", "expected --manifest FILE --id ID", "");
     fault_guard("nn", path);
@@ -360,7 +372,7 @@ int sp_cmd_eval(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             if (sp_parse_u64(argv[++i], &threads) || threads < 1 || threads > SP_METRICS_MAX_THREADS)
                 return usage("eval", "--threads: expected an integer in [1, 64], got ", argv[i]);
-        } else return usage("eval", "unexpected argument ", argv[i]);
+        } else return usage("eval", arg_problem(argv[i], "--manifest --test --train -k --threads"), argv[i]);
     }
     if (!path || !test_path) return usage("eval", "expected --manifest FILE --test FILE", "");
     sp_lists test = {0}, train = {0};

@@ -61,8 +61,20 @@ t_usage() {
     # every {date} of input.dir is replaced
     write_config "$E2E_TMP/d.ini" "$E2E_TMP/in/{date}/x/{date}" "$E2E_TMP/wd"
     expect_exit 3 sp job ingest --config "$E2E_TMP/d.ini" --date 2026-11-21
-    grep -q "in/2026-11-21/x/2026-11-21/pin_board.tsv (or .zst) is missing" "$E2E_ERR" ||
+    grep -q "input.dir $E2E_TMP/in/2026-11-21/x/2026-11-21: No such file or directory" "$E2E_ERR" ||
         fail "two {date}: $(cat "$E2E_ERR")"
+    # an input.dir that is a file is named as such (it read "pin_board.tsv is missing")
+    : >"$E2E_TMP/afile"
+    write_config "$E2E_TMP/f.ini" "$E2E_TMP/afile" "$E2E_TMP/wf"
+    expect_exit 3 sp job ingest --config "$E2E_TMP/f.ini" --date 2026-11-21
+    grep -q "input.dir $E2E_TMP/afile is not a directory" "$E2E_ERR" || fail "input.dir a file: $(cat "$E2E_ERR")"
+    # a reader command's option with no value says so (it read "unexpected argument -k")
+    expect_exit 2 sp nn --manifest "$E2E_TMP/m.json" --id p1 -k
+    grep -q "a value is missing after -k" "$E2E_ERR" || fail "nn -k without a value: $(cat "$E2E_ERR")"
+    expect_exit 2 sp eval --manifest "$E2E_TMP/m.json" --test
+    grep -q "a value is missing after --test" "$E2E_ERR" || fail "eval --test without a value: $(cat "$E2E_ERR")"
+    expect_exit 2 sp eval --manifest "$E2E_TMP/m.json" --tset t
+    grep -q "unexpected argument --tset" "$E2E_ERR" || fail "eval with an unknown option: $(cat "$E2E_ERR")"
 }
 check "usage and config errors exit 2 with a message" t_usage
 

@@ -207,6 +207,11 @@ int sp_lists_load_s3rec(const char *path, sp_lists *out, sp_lists_stats *stats) 
     return sp_lists_load(path, &o, out, stats);
 }
 
+int sp_lists_need_items(const sp_lists *l, const char *path) {
+    if (l->n && l->off[l->n]) return SP_OK;
+    return sp_err(SP_EINPUT, "%s: no line holds a held-out item, nothing to score", path);
+}
+
 void sp_lists_free(sp_lists *l) {
     if (!l) return;
     free(l->off);

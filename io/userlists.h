@@ -71,6 +71,10 @@ int sp_lists_load(const char *path, const sp_lists_opts *opts, sp_lists *out, sp
 int sp_lists_load_lightgcn(const char *path, sp_lists *out, sp_lists_stats *stats);
 int sp_lists_load_s3rec(const char *path, sp_lists *out, sp_lists_stats *stats);
 
+/* SP_EINPUT naming path when l holds no item at all (a held-out file with nothing to score: its mean
+ * would read as a score of 0), else SP_OK. */
+int sp_lists_need_items(const sp_lists *l, const char *path);
+
 /* Frees the arrays and zeroes *l (NULL and a zeroed struct are fine). */
 void sp_lists_free(sp_lists *l);
 

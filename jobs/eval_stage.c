@@ -51,7 +51,11 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_se
     enum { S_SIDE = 2 * SP_METRICS_MAX_K + 1, S_NOVEC = 2 * S_SIDE, S_REL, NSUM = S_REL + 4 };
     double sum[NSUM] = {0};
     int rc = sp_lists_load_lightgcn(test_path, &test, NULL);
-    if (rc) return sp_dist_agree(rc);
+    if (!rc) rc = sp_lists_need_items(&test, test_path);
+    if (rc) {
+        sp_lists_free(&test);
+        return sp_dist_agree(rc);
+    }
     /* the largest ids, compared before any + 1 (an id of 2^64 - 1 would wrap to 0 and pass the bound) */
     uint64_t maxu = 0, maxi = 0;
     for (uint64_t i = 0; i < e->n[1]; i++) maxu = e->ids[1][i] > maxu ? e->ids[1][i] : maxu;
@@ -483,11 +487,13 @@ int sp_eval_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                         later);
             else if (!rc) SP_INFO("eval_latest", "latest=%s reason=\"quality gate passed\"", ctx->date);
         }
-        SP_INFO("eval", "%s=%.5f %s=%.5f users=%" PRIu64 " users_%s=%.5f users_%s=%.5f drift_cosine=%.4f "
-                "drift_overlap=%.4f gate=%s", rk, recall, kname[0][2 * (nk - 1) + 1], ndcg, users, rk,
-                ho.recall[1][nk - 1], kname[0][2 * (nk - 1) + 1], ho.ndcg[1][nk - 1], cosine, overlap,
-                gate_failed ? "failed" : "ok");
-        if (nk > 1)
+        int scored = !rc || gate_failed; /* else no metrics line: what failed is logged as the error */
+        if (scored)
+            SP_INFO("eval", "%s=%.5f %s=%.5f users=%" PRIu64 " users_%s=%.5f users_%s=%.5f drift_cosine=%.4f "
+                    "drift_overlap=%.4f gate=%s", rk, recall, kname[0][2 * (nk - 1) + 1], ndcg, users, rk,
+                    ho.recall[1][nk - 1], kname[0][2 * (nk - 1) + 1], ho.ndcg[1][nk - 1], cosine, overlap,
+                    gate_failed ? "failed" : "ok");
+        if (scored && nk > 1)
             SP_INFO("eval_at_10", "%s=%.5f %s=%.5f users_%s=%.5f users_%s=%.5f", kname[0][0], ho.recall[0][0],
                     kname[0][1], ho.ndcg[0][0], kname[0][0], ho.recall[1][0], kname[0][1], ho.ndcg[1][0]);
     }

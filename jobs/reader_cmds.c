@@ -353,7 +353,7 @@ static const char *HELP_EVAL =
     "items_not_in_set and score 0); items of the user's line in --train are excluded;\n"
     "prints one JSON line {\"users\":…,\"recall@K\":…,\"ndcg@K\":…}. Every shard's checksum is checked\n"
     "first. Ids must be below 2^28. exit 0; 3: a test user not in the set, a bad line or id in the files,\n"
-    "or a damaged set; 2: usage.\n";
+    "a test file without any held-out item, or a damaged set; 2: usage.\n";
 
 int sp_cmd_eval(int argc, char **argv) {
     if (has_help(argc, argv)) {
@@ -377,10 +377,12 @@ int sp_cmd_eval(int argc, char **argv) {
     if (!path || !test_path) return usage("eval", "expected --manifest FILE --test FILE", "");
     sp_lists test = {0}, train = {0};
     int rc = sp_lists_load_lightgcn(test_path, &test, NULL);
+    if (!rc) rc = sp_lists_need_items(&test, test_path);
     if (!rc && train_path) rc = sp_lists_load_lightgcn(train_path, &train, NULL);
     if (rc) {
         fprintf(stderr, "sagepipe eval: %s\n", sp_errmsg());
         sp_lists_free(&test);
+        sp_lists_free(&train);
         return sp_exit_code(rc);
     }
     /* every item and user vector is read: the shards' checksums first, so that a damaged shard is an error and

@@ -226,6 +226,7 @@ static void eval_free(evaluator *e) {
 static int eval_init(evaluator *e, const sp_sage_data *D, const char *path, int d, int rank, int size) {
     memset(e, 0, sizeof *e);
     int rc = sp_lists_load_lightgcn(path, &e->test, NULL);
+    if (!rc) rc = sp_lists_need_items(&e->test, path);
     if (rc) return rc;
     /* every board and pin id indexes the dense tables below: all must be under the loader's bound (compared
      * before any + 1, which would wrap 2^64 - 1 to 0) */

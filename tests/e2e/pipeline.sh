@@ -71,6 +71,19 @@ PY
     expect_exit 0 sp eval --manifest "$OUT/$D/MANIFEST.json" --test "$E2E_TMP/test1.txt"
     grep -q '"items":1501,"items_not_in_set":1,' "$E2E_OUT" || fail "not every pin ranked: $(cat "$E2E_OUT")"
     cp "$OUT/$D/MANIFEST.json" "$E2E_TMP/m1.json"
+    # a test file without any held-out item has nothing to score: exit 3 naming it (it read recall 0), from
+    # outside and in the eval stage (which then logs no metrics line); the date is then completed again
+    awk '{print $1}' "$E2E_TMP/test.txt" > "$E2E_TMP/test0.txt"
+    expect_exit 3 sp eval --manifest "$OUT/$D/MANIFEST.json" --test "$E2E_TMP/test0.txt"
+    grep -q "test0.txt: no line holds a held-out item, nothing to score" "$E2E_ERR" || fail "sagepipe eval: $(cat "$E2E_ERR")"
+    expect_exit 3 mpi 2 "$SAGEPIPE" run --config "$C" --date $D --from export --to eval --force "${SET[@]}" \
+        --set eval.test="$E2E_TMP/test0.txt"
+    grep -q "test0.txt: no line holds a held-out item" "$E2E_ERR" || fail "eval stage: $(grep level=error "$E2E_ERR")"
+    grep -q "event=eval " "$E2E_ERR" && fail "the eval stage logged metrics it did not compute"
+    expect_exit 3 mpi 2 "$SAGEPIPE" run --config "$C" --date $D --to train "${SET[@]}" --set train.eval_every=1 \
+        --set eval.test="$E2E_TMP/test0.txt" --set pipeline.work_dir="$E2E_TMP/w0" --set export.dir="$E2E_TMP/s0"
+    grep -q "test0.txt: no line holds a held-out item" "$E2E_ERR" || fail "train.eval_every: $(grep level=error "$E2E_ERR")"
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D "${SET[@]}"
 }
 check "run: ingest to publish on 2 ranks, shards verified, scored from outside" t_run
 

@@ -72,15 +72,11 @@ static uint64_t encoder_version(const sp_seq_state *s, uint64_t items_digest, do
     return v ^ sp_mix64((uint64_t)s->m.c.max_len + 0x9e37u) ^ (board_weight > 0 ? sp_mix64(w) : 0);
 }
 
-/* u = normalise((1 - w) u + w b); a zero sum is left zero. */
+/* u = normalise((1 - w) u + w b), normalised as every output row is (nn_l2norm_fwd). */
 static void blend(float *u, const float *b, int d, float w) {
-    double ss = 0;
-    for (int k = 0; k < d; k++) {
-        u[k] = (1 - w) * u[k] + w * b[k];
-        ss += (double)u[k] * u[k];
-    }
-    float inv = ss > 0 ? (float)(1 / sqrt(ss)) : 0;
-    for (int k = 0; k < d; k++) u[k] *= inv;
+    float norm;
+    for (int k = 0; k < d; k++) u[k] = (1 - w) * u[k] + w * b[k];
+    nn_l2norm_fwd(u, &norm, u, 1, d);
 }
 
 /* ---- training ---- */

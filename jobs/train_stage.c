@@ -315,8 +315,9 @@ int sp_train_digest(const sp_run_ctx *ctx, uint64_t *digest) {
     if (!strcmp(sp_config_str(ctx->cfg, "sequence", "mode"), "joint")) {
         /* joint: the histories, and the user model this stage trains and writes (train/seqmodel.bin, which the
          * users stage starts from): a [sequence] key changed reruns train, not only users -- but not the keys
-         * only the users stage reads (its own epochs and averaging) */
-        static const char *const seq[] = {"sequence", NULL}, *const users_only[] = {"epochs", "average_epochs", NULL};
+         * only the users stage reads (its own epochs and averaging, the board blend of its output) */
+        static const char *const seq[] = {"sequence", NULL},
+                                 *const users_only[] = {"epochs", "average_epochs", "board_weight", NULL};
         uint64_t u = 0;
         sp_users_digest(ctx, &u);
         *digest ^= sp_mix64(u ^ 0x6a6f696e74ULL) ^

@@ -102,6 +102,11 @@ PY
     expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 "${SET[@]}" --set sequence.width=8 \
         --set pipeline.work_dir="$E2E_TMP/wr" --set export.dir="$E2E_TMP/embr"
     grep -q 'rank=0 stage=train event=stage_start' "$E2E_ERR" || fail "train did not rerun after a [sequence] change"
+    # ... but not for a key only the users stage reads (its board blend): users reruns, train is skipped
+    expect_exit 0 mpi 2 "$SAGEPIPE" run --config "$C" --date $D1 "${SET[@]}" --set sequence.width=8 \
+        --set sequence.board_weight=0.3 --set pipeline.work_dir="$E2E_TMP/wr" --set export.dir="$E2E_TMP/embr"
+    grep -q 'rank=0 stage=train event=stage_start' "$E2E_ERR" && fail "sequence.board_weight reran train"
+    grep -q 'rank=0 stage=users event=stage_start' "$E2E_ERR" || fail "users did not rerun for sequence.board_weight"
 }
 
 t_day2_incremental() {

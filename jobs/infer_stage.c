@@ -517,7 +517,7 @@ int sp_infer_dump_reference(const sp_run_ctx *ctx, FILE *out) {
     int rc = sp_ckpt_read(path, &C);
     if (rc) return rc > 0 ? sp_err(SP_EUSAGE, "%s: no checkpoint (run train first)", path) : rc;
     rc = sp_sage_data_load(ctx, (int)sp_config_int(ctx->cfg, "sage", "nbr_pins"),
-                           (int)sp_config_int(ctx->cfg, "sage", "nbr_boards"), C.P.c.tok_rows, &D);
+                           (int)sp_config_int(ctx->cfg, "sage", "nbr_boards"), C.P.c.tok_rows, 0, 1, &D);
     if (rc) {
         sp_ckpt_free(&C);
         return rc;

@@ -34,7 +34,36 @@ uint32_t sp_sage_data_find(const sp_sage_data *d, sp_type t, uint64_t id) {
     return i == UINT32_MAX ? i : (uint32_t)(lo + i);
 }
 
+static uint64_t upper(const uint64_t *base, int parts, uint64_t v) { /* the part p with base[p] <= v < base[p + 1] */
+    int lo = 0, hi = parts;
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (base[mid] <= v) lo = mid;
+        else hi = mid;
+    }
+    while (lo + 1 < parts && base[lo + 1] <= v) lo++; /* empty parts before v's */
+    return (uint64_t)lo;
+}
+
+int sp_sage_data_part(const sp_sage_data *d, uint32_t u) {
+    return u < d->npins ? (int)upper(d->pin_base, d->parts, u) : (int)upper(d->board_base, d->parts, u - d->npins);
+}
+
+uint64_t sp_sage_data_local(const sp_sage_data *d, uint32_t u) {
+    int p = sp_sage_data_part(d, u);
+    return u < d->npins ? d->own_pbase[p] + (u - d->pin_base[p])
+                        : d->own_np + d->own_bbase[p] + (u - d->npins - d->board_base[p]);
+}
+
+uint64_t sp_sage_data_view_bytes(const sp_sage_data *d) {
+    uint64_t no = d->own_np + d->own_nb, e = (d->pn_off ? d->pn_off[no] : 0) + (d->bn_off ? d->bn_off[no] : 0);
+    return 16 * (no + 1) + 8 * e + 4 * d->own_np * (uint64_t)d->dense_dim +
+           (d->tok_off ? 8 * (d->own_np + 1) + 4 * d->tok_off[d->own_np] : 0);
+}
+
 void sp_sage_data_free(sp_sage_data *d) {
+    free(d->own_pbase);
+    free(d->own_bbase);
     free(d->ext);
     free(d->pin_base);
     free(d->board_base);
@@ -72,7 +101,7 @@ static int load_ingest(const sp_run_ctx *ctx, sp_sage_data *d, int tok_rows) {
     uint64_t ne = 0;
     d->tok_rows = tok_rows;
     if (tok_rows) {
-        d->tok_off = calloc(d->npins + 1, 8);
+        d->tok_off = calloc(d->own_np + 1, 8);
         if (!d->tok_off) return SP_ENOMEM;
     }
     for (int pass = 0; pass < 2 && !rc; pass++) {
@@ -99,14 +128,15 @@ static int load_ingest(const sp_run_ctx *ctx, sp_sage_data *d, int tok_rows) {
                 if (!rc) rc = sp_sfile_get(f, "dense", (uint32_t)(4 * dim), (const void **)&dense, &ndense);
                 if (!rc && !d->dense) {
                     d->dense_dim = (int)dim;
-                    d->dense = calloc(d->npins * dim + 1, 4);
+                    d->dense = calloc(d->own_np * dim + 1, 4);
                     if (!d->dense) rc = SP_ENOMEM;
                 }
                 if (!rc && (uint64_t)d->dense_dim != dim)
                     rc = sp_err(SP_EFORMAT, "%s: dense dim %" PRIu64 ", other parts %d", path, dim, d->dense_dim);
                 for (uint64_t i = 0; !rc && i < ndid; i++) {
                     uint32_t p = sp_sage_data_find(d, SP_PIN, did[i]);
-                    if (p != UINT32_MAX) memcpy(d->dense + (size_t)p * dim, dense + i * dim, 4 * dim);
+                    if (p != UINT32_MAX && sp_sage_data_owner(d, p) == d->own_rank)
+                        memcpy(d->dense + sp_sage_data_local(d, p) * dim, dense + i * dim, 4 * dim);
                 }
             }
             if (!rc && tok_rows) {
@@ -115,8 +145,9 @@ static int load_ingest(const sp_run_ctx *ctx, sp_sage_data *d, int tok_rows) {
                 if (!rc) rc = sp_sfile_get(f, "tok_hash", 8, (const void **)&thash, &nth);
                 if (!rc && (ntoff != ntid + 1 || toff[ntid] != nth)) rc = sp_err(SP_EFORMAT, "%s: token tables", path);
                 for (uint64_t i = 0; !rc && i < ntid; i++) {
-                    uint32_t p = sp_sage_data_find(d, SP_PIN, tid[i]);
-                    if (p == UINT32_MAX) continue;
+                    uint32_t p0 = sp_sage_data_find(d, SP_PIN, tid[i]);
+                    if (p0 == UINT32_MAX || sp_sage_data_owner(d, p0) != d->own_rank) continue;
+                    uint64_t p = sp_sage_data_local(d, p0);
                     if (!pass) d->tok_off[p + 1] = toff[i + 1] - toff[i];
                     else
                         for (uint64_t j = toff[i]; j < toff[i + 1]; j++)
@@ -131,8 +162,8 @@ static int load_ingest(const sp_run_ctx *ctx, sp_sage_data *d, int tok_rows) {
             d->board_pin = malloc(sizeof *d->board_pin * (ne + 1));
             if (!d->board_pin) rc = SP_ENOMEM;
             if (tok_rows) {
-                for (uint64_t u = 0; u < d->npins; u++) d->tok_off[u + 1] += d->tok_off[u];
-                d->tok_row = malloc(4 * (d->tok_off[d->npins] + 1));
+                for (uint64_t u = 0; u < d->own_np; u++) d->tok_off[u + 1] += d->tok_off[u];
+                d->tok_row = malloc(4 * (d->tok_off[d->own_np] + 1));
                 if (!d->tok_row) rc = SP_ENOMEM;
             }
         }
@@ -142,8 +173,31 @@ static int load_ingest(const sp_run_ctx *ctx, sp_sage_data *d, int tok_rows) {
     return rc;
 }
 
-int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int tok_rows, sp_sage_data *d) {
+/* Opens part r's walks file (and graph file when graph), closing the others first: one part's files are in
+ * memory at a time (an sfile is read whole), so a rank's peak is one part plus what it keeps. */
+static int hold(const sp_run_ctx *ctx, sp_sfile_r **wf, sp_sfile_r **gf, int parts, int r, int graph) {
+    char path[PATH_MAX + 64];
+    for (int q = 0; q < parts; q++) {
+        if (q != r && wf[q]) sp_sfile_close(wf[q]), wf[q] = NULL;
+        if ((q != r || !graph) && gf[q]) sp_sfile_close(gf[q]), gf[q] = NULL;
+    }
+    int rc = SP_OK;
+    if (!wf[r]) {
+        sp_stage_part(ctx, "walks", r, parts, NULL, 0, path, sizeof path);
+        rc = sp_sfile_open(&wf[r], path, "walks");
+    }
+    if (!rc && graph && !gf[r]) {
+        sp_stage_part(ctx, "graph", r, parts, NULL, 0, path, sizeof path);
+        rc = sp_sfile_open(&gf[r], path, "graph");
+    }
+    return rc;
+}
+
+int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int tok_rows, int own_rank, int own_size,
+                      sp_sage_data *d) {
     memset(d, 0, sizeof *d);
+    d->own_rank = own_size > 1 ? own_rank : 0;
+    d->own_size = own_size > 1 ? own_size : 1;
     int parts, rc = sp_stage_ranks(ctx, "walks", &parts);
     if (rc) return rc;
     int gparts, iparts;
@@ -154,16 +208,12 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
     sp_sfile_r **wf = calloc((size_t)parts, sizeof *wf), **gf = calloc((size_t)parts, sizeof *gf);
     d->pin_base = calloc((size_t)parts + 1, 8);
     d->board_base = calloc((size_t)parts + 1, 8);
-    if (!wf || !gf || !d->pin_base || !d->board_base) rc = SP_ENOMEM;
-    char path[PATH_MAX + 64];
-    /* pass 1: open, count */
+    d->own_pbase = calloc((size_t)parts + 1, 8);
+    d->own_bbase = calloc((size_t)parts + 1, 8);
+    if (!wf || !gf || !d->pin_base || !d->board_base || !d->own_pbase || !d->own_bbase) rc = SP_ENOMEM;
+    /* pass 1: count */
     for (int r = 0; r < parts && !rc; r++) {
-        sp_stage_part(ctx, "walks", r, parts, NULL, 0, path, sizeof path);
-        rc = sp_sfile_open(&wf[r], path, "walks");
-        if (!rc) {
-            sp_stage_part(ctx, "graph", r, parts, NULL, 0, path, sizeof path);
-            rc = sp_sfile_open(&gf[r], path, "graph");
-        }
+        rc = hold(ctx, wf, gf, parts, r, 1); /* the graph part too: a missing one is named before any work */
         const void *p;
         uint64_t np = 0, nb = 0;
         if (!rc) rc = sp_sfile_get(wf[r], "pin_ids", 8, &p, &np);
@@ -178,11 +228,16 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
     d->npins = d->pin_base[parts];
     d->nboards = d->board_base[parts];
     d->n = d->npins + d->nboards;
-    uint64_t n = d->n;
+    for (int r = 0; r < parts; r++)
+        if (r % d->own_size == d->own_rank) {
+            d->own_pbase[r] = d->own_np, d->own_np += d->pin_base[r + 1] - d->pin_base[r];
+            d->own_bbase[r] = d->own_nb, d->own_nb += d->board_base[r + 1] - d->board_base[r];
+        }
+    uint64_t n = d->n, no = d->own_np + d->own_nb;
     d->ext = malloc(8 * (n + 1));
     d->logdeg = malloc(4 * (n + 1));
-    d->pn_off = calloc(n + 1, 8);
-    d->bn_off = calloc(n + 1, 8);
+    d->pn_off = calloc(no + 1, 8);
+    d->bn_off = calloc(no + 1, 8);
     d->hard_off = calloc(d->npins + 1, 8);
     if (!d->ext || !d->logdeg || !d->pn_off || !d->bn_off || !d->hard_off) {
         rc = SP_ENOMEM;
@@ -196,7 +251,8 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
         const uint32_t *pdeg, *bdeg;
         const sp_nbr *v[5];
         uint64_t npr, nbr_, c, nv[5];
-        rc = sp_sfile_get(wf[r], "pin_ids", 8, (const void **)&pins, &npr);
+        rc = hold(ctx, wf, gf, parts, r, 1);
+        if (!rc) rc = sp_sfile_get(wf[r], "pin_ids", 8, (const void **)&pins, &npr);
         if (!rc) rc = sp_sfile_get(wf[r], "board_ids", 8, (const void **)&boards, &nbr_);
         if (!rc) rc = sp_sfile_get(gf[r], "pin_deg", 4, (const void **)&pdeg, &c);
         if (!rc && c != npr) rc = sp_err(SP_EFORMAT, "graph part %d: %" PRIu64 " pin degrees for %" PRIu64 " pins", r, c, npr);
@@ -212,33 +268,38 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
                 rc = sp_err(SP_EFORMAT, "walks part %d: table %s is inconsistent", r, t < 4 ? TAB[t] : "pin_hard");
         }
         if (rc) break;
+        int own = r % d->own_size == d->own_rank; /* lists of owned parts only; ids, degrees and bands of all */
         for (uint64_t i = 0; i < npr; i++) {
-            uint64_t u = d->pin_base[r] + i;
+            uint64_t u = d->pin_base[r] + i, l = d->own_pbase[r] + i;
             d->ext[u] = pins[i];
             d->logdeg[u] = logf(1.f + (float)pdeg[i]);
             uint64_t a = off[0][i + 1] - off[0][i], b = off[1][i + 1] - off[1][i];
-            d->pn_off[u + 1] = a < (uint64_t)nbr_pins ? a : (uint64_t)nbr_pins;
-            d->bn_off[u + 1] = b < (uint64_t)nbr_boards ? b : (uint64_t)nbr_boards;
+            if (own) {
+                d->pn_off[l + 1] = a < (uint64_t)nbr_pins ? a : (uint64_t)nbr_pins;
+                d->bn_off[l + 1] = b < (uint64_t)nbr_boards ? b : (uint64_t)nbr_boards;
+            }
             d->hard_off[u + 1] = off[4][i + 1] - off[4][i];
             nh += d->hard_off[u + 1];
         }
         for (uint64_t i = 0; i < nbr_; i++) {
-            uint64_t u = d->npins + d->board_base[r] + i;
+            uint64_t u = d->npins + d->board_base[r] + i, l = d->own_np + d->own_bbase[r] + i;
             d->ext[u] = boards[i];
             d->logdeg[u] = logf(1.f + (float)bdeg[i]);
             uint64_t a = off[2][i + 1] - off[2][i], b = off[3][i + 1] - off[3][i];
-            d->pn_off[u + 1] = a < (uint64_t)nbr_pins ? a : (uint64_t)nbr_pins;
-            d->bn_off[u + 1] = b < (uint64_t)nbr_boards ? b : (uint64_t)nbr_boards;
+            if (own) {
+                d->pn_off[l + 1] = a < (uint64_t)nbr_pins ? a : (uint64_t)nbr_pins;
+                d->bn_off[l + 1] = b < (uint64_t)nbr_boards ? b : (uint64_t)nbr_boards;
+            }
         }
     }
     if (rc) goto out;
-    for (uint64_t u = 0; u < n; u++) {
+    for (uint64_t u = 0; u < no; u++) {
         d->pn_off[u + 1] += d->pn_off[u];
         d->bn_off[u + 1] += d->bn_off[u];
     }
     for (uint64_t u = 0; u < d->npins; u++) d->hard_off[u + 1] += d->hard_off[u];
-    np_e = d->pn_off[n];
-    nb_e = d->bn_off[n];
+    np_e = d->pn_off[no];
+    nb_e = d->bn_off[no];
     d->pn_idx = malloc(4 * (np_e + 1));
     d->pn_w = malloc(4 * (np_e + 1));
     d->bn_idx = malloc(4 * (nb_e + 1));
@@ -253,14 +314,17 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
         const uint64_t *off[5];
         const sp_nbr *v[5];
         uint64_t c, npr = d->pin_base[r + 1] - d->pin_base[r], nbr_ = d->board_base[r + 1] - d->board_base[r];
+        rc = hold(ctx, wf, gf, parts, r, 0);
         for (int t = 0; t < 5 && !rc; t++) {
             char tag[16];
             snprintf(tag, sizeof tag, "%s_off", t < 4 ? TAB[t] : "pin_hard");
             rc = sp_sfile_get(wf[r], tag, 8, (const void **)&off[t], &c);
             if (!rc) rc = sp_sfile_get(wf[r], t < 4 ? TAB[t] : "pin_hard", sizeof(sp_nbr), (const void **)&v[t], &c);
         }
-        /* every neighbour reference must name an existing part and node */
-        for (int t = 0; t < 5 && !rc; t++) {
+        /* every neighbour reference must name an existing part and node (of the tables read: an owner
+         * checks its parts' lists, every rank the hard-negative bands) */
+        int own = r % d->own_size == d->own_rank;
+        for (int t = own ? 0 : 4; t < 5 && !rc; t++) {
             const uint64_t *base = (t == 1 || t == 3) ? d->board_base : d->pin_base;
             uint64_t ns = (t == 2 || t == 3) ? nbr_ : npr;
             for (uint64_t e = 0; e < off[t][ns]; e++) {
@@ -274,14 +338,16 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
         }
         if (rc) break;
         for (uint64_t i = 0; i < npr; i++) {
-            uint64_t u = d->pin_base[r] + i, pp = d->pn_off[u], bp = d->bn_off[u], hp = d->hard_off[u];
-            add_list(v[0], off[0][i], off[0][i + 1], nbr_pins, 0, d->pin_base, d->pn_idx, d->pn_w, &pp);
-            add_list(v[1], off[1][i], off[1][i + 1], nbr_boards, d->npins, d->board_base, d->bn_idx, d->bn_w, &bp);
+            uint64_t u = d->pin_base[r] + i, hp = d->hard_off[u];
             for (uint64_t e = off[4][i]; e < off[4][i + 1]; e++)
                 d->hard_idx[hp++] = (uint32_t)(d->pin_base[sp_gref_rank(v[4][e].ref)] + sp_gref_local(v[4][e].ref));
+            if (!own) continue;
+            uint64_t l = d->own_pbase[r] + i, pp = d->pn_off[l], bp = d->bn_off[l];
+            add_list(v[0], off[0][i], off[0][i + 1], nbr_pins, 0, d->pin_base, d->pn_idx, d->pn_w, &pp);
+            add_list(v[1], off[1][i], off[1][i + 1], nbr_boards, d->npins, d->board_base, d->bn_idx, d->bn_w, &bp);
         }
-        for (uint64_t i = 0; i < nbr_; i++) {
-            uint64_t u = d->npins + d->board_base[r] + i, pp = d->pn_off[u], bp = d->bn_off[u];
+        for (uint64_t i = 0; own && i < nbr_; i++) {
+            uint64_t l = d->own_np + d->own_bbase[r] + i, pp = d->pn_off[l], bp = d->bn_off[l];
             add_list(v[2], off[2][i], off[2][i + 1], nbr_pins, 0, d->pin_base, d->pn_idx, d->pn_w, &pp);
             add_list(v[3], off[3][i], off[3][i + 1], nbr_boards, d->npins, d->board_base, d->bn_idx, d->bn_w, &bp);
         }
@@ -293,7 +359,8 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
             for (int s = 0; s < 2 && !rc; s++) {
                 const sp_pair_rec *pr;
                 uint64_t c;
-                rc = sp_sfile_get(wf[r], s ? "engage_pairs" : "walk_pairs", sizeof *pr, (const void **)&pr, &c);
+                rc = hold(ctx, wf, gf, parts, r, 0);
+                if (!rc) rc = sp_sfile_get(wf[r], s ? "engage_pairs" : "walk_pairs", sizeof *pr, (const void **)&pr, &c);
                 for (uint64_t i = 0; !rc && i < c; i++) {
                     uint32_t q = sp_sage_data_find(d, SP_PIN, pr[i].q), p = sp_sage_data_find(d, SP_PIN, pr[i].p);
                     if (q == UINT32_MAX || p == UINT32_MAX) continue; /* a pin without edges: not in the graph */
@@ -307,8 +374,12 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
         }
         d->npin_pin = k;
     }
+    for (int r = 0; r < parts; r++) { /* the last part read is no longer needed */
+        if (wf[r]) sp_sfile_close(wf[r]), wf[r] = NULL;
+        if (gf[r]) sp_sfile_close(gf[r]), gf[r] = NULL;
+    }
     if (!rc) rc = load_ingest(ctx, d, tok_rows);
-    if (!rc) {
+    if (!rc && d->own_size == 1) { /* the whole graph: the encoder reads it by global index */
         sp_sage_graph *g = &d->g;
         g->n = d->n;
         g->npins = d->npins;
@@ -322,8 +393,8 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
     }
 out:
     for (int r = 0; r < parts; r++) {
-        if (wf) sp_sfile_close(wf[r]);
-        if (gf) sp_sfile_close(gf[r]);
+        if (wf && wf[r]) sp_sfile_close(wf[r]);
+        if (gf && gf[r]) sp_sfile_close(gf[r]);
     }
     free(wf);
     free(gf);

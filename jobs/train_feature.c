@@ -5,8 +5,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "log.h"
+#include "sp_base.h"
 #include "nn.h"
+
+/* Pin l of g (local index) has tokens or a non-zero dense feature. */
+static int has_content(const sp_sage_graph *g, uint64_t l) {
+    if (g->tok_off && g->tok_off[l + 1] > g->tok_off[l]) return 1;
+    for (int f = 0; g->dense && f < g->dense_dim; f++)
+        if (g->dense[l * (size_t)g->dense_dim + f] != 0.f) return 1;
+    return 0;
+}
+
+int sp_feat_init_owned(sp_feat *F, const sp_sage_data *D, int K, int d, double w) {
+    memset(F, 0, sizeof *F);
+    uint64_t c = 0;
+    sp_sage_graph own = {.dense_dim = D->dense_dim, .dense = D->dense, .tok_off = D->tok_rows ? D->tok_off : NULL};
+    for (uint64_t l = 0; w > 0 && l < D->own_np; l++) c += (uint64_t)has_content(&own, l);
+    int rc = w > 0 ? sp_dist_sum_u64(&c, 1) : SP_OK;
+    if (rc || w <= 0) return rc;
+    if (!c) {
+        SP_WARN("feature_task_off", "reason=\"train.w_feature is set but no pin has tokens or dense features\"");
+        return SP_OK;
+    }
+    F->npins = D->npins, F->ncontent = c, F->K = K, F->d = d, F->w = (float)w, F->owned = 1;
+    SP_INFO("feature_task", "w_feature=%g pins_with_content=%" PRIu64 " of=%" PRIu64, w, F->ncontent, D->npins);
+    return SP_OK;
+}
 
 int sp_feat_init(sp_feat *F, const sp_sage_data *D, int K, int d, double w) {
     memset(F, 0, sizeof *F);
@@ -51,8 +77,24 @@ void sp_feat_free(sp_feat *F) {
 
 int sp_feat_step(sp_feat *F, const sp_sage_params *P, const uint32_t *targets, uint32_t nq, uint32_t nneg,
                  const float *out, float tau, uint32_t blk, float scale, float *dout, float *loss, float *dtau) {
+    return sp_feat_step_sub(F, P, targets, NULL, NULL, nq, nneg, out, tau, blk, scale, dout, loss, dtau);
+}
+
+int sp_feat_step_sub(sp_feat *F, const sp_sage_params *P, const uint32_t *targets, const sp_sage_graph *sg,
+                     const uint32_t *lt, uint32_t nq, uint32_t nneg, const float *out, float tau, uint32_t blk,
+                     float scale, float *dout, float *loss, float *dtau) {
     F->nf = 0;
     if (F->w <= 0 || nq == 0) return SP_OK;
+    if (F->owned) { /* the step's subgraph, without neighbours and degrees */
+        if (!sg || !lt) return sp_err(SP_EINTERNAL, "train: entity-feature task over an owned view without a subgraph");
+        if (sp_grow((void **)&F->zoff, &F->capz, sg->n + 1, 8) || sp_grow((void **)&F->zdeg, &F->capzd, sg->n + 1, 4))
+            return sp_err(SP_ENOMEM, "train: entity-feature task: %" PRIu64 " nodes", sg->n);
+        memset(F->zoff, 0, 8 * (sg->n + 1));
+        memset(F->zdeg, 0, 4 * (sg->n + 1));
+        F->g = *sg;
+        F->g.logdeg = F->zdeg;
+        F->g.pn_off = F->g.bn_off = F->zoff;
+    }
     int d = F->d;
     if (nq > F->cap_q) {
         uint32_t *t = realloc(F->tgt, 4 * (size_t)nq), *r = t ? realloc(F->row, 4 * (size_t)nq) : NULL;
@@ -66,7 +108,8 @@ int sp_feat_step(sp_feat *F, const sp_sage_params *P, const uint32_t *targets, u
     /* at most one softmax block of queries per step: the task costs about one block of the item loss */
     uint32_t nf = 0, cap = blk < nq ? blk : nq;
     for (uint32_t i = 0; i < 2 * nq && nf < cap; i++) /* queries first, then positives */
-        if (targets[i] < F->npins && F->has[targets[i]]) F->tgt[nf] = targets[i], F->row[nf++] = i;
+        if (targets[i] < F->npins && (F->owned ? has_content(&F->g, lt[i]) : F->has[targets[i]]))
+            F->tgt[nf] = F->owned ? lt[i] : targets[i], F->row[nf++] = i;
     if (!nf) return SP_OK;
     uint32_t nc = nf + nneg; /* candidates: the pins' own graph rows, then the shared negatives */
     size_t ncmax = nc;
@@ -95,7 +138,7 @@ int sp_feat_step(sp_feat *F, const sp_sage_params *P, const uint32_t *targets, u
     /* query i's positive is column i: its own pin's graph row */
     for (uint32_t i = 0; i < nf; i++) {
         memcpy(F->cand + (size_t)i * d, out + (size_t)F->row[i] * d, 4 * (size_t)d);
-        F->cid[i] = F->tgt[i];
+        F->cid[i] = targets[F->row[i]]; /* the global node (tgt is the subgraph's over an owned view) */
         F->pos[i] = (int)i;
     }
     memcpy(F->cand + (size_t)nf * d, out + (size_t)2 * nq * d, 4 * (size_t)nneg * d);

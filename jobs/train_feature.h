@@ -24,10 +24,12 @@
 
 typedef struct {
     float w;                /* train.w_feature; 0: off */
-    sp_sage_graph g;        /* the date's graph without neighbours and degrees */
+    sp_sage_graph g;        /* the date's graph (owned view: the step's subgraph) without neighbours and degrees */
     uint64_t *zoff;         /* (n + 1) zeros: every neighbour list empty */
     float *zdeg;            /* (n) zeros */
-    uint8_t *has;           /* (npins) 1: the pin has tokens or a non-zero dense feature */
+    size_t capz, capzd;     /* owned view: entries of zoff and zdeg */
+    uint8_t *has;           /* (npins) 1: the pin has tokens or a non-zero dense feature (replicated view) */
+    int owned;              /* train.view = owned: content is read from each step's subgraph */
     uint64_t npins, ncontent;
     int K, d;
     sp_sage_plan plan;
@@ -46,6 +48,9 @@ typedef struct {
 /* Sets the task up for D (w = train.w_feature); w <= 0 or a date without pin content leaves it
  * off (F->w = 0; the second case logs a warning when w > 0). SP_ENOMEM. */
 int sp_feat_init(sp_feat *F, const sp_sage_data *D, int K, int d, double w);
+/* Over a partitioned view (D holds its parts' features only): the same, counting the pins with content
+ * over all ranks. Collective. */
+int sp_feat_init_owned(sp_feat *F, const sp_sage_data *D, int K, int d, double w);
 void sp_feat_free(sp_feat *F);
 
 /* One step, after the minibatch forward (out: its host rows, targets[0..2nq) the queries and
@@ -56,6 +61,10 @@ void sp_feat_free(sp_feat *F);
  * own gradient, times scale, is kept for sp_feat_backward. blk: train.inbatch. */
 int sp_feat_step(sp_feat *F, const sp_sage_params *P, const uint32_t *targets, uint32_t nq, uint32_t nneg,
                  const float *out, float tau, uint32_t blk, float scale, float *dout, float *loss, float *dtau);
+/* The same over an owned view's step: sg the step's subgraph, lt the targets' local indices in it. */
+int sp_feat_step_sub(sp_feat *F, const sp_sage_params *P, const uint32_t *targets, const sp_sage_graph *sg,
+                     const uint32_t *lt, uint32_t nq, uint32_t nneg, const float *out, float tau, uint32_t blk,
+                     float scale, float *dout, float *loss, float *dtau);
 /* Backward of the last sp_feat_step's encoding into G (dense gradients, token rows; tok_touched marks
  * them). A no-op when that step had no queries. */
 int sp_feat_backward(sp_feat *F, sp_sage_params *G, uint8_t *tok_touched);

@@ -9,6 +9,10 @@
  * back, or fetched by the ranks that read them (train_rows.h), so every rank
  * computes with the same model. A producer thread builds the next step's
  * minibatch (sampling, gathering, re-indexing) while the current one computes.
+ * With train.view = owned a rank holds only its parts' neighbour lists and
+ * features; the main thread samples the next step and fetches the records its
+ * layers read from their owners (train_view.h), the producer builds the step's
+ * subgraph and plan.
  * A checkpoint is written every epoch; the previous date's checkpoint, when present, warm
  * starts the id rows of nodes seen before and the dense weights. */
 #include "train_stage.h"
@@ -34,6 +38,7 @@
 #include "train_feature.h"
 #include "train_joint.h"
 #include "train_rows.h"
+#include "train_view.h"
 #include "users_stage.h"
 
 typedef struct {
@@ -52,8 +57,10 @@ typedef struct {
     uint64_t *cid; /* (nq + nneg) candidate ids (node index) for accidental-hit masking */
     float *logq;   /* (nq + nneg) */
     size_t cap;
+    uint32_t ntargets; /* all of targets, the user windows' included */
     sp_sage_plan plan;
     sp_joint_batch jb; /* sequence.mode = joint: the step's user windows; their targets follow the others */
+    sp_view_step vs;   /* train.view = owned: the step's subgraph (the plan's nodes are its local indices) */
     int rc;
 } batch;
 
@@ -64,6 +71,7 @@ typedef struct {
     double wsum;      /* w_bp + w_pp over tasks that have pairs */
     float *logq_pos;  /* (npins) log(B·f(v) + R/npins) */
     const sp_joint *J; /* sequence.mode = joint, else NULL */
+    int owned;         /* train.view = owned: the plan is built over the step's fetched subgraph */
 } sampler;
 
 static int fill_batch(const sampler *S, batch *b, int64_t step, int nhard) {
@@ -113,7 +121,21 @@ static int fill_batch(const sampler *S, batch *b, int64_t step, int nhard) {
     }
     uint32_t base = nq * (2 + (uint32_t)nhard) + nneg;
     if (nu) memcpy(b->targets + base, b->jb.Q.tgt, 4 * nu);
-    return sp_sage_plan_build(&b->plan, &D->g, S->K, b->targets, base + (uint32_t)nu);
+    b->ntargets = base + (uint32_t)nu;
+    return S->owned ? SP_OK : sp_sage_plan_build(&b->plan, &D->g, S->K, b->targets, b->ntargets);
+}
+
+/* train.view = owned, main thread, collective: samples the step and gathers its subgraph's records. */
+static int prepare(const sampler *S, sp_view *V, batch *b, int64_t step, int nhard) {
+    int rc = fill_batch(S, b, step, nhard);
+    int frc = sp_view_fetch(V, &b->vs, S->K, b->targets, rc ? 0 : b->ntargets);
+    return sp_dist_agree(rc ? rc : frc);
+}
+
+/* train.view = owned, the producer: the subgraph and the plan over it. */
+static int view_plan(const sampler *S, batch *b) {
+    int rc = sp_view_build(&b->vs, S->D, b->targets, b->ntargets);
+    return rc ? rc : sp_sage_plan_build(&b->plan, &b->vs.g, S->K, b->vs.targets, b->ntargets);
 }
 
 typedef struct {
@@ -127,7 +149,7 @@ typedef struct {
 
 static void *produce(void *arg) {
     producer *p = arg;
-    p->b->rc = fill_batch(p->S, p->b, p->step, p->nhard);
+    p->b->rc = p->S->owned ? view_plan(p->S, p->b) : fill_batch(p->S, p->b, p->step, p->nhard);
     return NULL;
 }
 
@@ -332,13 +354,26 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     read_cfg(cfg, &tc);
     sp_sage_cfg mc = {(int)sp_config_int(cfg, "sage", "dim"), (int)sp_config_int(cfg, "sage", "layers"),
                       sp_config_bool(cfg, "sage", "id_embeddings"), (int)sp_config_int(cfg, "sage", "token_rows"), 0};
+    /* train.view = owned: each rank holds its walks parts' lists and features, the rest fetched per step */
+    const int owned = !strcmp(sp_config_str(cfg, "train", "view"), "owned");
+    const char *unbuilt = !owned ? NULL
+                          : !strcmp(sp_config_str(cfg, "sequence", "mode"), "joint") ? "sequence.mode = joint"
+                          : sp_config_int(cfg, "train", "eval_every") > 0            ? "train.eval_every > 0"
+                                                                                     : NULL;
+    if (unbuilt) /* each embeds every node on every rank: over a partitioned view, the infer stage's job */
+        return sp_err(SP_ENOTIMPL, "train.view = owned with %s is not implemented (it embeds every node on every "
+                      "rank); use train.view = replicated, or sequence.mode = frozen and train.eval_every = 0",
+                      unbuilt);
     sp_sage_data D;
     int rc = sp_sage_data_load(ctx, (int)sp_config_int(cfg, "sage", "nbr_pins"),
-                               (int)sp_config_int(cfg, "sage", "nbr_boards"), mc.tok_rows, &D);
+                               (int)sp_config_int(cfg, "sage", "nbr_boards"), mc.tok_rows, ctx->rank,
+                               owned ? ctx->size : 1, &D);
     rc = sp_dist_agree(rc);
     if (rc) return rc;
     mc.dense_dim = D.dense_dim;
-    if (!D.tok_off || D.tok_off[D.npins] == 0) mc.tok_rows = 0; /* no tokens in the data: no table */
+    uint64_t ntok = D.tok_off ? D.tok_off[D.own_np] : 0;
+    if (owned) rc = sp_dist_sum_u64(&ntok, 1);
+    if (!rc && !ntok) mc.tok_rows = 0; /* no tokens in the data: no table */
     if (!D.nboard_pin && !D.npin_pin) rc = sp_err(SP_EINPUT, "train: no training pairs (no pin-board edges)");
     if (!rc && !mc.id_emb && !mc.tok_rows && !mc.dense_dim)
         rc = sp_err(SP_ECONFIG, "train: the data has no content features; set sage.id_embeddings = true");
@@ -347,7 +382,9 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         return sp_dist_agree(rc);
     }
     SP_INFO("train_data", "pins=%" PRIu64 " boards=%" PRIu64 " board_pin=%" PRIu64 " pin_pin=%" PRIu64
-            " dense_dim=%d token_rows=%d", D.npins, D.nboards, D.nboard_pin, D.npin_pin, D.dense_dim, mc.tok_rows);
+            " dense_dim=%d token_rows=%d view=%s view_nodes=%" PRIu64 " view_bytes=%" PRIu64, D.npins, D.nboards,
+            D.nboard_pin, D.npin_pin, D.dense_dim, mc.tok_rows, owned ? "owned" : "replicated", D.own_np + D.own_nb,
+            sp_sage_data_view_bytes(&D));
 
     sp_ckpt C = {0};
     sp_rng ir;
@@ -392,7 +429,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                         "train at least one epoch", wr ? "" : " with today's dimensions");
     }
     /* sampler: logQ of pins as positives */
-    sampler S = {.D = &D, .tc = &tc, .rank = ctx->rank, .size = ctx->size, .K = mc.layers};
+    sampler S = {.D = &D, .tc = &tc, .rank = ctx->rank, .size = ctx->size, .K = mc.layers, .owned = owned};
     S.wsum = (D.nboard_pin ? tc.w_bp : 0) + (D.npin_pin ? tc.w_pp : 0);
     if (!rc && S.wsum <= 0) rc = sp_err(SP_ECONFIG, "train: every task with pairs has weight 0");
     S.logq_pos = calloc(D.npins + 1, 4);
@@ -435,7 +472,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         S.J = &J;
     }
     sp_feat Fe = {0}; /* the entity-feature task (train.w_feature) */
-    if (!rc) rc = sp_feat_init(&Fe, &D, mc.layers, d, sp_config_f64(cfg, "train", "w_feature"));
+    if (!rc) rc = (owned ? sp_feat_init_owned : sp_feat_init)(&Fe, &D, mc.layers, d, sp_config_f64(cfg, "train", "w_feature"));
     rc = sp_dist_agree(rc);
     nn_adam_cfg adam = {0.9f, 0.999f, 1e-8f, (float)tc.wd};
     nn_adam_cfg adam_rows = {0.9f, 0.999f, 1e-8f, (float)sp_config_f64(cfg, "train", "row_decay")};
@@ -470,12 +507,16 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     /* id rows are updated at their nodes' owner ranks, token rows at row mod ranks (train_rows.h) */
     const int row_fetch = G.emb && !strcmp(sp_config_str(cfg, "train", "row_sync"), "fetch");
     sp_rows_owner RO[2];
+    sp_view V = {0};
     {
         size_t buf = (size_t)sp_config_int(cfg, "pipeline", "shuffle_buffer_mb") << 20;
         int orc = sp_rows_owner_init(&RO[0], buf, d, D.n, D.npins, D.ext, !row_fetch);
         int trc = sp_rows_owner_init(&RO[1], buf, d, (uint64_t)mc.tok_rows, 0, NULL, 1); /* token rows: push */
-        if (!rc) rc = orc ? orc : trc;
+        int vrc = owned ? sp_view_init(&V, &D, ctx->rank, ctx->size, buf) : SP_OK;
+        if (!rc) rc = orc ? orc : trc ? trc : vrc;
     }
+    uint32_t *need = NULL; /* owned view, fetch mode: the global rows of a step's level 0 */
+    size_t cap_need = 0;
     char loss_path[PATH_MAX + 64];
     sp_stage_path(ctx, "train", "loss.tsv", loss_path, sizeof loss_path);
     FILE *loss_f = NULL;
@@ -517,7 +558,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc && total > 0) {
         prod[0].step = 0;
         prod[0].nhard = 0; /* epoch 1 of the curriculum: no hard negatives yet */
-        rc = start_fill(&prod[0], threaded);
+        if (owned) rc = prepare(&S, &V, &bufs[0], 0, 0);
+        if (!rc) rc = start_fill(&prod[0], threaded);
     }
     sp_progress prog;
     sp_progress_begin(&prog, "train_steps", (uint64_t)total);
@@ -525,12 +567,20 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         int epoch = (int)(s / steps_per_epoch) + 1;
         tp = sp_now();
         rc = wait_fill(&prod[cur]);
+        if (owned) rc = sp_dist_agree(rc); /* every rank goes on to the next step's collective fetch */
         batch *b = &bufs[cur];
+        const sp_sage_graph *bg = owned ? &b->vs.g : &D.g;
         /* fetch mode: the current id rows of the nodes this step's layer 0 reads, before the next producer
          * starts (its thread would compete with the exchange's waits for the cores) */
         if (row_fetch && !rc) {
             PH_MARK(PH_WAIT);
-            rc = sp_rows_owner_fetch(&RO[0], C.P.emb, b->plan.node[0], b->plan.n[0]);
+            const uint32_t *rows0 = b->plan.node[0];
+            if (owned) { /* the plan's nodes are the subgraph's: their id rows */
+                rc = sp_grow((void **)&need, &cap_need, (size_t)b->plan.n[0] + 1, 4);
+                for (uint32_t i = 0; !rc && i < b->plan.n[0]; i++) need[i] = b->vs.row[b->plan.node[0][i]];
+                rows0 = need;
+            }
+            if (!rc) rc = sp_rows_owner_fetch(&RO[0], C.P.emb, rows0, b->plan.n[0]);
             PH_MARK(PH_ROWS);
         }
         if (!rc && s + 1 < total) {
@@ -543,12 +593,13 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                 if (row_fetch) rc = sp_rows_owner_spread(&RO[0], C.P.emb); /* it reads every row */
                 if (!rc) rc = sp_joint_refresh(&J, nn_backend_or_cpu(ctx->be), &C.P, &D.g);
             }
+            if (!rc && owned) rc = prepare(&S, &V, &bufs[cur ^ 1], s + 1, prod[cur ^ 1].nhard);
             if (!rc) rc = start_fill(&prod[cur ^ 1], threaded);
         }
         if (rc) break;
         PH_MARK(PH_WAIT);
         /* forward */
-        rc = dev ? sp_sage_forward_on(&DS, &C.P, &D.g, &b->plan, &A) : sp_sage_forward(&C.P, &D.g, &b->plan, &A);
+        rc = dev ? sp_sage_forward_on(&DS, &C.P, bg, &b->plan, &A) : sp_sage_forward(&C.P, bg, &b->plan, &A);
         if (rc) break;
         uint32_t nq = b->nq, nt = b->plan.n[mc.layers];
         size_t nd = (size_t)nt * d;
@@ -654,8 +705,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
         PH_MARK(PH_JOINT);
         if (Fe.w > 0) { /* the entity-feature task: its candidates' gradients join dout before the scaling */
-            rc = sp_feat_step(&Fe, &C.P, b->targets, nq, b->nneg, out, C.tau, (uint32_t)tc.inbatch, scale, dout,
-                              &loss, &dtau);
+            rc = sp_feat_step_sub(&Fe, &C.P, b->targets, owned ? bg : NULL, owned ? b->vs.targets : NULL, nq,
+                                  b->nneg, out, C.tau, (uint32_t)tc.inbatch, scale, dout, &loss, &dtau);
             if (rc) break;
             PH_MARK(PH_FEAT);
         }
@@ -669,13 +720,13 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             }
             dev->put(ddout, dout, 4 * nd);
             dev->zero(gd, 4 * G.ndense);
-            rc = sp_sage_backward_on(&DS, &C.P, &D.g, &b->plan, &A, ddout, gd, &G, touched, ttouched);
+            rc = sp_sage_backward_on(&DS, &C.P, bg, &b->plan, &A, ddout, gd, &G, touched, ttouched);
             if (!rc) { /* the device's dense gradients join the host's level-0 ones */
                 dev->get(gtmp, gd, 4 * G.ndense);
                 rc = dev->sync();
                 for (size_t i = 0; !rc && i < G.ndense; i++) G.dense[i] += gtmp[i];
             }
-        } else rc = sp_sage_backward(&C.P, &D.g, &b->plan, &A, dout, &G, touched, ttouched);
+        } else rc = sp_sage_backward(&C.P, bg, &b->plan, &A, dout, &G, touched, ttouched);
         if (rc) break;
         PH_MARK(PH_BWD);
         if (Fe.w > 0) { /* after the device's dense gradients joined G.dense */
@@ -816,6 +867,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     sp_stage_count(res, "row_grads_to_owners", RO[0].grads_sent + RO[1].grads_sent);
     sp_stage_count(res, "rows_from_owners", RO[0].rows_recv + RO[1].rows_recv);
     sp_stage_count(res, "rows_fetched", RO[0].fetch_recv);
+    sp_stage_count(res, "view_nodes_fetched", V.fetched);
+    sp_stage_count(res, "view_bytes_fetched", V.bytes);
     sp_stage_count(res, "pairs_board_pin", ctx->rank == 0 ? D.nboard_pin : 0);
     sp_stage_count(res, "pairs_pin_pin", ctx->rank == 0 ? D.npin_pin : 0);
     SP_INFO("train_end", "steps=%" PRId64 " seconds=%.1f tau=%.4f", total, sp_now() - t0, C.tau);
@@ -825,7 +878,10 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         free(bufs[i].logq);
         sp_sage_plan_free(&bufs[i].plan);
         sp_joint_batch_free(&bufs[i].jb);
+        sp_view_step_free(&bufs[i].vs);
     }
+    sp_view_free(&V);
+    free(need);
     sp_joint_free(&J);
     sp_feat_free(&Fe);
     sp_sage_acts_free(&A);

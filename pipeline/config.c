@@ -135,6 +135,11 @@ static const kdef SCHEMA[] = {
      "rank after each step) or fetch (each rank asks the owners for the rows its next minibatch reads; the "
      "whole table moves only before evaluation, checkpoints and the joint task's refresh). Same results; "
      "fetch moves less when a step reads a small part of a large table."},
+    {"train", "view", T_ENUM, "replicated", R(0, 0), "replicated|owned", 0,
+     "What each rank holds of the training view: replicated (every node's neighbour lists and content "
+     "features) or owned (only its walks parts' nodes; a step fetches the other nodes its minibatch reads from "
+     "their owner ranks, hop by hop). Same model to the last bit; owned divides the lists' and features' memory "
+     "by the ranks. Not with sequence.mode = joint or train.eval_every (exit 2)."},
     {"train", "tau", T_F64, "0.1", R(1e-4, 10), NULL, 0, "Initial softmax temperature."},
     {"train", "tau_min", T_F64, "0.03", R(1e-4, 10), NULL, 0, "Floor of the learned temperature."},
     {"train", "learn_tau", T_BOOL, "true", R(0, 0), NULL, 0, "Learn the temperature (else fixed at tau)."},

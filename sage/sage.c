@@ -96,10 +96,18 @@ static inline uint32_t plan_add(sp_sage_plan *pl, int lvl, uint32_t v) {
 
 int sp_sage_plan_build(sp_sage_plan *pl, const sp_sage_graph *g, int K, const uint32_t *targets, uint32_t nt) {
     if (K < 0 || K > SP_SAGE_MAXK) return sp_err(SP_ECONFIG, "sage: %d layers (0..%d)", K, SP_SAGE_MAXK);
-    if (!pl->pos) {
+    if (!pl->pos || pl->posn < g->n + 1) {
+        free(pl->pos);
+        free(pl->stamp);
         pl->pos = malloc(sizeof *pl->pos * (g->n + 1));
         pl->stamp = calloc(g->n + 1, sizeof *pl->stamp);
-        if (!pl->pos || !pl->stamp) return SP_ENOMEM;
+        pl->posn = g->n + 1;
+        pl->epoch = 0;
+        if (!pl->pos || !pl->stamp) {
+            free(pl->pos), free(pl->stamp);
+            pl->pos = NULL, pl->stamp = NULL, pl->posn = 0;
+            return SP_ENOMEM;
+        }
     }
     pl->K = K;
     if (sp_grow((void **)&pl->node[K], &pl->cap[K][0], nt, sizeof(uint32_t))) return SP_ENOMEM;
@@ -124,7 +132,7 @@ int sp_sage_plan_build(sp_sage_plan *pl, const sp_sage_graph *g, int K, const ui
             sp_grow((void **)&pl->bw[k], &cap[7], eb, sizeof(float)))
             return SP_ENOMEM;
         if (++pl->epoch == 0) { /* wrapped: clear stamps */
-            memset(pl->stamp, 0, sizeof *pl->stamp * (g->n + 1));
+            memset(pl->stamp, 0, sizeof *pl->stamp * pl->posn);
             pl->epoch = 1;
         }
         pl->n[k - 1] = 0;
@@ -174,7 +182,7 @@ void sp_sage_input(const sp_sage_params *P, const sp_sage_graph *g, const uint32
         int t = u >= g->npins;
         float *hi = h + (size_t)i * d;
         float ld = g->logdeg[u];
-        const float *e = P->emb ? P->emb + (size_t)u * d : NULL;
+        const float *e = P->emb ? P->emb + (size_t)(g->row ? g->row[u] : u) * d : NULL;
         for (int j = 0; j < d; j++) hi[j] = tb[t * d + j] + ld * wd[t * d + j] + (e ? e[j] : 0.f);
         if (t) continue;
         if (P->tok && g->tok_off) {
@@ -507,9 +515,10 @@ int sp_sage_backward_on(const sp_sage_dev *D, const sp_sage_params *P, const sp_
             dwd[t * d + j] += ld * r[j];
         }
         if (G->emb) {
-            float *e = G->emb + (size_t)u * d;
+            uint32_t row = g->row ? g->row[u] : u;
+            float *e = G->emb + (size_t)row * d;
             for (int j = 0; j < d; j++) e[j] += r[j];
-            if (touched) touched[u] = 1;
+            if (touched) touched[row] = 1;
         }
         if (t) continue;
         if (G->tok && g->tok_off) {

@@ -28,6 +28,9 @@ typedef struct {
     /* content (pins only; may be absent) */
     int dense_dim; const float *dense;          /* (npins, dense_dim) or NULL; rows of pins without features are 0 */
     const uint64_t *tok_off; const uint32_t *tok_row; /* (npins+1) rows of the token table per pin, or NULL */
+    /* the id-table row of node u: row[u], or u when NULL (a minibatch's own subgraph of a partitioned
+     * training view numbers its nodes locally; the id table and touched flags stay global) */
+    const uint32_t *row;
 } sp_sage_graph;
 
 typedef struct {
@@ -84,6 +87,7 @@ typedef struct {
     size_t cap[SP_SAGE_MAXK + 1][8]; /* element capacities of node, self, poff, boff, pidx, pw, bidx, bw */
     uint32_t *pos;  /* (graph n) scratch: position of a node in the level being built */
     uint32_t *stamp;/* (graph n) scratch */
+    uint64_t posn;  /* entries of pos and stamp (grown with the graph: a step's subgraph changes size) */
     uint32_t epoch;
 } sp_sage_plan;
 

@@ -7,8 +7,10 @@
 # the same model at 4 ranks, also when the last epochs are averaged
 # (train.average_epochs); the next date warm-starts from the previous
 # checkpoint; the per-epoch evaluation, split over the ranks, scores a fixed
-# model the same at 1 and 4 ranks; the entity-feature task trains; a corrupted
-# checkpoint is detected.
+# model the same at 1 and 4 ranks; the entity-feature task trains; the
+# partitioned training view (train.view=owned) gives the replicated view's
+# model to the last bit at 1, 2 and 4 ranks, and refuses what it does not
+# build; a corrupted checkpoint is detected.
 . "$(dirname "$0")/lib.sh" "$@"
 D=2026-11-21
 IN=$E2E_TMP/in
@@ -167,6 +169,50 @@ sys.exit(0 if len(l) == 3 and l[-1] < 0.9 * l[0] else 1)' || fail "the feature l
     cmp -s "$W/$D/train/checkpoint.bin" "$E2E_TMP/ckf" || fail "a rerun with the task changed the checkpoint"
 }
 check "the entity-feature task trains and is reproducible" t_feature
+
+t_view() {
+    # train.view=owned: each rank holds its walks parts' lists and features and fetches the rest per step;
+    # the checkpoint is the replicated view's, byte for byte (at 4 ranks in row fetch mode too)
+    local n=$1 W=$E2E_TMP/wv$1
+    # (the entity-feature task on: the generated pins have content, read from the step's subgraph)
+    local V=("${SET[@]}" --set sequence.mode=frozen --set train.w_feature=0.5 --set pipeline.work_dir="$W")
+    expect_exit 0 mpi "$n" "$SAGEPIPE" run --config "$C" --date $D --to train "${V[@]}"
+    local rep; rep=$(grep -o 'view=replicated view_nodes=[0-9]* view_bytes=[0-9]*' "$E2E_ERR" | head -1 | sed 's/.*=//')
+    local fr; fr=$(grep -o 'event=feature_task w_feature=0.5 pins_with_content=[1-9][0-9]*' "$E2E_ERR" | head -1)
+    [ -n "$fr" ] || fail "the entity-feature task did not start"
+    cp "$W/$D/train/checkpoint.bin" "$E2E_TMP/ckv"
+    local X=()
+    [ "$n" = 4 ] && X=(--set train.row_sync=fetch)
+    expect_exit 0 mpi "$n" "$SAGEPIPE" job train --config "$C" --date $D --force "${V[@]}" "${X[@]}" --set train.view=owned
+    cmp -s "$W/$D/train/checkpoint.bin" "$E2E_TMP/ckv" || fail "the owned view changed the model"
+    grep -q "$fr" "$E2E_ERR" || fail "the owned view counts the pins with content differently"
+    local f; f=$(json_get "$W/$D/train/_SUCCESS.json" counts.view_nodes_fetched)
+    if [ "$n" = 1 ]; then [ "$f" -eq 0 ] || fail "1 rank fetched $f nodes"
+    else [ "$f" -gt 0 ] || fail "no node fetched from another rank"; fi
+    # what each rank holds: about 1/n of the replicated view's lists and features
+    grep -o 'view=owned view_nodes=[0-9]* view_bytes=[0-9]*' "$E2E_ERR" | sed 's/.*=//' | python3 -c '
+import sys
+rep, n = int(sys.argv[1]), int(sys.argv[2])
+b = [int(x) for x in sys.stdin]
+print("replicated", rep, "owned", b)
+sys.exit(0 if len(b) == n and max(b) < 1.5 * rep / n and abs(sum(b) - rep) <= 32 * n else 1)' "$rep" "$n" ||
+        fail "the owned view does not divide the lists and features"
+}
+check "1 rank: the owned training view gives the replicated model" t_view 1
+check "2 ranks: the owned training view gives the replicated model" t_view 2
+check "4 ranks: the owned training view (row fetch mode) gives the replicated model" t_view 4
+
+t_view_unbuilt() {
+    # what embeds every node on every rank is refused over a partitioned view: exit 2, named (the 1-rank
+    # work dir of t_view)
+    local W=(--set pipeline.work_dir="$E2E_TMP/wv1")
+    expect_exit 2 sp job train --config "$C" --date $D --force "${SET[@]}" "${W[@]}" --set train.view=owned
+    grep -q 'sequence.mode = joint is not implemented' "$E2E_ERR" || fail "joint mode not named"
+    expect_exit 2 sp job train --config "$C" --date $D --force "${SET[@]}" "${W[@]}" --set train.view=owned \
+        --set sequence.mode=frozen --set train.eval_every=1 --set eval.test="$E2E_TMP/test.txt"
+    grep -q 'train.eval_every > 0 is not implemented' "$E2E_ERR" || fail "eval_every not named"
+}
+check "the owned view refuses joint mode and per-epoch evaluation (exit 2)" t_view_unbuilt
 
 t_corrupt() {
     local W=$E2E_TMP/w1/$D

@@ -37,7 +37,7 @@ static void make_graph(tgraph *t, uint32_t n, uint32_t npins, sp_rng *r) {
         }
     }
     t->g = (sp_sage_graph){n, npins, t->logdeg, t->pn_off, t->pn_idx, t->pn_w, t->bn_off, t->bn_idx, t->bn_w,
-                           3, t->dense, t->tok_off, t->tok_row};
+                           3, t->dense, t->tok_off, t->tok_row, NULL};
 }
 
 static double objective(const sp_sage_params *P, const sp_sage_graph *g, const sp_sage_plan *pl, sp_sage_acts *a,

@@ -472,7 +472,8 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         S.J = &J;
     }
     sp_feat Fe = {0}; /* the entity-feature task (train.w_feature) */
-    if (!rc) rc = (owned ? sp_feat_init_owned : sp_feat_init)(&Fe, &D, mc.layers, d, sp_config_f64(cfg, "train", "w_feature"));
+    if (!rc)
+        rc = (owned ? sp_feat_init_owned : sp_feat_init)(&Fe, &D, mc.layers, d, sp_config_f64(cfg, "train", "w_feature"));
     rc = sp_dist_agree(rc);
     nn_adam_cfg adam = {0.9f, 0.999f, 1e-8f, (float)tc.wd};
     nn_adam_cfg adam_rows = {0.9f, 0.999f, 1e-8f, (float)sp_config_f64(cfg, "train", "row_decay")};
@@ -551,7 +552,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             tc.epochs, steps_per_epoch, tc.batch, tc.negatives, tc.margin_loss ? "margin" : "softmax", mc.layers, d);
     int cur = 0;
     /* where a step's time goes (this rank), logged at each epoch's end */
-    enum { PH_WAIT, PH_FWD, PH_LOSS, PH_JOINT, PH_FEAT, PH_BWD, PH_REDUCE, PH_ADAM, PH_ROWS, PH_N };
+    enum { PH_WAIT, PH_VIEW, PH_FWD, PH_LOSS, PH_JOINT, PH_FEAT, PH_BWD, PH_REDUCE, PH_ADAM, PH_ROWS, PH_N };
     double ph[PH_N] = {0}, tp = 0;
 #define PH_MARK(k) do { double now_ = sp_now(); ph[k] += now_ - tp; tp = now_; } while (0)
     if (!rc && total > 0 && joint) rc = sp_joint_refresh(&J, nn_backend_or_cpu(ctx->be), &C.P, &D.g);
@@ -593,7 +594,11 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
                 if (row_fetch) rc = sp_rows_owner_spread(&RO[0], C.P.emb); /* it reads every row */
                 if (!rc) rc = sp_joint_refresh(&J, nn_backend_or_cpu(ctx->be), &C.P, &D.g);
             }
-            if (!rc && owned) rc = prepare(&S, &V, &bufs[cur ^ 1], s + 1, prod[cur ^ 1].nhard);
+            if (!rc && owned) {
+                PH_MARK(PH_WAIT);
+                rc = prepare(&S, &V, &bufs[cur ^ 1], s + 1, prod[cur ^ 1].nhard);
+                PH_MARK(PH_VIEW);
+            }
             if (!rc) rc = start_fill(&prod[cur ^ 1], threaded);
         }
         if (rc) break;
@@ -775,8 +780,9 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         }
         if (end_epoch) {
             SP_INFO("epoch_end", "epoch=%d step=%" PRId64 " tau=%.4f seconds=%.1f", epoch, s + 1, C.tau, sp_now() - t0);
-            SP_INFO("epoch_phases", "epoch=%d wait=%.2f forward=%.2f loss=%.2f joint=%.2f feature=%.2f backward=%.2f "
-                    "allreduce=%.2f adam=%.2f rows=%.2f", epoch, ph[PH_WAIT], ph[PH_FWD], ph[PH_LOSS], ph[PH_JOINT],
+            SP_INFO("epoch_phases", "epoch=%d wait=%.2f view=%.2f forward=%.2f loss=%.2f joint=%.2f feature=%.2f "
+                    "backward=%.2f allreduce=%.2f adam=%.2f rows=%.2f", epoch, ph[PH_WAIT], ph[PH_VIEW], ph[PH_FWD],
+                    ph[PH_LOSS], ph[PH_JOINT],
                     ph[PH_FEAT], ph[PH_BWD], ph[PH_REDUCE], ph[PH_ADAM], ph[PH_ROWS]);
             if (Fe.w > 0) {
                 SP_INFO("feature_epoch_end", "epoch=%d feature_loss=%.5f", epoch,

@@ -34,19 +34,20 @@ uint32_t sp_sage_data_find(const sp_sage_data *d, sp_type t, uint64_t id) {
     return i == UINT32_MAX ? i : (uint32_t)(lo + i);
 }
 
-static uint64_t upper(const uint64_t *base, int parts, uint64_t v) { /* the part p with base[p] <= v < base[p + 1] */
+/* The part p with base[p] <= v < base[p + 1] (v < base[parts]; empty parts are skipped: base[lo] <= v
+ * and base[hi] > v hold throughout, so lo ends on the last part starting at or before v) */
+static int upper(const uint64_t *base, int parts, uint64_t v) {
     int lo = 0, hi = parts;
     while (hi - lo > 1) {
         int mid = (lo + hi) / 2;
         if (base[mid] <= v) lo = mid;
         else hi = mid;
     }
-    while (lo + 1 < parts && base[lo + 1] <= v) lo++; /* empty parts before v's */
-    return (uint64_t)lo;
+    return lo;
 }
 
 int sp_sage_data_part(const sp_sage_data *d, uint32_t u) {
-    return u < d->npins ? (int)upper(d->pin_base, d->parts, u) : (int)upper(d->board_base, d->parts, u - d->npins);
+    return u < d->npins ? upper(d->pin_base, d->parts, u) : upper(d->board_base, d->parts, u - d->npins);
 }
 
 uint64_t sp_sage_data_local(const sp_sage_data *d, uint32_t u) {
@@ -174,7 +175,8 @@ static int load_ingest(const sp_run_ctx *ctx, sp_sage_data *d, int tok_rows) {
 }
 
 /* Opens part r's walks file (and graph file when graph), closing the others first: one part's files are in
- * memory at a time (an sfile is read whole), so a rank's peak is one part plus what it keeps. */
+ * memory at a time (an sfile is read whole), so a rank's peak is one part plus what it keeps. Each walks
+ * part is read three times (counts; sizes; lists and pairs), each graph part once (degrees). */
 static int hold(const sp_run_ctx *ctx, sp_sfile_r **wf, sp_sfile_r **gf, int parts, int r, int graph) {
     char path[PATH_MAX + 64];
     for (int q = 0; q < parts; q++) {
@@ -213,7 +215,7 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
     if (!wf || !gf || !d->pin_base || !d->board_base || !d->own_pbase || !d->own_bbase) rc = SP_ENOMEM;
     /* pass 1: count */
     for (int r = 0; r < parts && !rc; r++) {
-        rc = hold(ctx, wf, gf, parts, r, 1); /* the graph part too: a missing one is named before any work */
+        rc = hold(ctx, wf, gf, parts, r, 0);
         const void *p;
         uint64_t np = 0, nb = 0;
         if (!rc) rc = sp_sfile_get(wf[r], "pin_ids", 8, &p, &np);
@@ -245,7 +247,7 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
     }
     /* pass 2: ids, degrees, list sizes */
     static const char *const TAB[4] = {"pin_pins", "pin_boards", "board_pins", "board_boards"};
-    uint64_t np_e = 0, nb_e = 0, nh = 0;
+    uint64_t np_e = 0, nb_e = 0, nh = 0, npp = 0; /* npp: pin-pin pairs before the check that both pins exist */
     for (int r = 0; r < parts && !rc; r++) {
         const uint64_t *pins, *boards, *off[5];
         const uint32_t *pdeg, *bdeg;
@@ -266,6 +268,11 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
             uint64_t ns = (t == 2 || t == 3) ? nbr_ : npr;
             if (!rc && (c != ns + 1 || off[t][ns] != nv[t]))
                 rc = sp_err(SP_EFORMAT, "walks part %d: table %s is inconsistent", r, t < 4 ? TAB[t] : "pin_hard");
+        }
+        for (int s = 0; s < 2 && !rc; s++) {
+            const void *pr;
+            rc = sp_sfile_get(wf[r], s ? "engage_pairs" : "walk_pairs", sizeof(sp_pair_rec), &pr, &c);
+            npp += c;
         }
         if (rc) break;
         int own = r % d->own_size == d->own_rank; /* lists of owned parts only; ids, degrees and bands of all */
@@ -305,11 +312,12 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
     d->bn_idx = malloc(4 * (nb_e + 1));
     d->bn_w = malloc(4 * (nb_e + 1));
     d->hard_idx = malloc(4 * (nh + 1));
-    if (!d->pn_idx || !d->pn_w || !d->bn_idx || !d->bn_w || !d->hard_idx) {
+    d->pin_pin = malloc(sizeof *d->pin_pin * (npp + 1));
+    if (!d->pn_idx || !d->pn_w || !d->bn_idx || !d->bn_w || !d->hard_idx || !d->pin_pin) {
         rc = SP_ENOMEM;
         goto out;
     }
-    /* pass 3: lists, written at each node's global position */
+    /* pass 3: lists, written at each node's global position; the pin-pin pairs (walk + engagement) */
     for (int r = 0; r < parts && !rc; r++) {
         const uint64_t *off[5];
         const sp_nbr *v[5];
@@ -351,28 +359,15 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
             add_list(v[2], off[2][i], off[2][i + 1], nbr_pins, 0, d->pin_base, d->pn_idx, d->pn_w, &pp);
             add_list(v[3], off[3][i], off[3][i + 1], nbr_boards, d->npins, d->board_base, d->bn_idx, d->bn_w, &bp);
         }
-    }
-    /* pin-pin pairs (walk + engagement) */
-    for (int pass = 0; pass < 2 && !rc; pass++) {
-        uint64_t k = 0;
-        for (int r = 0; r < parts && !rc; r++)
-            for (int s = 0; s < 2 && !rc; s++) {
-                const sp_pair_rec *pr;
-                uint64_t c;
-                rc = hold(ctx, wf, gf, parts, r, 0);
-                if (!rc) rc = sp_sfile_get(wf[r], s ? "engage_pairs" : "walk_pairs", sizeof *pr, (const void **)&pr, &c);
-                for (uint64_t i = 0; !rc && i < c; i++) {
-                    uint32_t q = sp_sage_data_find(d, SP_PIN, pr[i].q), p = sp_sage_data_find(d, SP_PIN, pr[i].p);
-                    if (q == UINT32_MAX || p == UINT32_MAX) continue; /* a pin without edges: not in the graph */
-                    if (pass) d->pin_pin[k] = (sp_tpair){q, p};
-                    k++;
-                }
+        for (int s = 0; s < 2 && !rc; s++) {
+            const sp_pair_rec *pr;
+            rc = sp_sfile_get(wf[r], s ? "engage_pairs" : "walk_pairs", sizeof *pr, (const void **)&pr, &c);
+            for (uint64_t i = 0; !rc && i < c; i++) {
+                uint32_t q = sp_sage_data_find(d, SP_PIN, pr[i].q), p = sp_sage_data_find(d, SP_PIN, pr[i].p);
+                if (q == UINT32_MAX || p == UINT32_MAX) continue; /* a pin without edges: not in the graph */
+                d->pin_pin[d->npin_pin++] = (sp_tpair){q, p};
             }
-        if (!rc && !pass) {
-            d->pin_pin = malloc(sizeof *d->pin_pin * (k + 1));
-            if (!d->pin_pin) rc = SP_ENOMEM;
         }
-        d->npin_pin = k;
     }
     for (int r = 0; r < parts; r++) { /* the last part read is no longer needed */
         if (wf[r]) sp_sfile_close(wf[r]), wf[r] = NULL;

@@ -18,50 +18,38 @@ static int has_content(const sp_sage_graph *g, uint64_t l) {
     return 0;
 }
 
-int sp_feat_init_owned(sp_feat *F, const sp_sage_data *D, int K, int d, double w) {
-    memset(F, 0, sizeof *F);
-    uint64_t c = 0;
-    sp_sage_graph own = {.dense_dim = D->dense_dim, .dense = D->dense, .tok_off = D->tok_rows ? D->tok_off : NULL};
-    for (uint64_t l = 0; w > 0 && l < D->own_np; l++) c += (uint64_t)has_content(&own, l);
-    int rc = w > 0 ? sp_dist_sum_u64(&c, 1) : SP_OK;
-    if (rc || w <= 0) return rc;
-    if (!c) {
-        SP_WARN("feature_task_off", "reason=\"train.w_feature is set but no pin has tokens or dense features\"");
-        return SP_OK;
-    }
-    F->npins = D->npins, F->ncontent = c, F->K = K, F->d = d, F->w = (float)w, F->owned = 1;
-    SP_INFO("feature_task", "w_feature=%g pins_with_content=%" PRIu64 " of=%" PRIu64, w, F->ncontent, D->npins);
-    return SP_OK;
-}
-
-int sp_feat_init(sp_feat *F, const sp_sage_data *D, int K, int d, double w) {
+int sp_feat_init(sp_feat *F, const sp_sage_data *D, int K, int d, double w, int owned) {
     memset(F, 0, sizeof *F);
     if (w <= 0) return SP_OK;
-    F->npins = D->npins;
-    F->K = K, F->d = d;
-    F->has = calloc(D->npins + 1, 1);
-    if (!F->has) return sp_err(SP_ENOMEM, "train: entity-feature task: %" PRIu64 " pins", D->npins);
-    for (uint64_t u = 0; u < D->npins; u++) {
-        int c = D->tok_off && D->tok_rows && D->tok_off[u + 1] > D->tok_off[u];
-        for (int f = 0; !c && D->dense && f < D->dense_dim; f++) c = D->dense[u * (size_t)D->dense_dim + f] != 0.f;
-        F->has[u] = (uint8_t)c;
-        F->ncontent += (uint64_t)c;
+    /* the pins with content among those D holds (D's own numbering: every pin, or over an owned view this
+     * rank's, then summed over the ranks); F->has keeps them for a replicated view */
+    sp_sage_graph own = {.dense_dim = D->dense_dim, .dense = D->dense, .tok_off = D->tok_rows ? D->tok_off : NULL};
+    uint64_t np = owned ? D->own_np : D->npins, c = 0;
+    if (!owned && !(F->has = calloc(np + 1, 1)))
+        return sp_err(SP_ENOMEM, "train: entity-feature task: %" PRIu64 " pins", np);
+    for (uint64_t u = 0; u < np; u++) {
+        int h = has_content(&own, u);
+        if (F->has) F->has[u] = (uint8_t)h;
+        c += (uint64_t)h;
     }
-    if (!F->ncontent) {
-        SP_WARN("feature_task_off", "reason=\"train.w_feature is set but no pin has tokens or dense features\"");
+    int rc = owned ? sp_dist_sum_u64(&c, 1) : SP_OK;
+    if (rc || !c) {
+        if (!rc) SP_WARN("feature_task_off", "reason=\"train.w_feature is set but no pin has tokens or dense features\"");
         sp_feat_free(F);
-        return SP_OK;
+        return rc;
     }
-    F->zoff = calloc(D->n + 1, sizeof *F->zoff);
-    F->zdeg = calloc(D->n + 1, sizeof *F->zdeg);
-    if (!F->zoff || !F->zdeg) {
-        sp_feat_free(F);
-        return sp_err(SP_ENOMEM, "train: entity-feature task: %" PRIu64 " nodes", D->n);
+    if (!owned) { /* the whole graph without neighbours and degrees (owned: each step's subgraph, sp_feat_step_sub) */
+        F->zoff = calloc(D->n + 1, sizeof *F->zoff);
+        F->zdeg = calloc(D->n + 1, sizeof *F->zdeg);
+        if (!F->zoff || !F->zdeg) {
+            sp_feat_free(F);
+            return sp_err(SP_ENOMEM, "train: entity-feature task: %" PRIu64 " nodes", D->n);
+        }
+        F->g = D->g;
+        F->g.logdeg = F->zdeg;
+        F->g.pn_off = F->g.bn_off = F->zoff;
     }
-    F->g = D->g;
-    F->g.logdeg = F->zdeg;
-    F->g.pn_off = F->g.bn_off = F->zoff;
-    F->w = (float)w;
+    F->npins = D->npins, F->ncontent = c, F->K = K, F->d = d, F->w = (float)w, F->owned = owned;
     SP_INFO("feature_task", "w_feature=%g pins_with_content=%" PRIu64 " of=%" PRIu64, w, F->ncontent, D->npins);
     return SP_OK;
 }
@@ -87,10 +75,11 @@ int sp_feat_step_sub(sp_feat *F, const sp_sage_params *P, const uint32_t *target
     if (F->w <= 0 || nq == 0) return SP_OK;
     if (F->owned) { /* the step's subgraph, without neighbours and degrees */
         if (!sg || !lt) return sp_err(SP_EINTERNAL, "train: entity-feature task over an owned view without a subgraph");
+        size_t oz = F->capz, od = F->capzd; /* zeros: only what grows needs clearing */
         if (sp_grow((void **)&F->zoff, &F->capz, sg->n + 1, 8) || sp_grow((void **)&F->zdeg, &F->capzd, sg->n + 1, 4))
             return sp_err(SP_ENOMEM, "train: entity-feature task: %" PRIu64 " nodes", sg->n);
-        memset(F->zoff, 0, 8 * (sg->n + 1));
-        memset(F->zdeg, 0, 4 * (sg->n + 1));
+        memset(F->zoff + oz, 0, 8 * (F->capz - oz));
+        memset(F->zdeg + od, 0, 4 * (F->capzd - od));
         F->g = *sg;
         F->g.logdeg = F->zdeg;
         F->g.pn_off = F->g.bn_off = F->zoff;

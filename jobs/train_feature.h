@@ -47,10 +47,9 @@ typedef struct {
 
 /* Sets the task up for D (w = train.w_feature); w <= 0 or a date without pin content leaves it
  * off (F->w = 0; the second case logs a warning when w > 0). SP_ENOMEM. */
-int sp_feat_init(sp_feat *F, const sp_sage_data *D, int K, int d, double w);
-/* Over a partitioned view (D holds its parts' features only): the same, counting the pins with content
- * over all ranks. Collective. */
-int sp_feat_init_owned(sp_feat *F, const sp_sage_data *D, int K, int d, double w);
+/* owned (train.view = owned: D holds its parts' features only): the pins with content are counted over all
+ * ranks (collective) and each step reads its pins from the step's subgraph (sp_feat_step_sub). */
+int sp_feat_init(sp_feat *F, const sp_sage_data *D, int K, int d, double w, int owned);
 void sp_feat_free(sp_feat *F);
 
 /* One step, after the minibatch forward (out: its host rows, targets[0..2nq) the queries and

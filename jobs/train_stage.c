@@ -472,8 +472,7 @@ int sp_train_run(const sp_run_ctx *ctx, sp_stage_result *res) {
         S.J = &J;
     }
     sp_feat Fe = {0}; /* the entity-feature task (train.w_feature) */
-    if (!rc)
-        rc = (owned ? sp_feat_init_owned : sp_feat_init)(&Fe, &D, mc.layers, d, sp_config_f64(cfg, "train", "w_feature"));
+    if (!rc) rc = sp_feat_init(&Fe, &D, mc.layers, d, sp_config_f64(cfg, "train", "w_feature"), owned);
     rc = sp_dist_agree(rc);
     nn_adam_cfg adam = {0.9f, 0.999f, 1e-8f, (float)tc.wd};
     nn_adam_cfg adam_rows = {0.9f, 0.999f, 1e-8f, (float)sp_config_f64(cfg, "train", "row_decay")};

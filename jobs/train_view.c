@@ -19,9 +19,10 @@ static uint32_t rd32(const uint8_t *p) {
     return v;
 }
 
-/* Bytes of node u's record (lists: with its neighbour lists). */
-static size_t rec_len(const sp_sage_data *D, uint32_t u, int lists, uint32_t w[HDR]) {
-    uint64_t l = sp_sage_data_local(D, u);
+/* Bytes of node u's record (lists: with its neighbour lists); its header to w, its index in D's owned
+ * arrays to *lp. */
+static size_t rec_len(const sp_sage_data *D, uint32_t u, int lists, uint32_t w[HDR], uint64_t *lp) {
+    uint64_t l = *lp = sp_sage_data_local(D, u);
     int pin = u < D->npins;
     w[0] = u;
     w[1] = lists ? (uint32_t)(D->pn_off[l + 1] - D->pn_off[l]) : 0;
@@ -31,9 +32,8 @@ static size_t rec_len(const sp_sage_data *D, uint32_t u, int lists, uint32_t w[H
     return 4 * ((size_t)HDR + 2 * ((size_t)w[1] + w[2]) + w[3] + w[4]);
 }
 
-/* Writes node u's record (owned here) at out. */
-static void rec_put(const sp_sage_data *D, uint32_t u, const uint32_t w[HDR], uint8_t *out) {
-    uint64_t l = sp_sage_data_local(D, u);
+/* Writes the record of the owned node at index l (header w from rec_len) at out. */
+static void rec_put(const sp_sage_data *D, uint64_t l, const uint32_t w[HDR], uint8_t *out) {
     uint32_t np = w[1], nb = w[2];
     memcpy(out, w, 4 * HDR);
     out += 4 * HDR;
@@ -154,17 +154,18 @@ void sp_view_step_free(sp_view_step *st) {
 static int hop(sp_view *V, sp_view_step *st, uint32_t lo, uint32_t hi, int lists) {
     const sp_sage_data *D = V->D;
     uint32_t w[HDR];
+    uint64_t l;
     int rc = SP_OK, lrc = SP_OK, all_done = 0;
     for (uint32_t s = lo; s < hi && !lrc; s++) {
         uint32_t u = st->gid[s];
         if (sp_sage_data_owner(D, u) != V->rank) continue;
-        size_t len = rec_len(D, u, lists, w);
+        size_t len = rec_len(D, u, lists, w, &l);
         uint8_t *at = rec_room(st, len);
         if (!at) {
             lrc = SP_ENOMEM;
             break;
         }
-        rec_put(D, u, w, at);
+        rec_put(D, l, w, at);
         st->at[s] = (uint64_t)(at - st->rec);
         V->local++;
     }
@@ -192,7 +193,7 @@ static int hop(sp_view *V, sp_view_step *st, uint32_t lo, uint32_t hi, int lists
                 lrc = sp_err(SP_EINTERNAL, "train view: rank %u asked rank %d for node %u", q->src, V->rank, q->gid);
                 break;
             }
-            size_t len = rec_len(D, q->gid, (int)q->lists, w);
+            size_t len = rec_len(D, q->gid, (int)q->lists, w, &l);
             if (len > SP_SHUFFLE_MAX_RECORD) {
                 lrc = sp_err(SP_EINPUT, "train view: node %u's lists and features take %zu bytes (at most %u)",
                              q->gid, len, SP_SHUFFLE_MAX_RECORD);
@@ -203,7 +204,7 @@ static int hop(sp_view *V, sp_view_step *st, uint32_t lo, uint32_t hi, int lists
                 lrc = SP_EINTERNAL;
                 break;
             }
-            rec_put(D, q->gid, w, at);
+            rec_put(D, l, w, at);
         }
         rc = sp_shuffle_exchange(V->sh, lrc || i == V->nreq, lrc, &all_done);
     }
@@ -262,22 +263,28 @@ int sp_view_build(sp_view_step *st, const sp_sage_data *D, const uint32_t *targe
         sp_grow((void **)&st->bn_w, &st->cap_bw, eb + 1, 4) || sp_grow((void **)&st->dense, &st->cap_d, nd + 1, 4) ||
         sp_grow((void **)&st->tok_row, &st->cap_tr, ntok + 1, 4))
         return SP_ENOMEM;
-    /* local numbering: pins in slot order, then boards */
+    /* local numbering: pins in slot order, then boards; each slot's list lengths at its local index,
+     * summed into offsets in local order; then the lists, translated to local indices */
     uint32_t np_ = 0, nb_ = 0;
-    for (uint32_t s = 0; s < m; s++) st->loc[s] = st->gid[s] < D->npins ? np_++ : mp + nb_++;
-    for (uint32_t s = 0; s < m; s++) st->row[st->loc[s]] = st->gid[s];
-    /* offsets in local order, then the lists translated to local indices */
     st->pn_off[0] = st->bn_off[0] = st->tok_off[0] = 0;
+    for (uint32_t s = 0; s < m; s++) {
+        const uint8_t *r = st->rec + st->at[s];
+        uint32_t i = st->loc[s] = st->gid[s] < D->npins ? np_++ : mp + nb_++;
+        st->row[i] = st->gid[s];
+        st->logdeg[i] = D->logdeg[st->gid[s]];
+        st->pn_off[i + 1] = rd32(r + 4);
+        st->bn_off[i + 1] = rd32(r + 8);
+        if (i < mp) st->tok_off[i + 1] = rd32(r + 16);
+    }
     for (uint32_t i = 0; i < m; i++) {
-        const uint8_t *r = st->rec + st->at[slot_of(st, st->row[i])];
-        st->pn_off[i + 1] = st->pn_off[i] + rd32(r + 4);
-        st->bn_off[i + 1] = st->bn_off[i] + rd32(r + 8);
-        if (i < mp) st->tok_off[i + 1] = st->tok_off[i] + rd32(r + 16);
-        st->logdeg[i] = D->logdeg[st->row[i]];
+        st->pn_off[i + 1] += st->pn_off[i];
+        st->bn_off[i + 1] += st->bn_off[i];
+        if (i < mp) st->tok_off[i + 1] += st->tok_off[i];
     }
     size_t dim = D->dense ? (size_t)D->dense_dim : 0;
-    for (uint32_t i = 0; i < m; i++) {
-        const uint8_t *r = st->rec + st->at[slot_of(st, st->row[i])];
+    for (uint32_t s = 0; s < m; s++) {
+        uint32_t i = st->loc[s];
+        const uint8_t *r = st->rec + st->at[s];
         uint32_t npl = rd32(r + 4), nbl = rd32(r + 8), ndn = rd32(r + 12), ntk = rd32(r + 16);
         const uint8_t *idx = r + 4 * HDR, *wts = idx + 4 * ((size_t)npl + nbl), *dn = wts + 4 * ((size_t)npl + nbl);
         for (uint32_t j = 0; j < npl + nbl; j++) {

@@ -94,9 +94,9 @@ int main(void) {
     fixture f;
     setup(&f);
     sp_feat F;
-    CHECK_RC(sp_feat_init(&F, &f.D, 2, D, 0), SP_OK);
+    CHECK_RC(sp_feat_init(&F, &f.D, 2, D, 0, 0), SP_OK);
     CHECK(F.w == 0);
-    CHECK_RC(sp_feat_init(&F, &f.D, 2, D, 0.8), SP_OK);
+    CHECK_RC(sp_feat_init(&F, &f.D, 2, D, 0.8, 0), SP_OK);
     CHECK(F.w > 0.79f && F.w < 0.81f);
     CHECK_EQ_U64(F.ncontent, NP - 1);
     float dout[ROWS * D], d2[ROWS * D];
@@ -138,7 +138,7 @@ int main(void) {
     /* a date without content: the task stays off */
     sp_feat F2;
     f.D.tok_off = NULL, f.D.tok_rows = 0;
-    CHECK_RC(sp_feat_init(&F2, &f.D, 2, D, 0.8), SP_OK);
+    CHECK_RC(sp_feat_init(&F2, &f.D, 2, D, 0.8, 0), SP_OK);
     CHECK(F2.w == 0);
     sp_feat_free(&F2);
     sp_feat_free(&F);

@@ -71,8 +71,8 @@ static const kdef SCHEMA[] = {
     {"pipeline", "collective_timeout_s", T_F64, "3600", R(1, 1e9), NULL, F_NODIGEST,
      "A rank that waits longer than this at a barrier aborts the job (exit 4) instead of hanging."},
     {"pipeline", "keep_days", T_INT, "0", R(0, 100000), NULL, F_NODIGEST,
-     "Retention: after a successful `run` of date D, delete `<work_dir>/<X>` and `<export.dir>/<X>` for dates X "
-     "before D - keep_days (never the date `latest` points to, never D or later); 0 = keep everything."},
+     "Retention: after a successful `run` of date D, delete `<work_dir>/<X>`, `<export.dir>/<X>` and a killed "
+     "export's `<export.dir>/.<X>.tmp` for dates X before D - keep_days (never the date `latest` points to, never D or later); 0 = keep everything."},
     {"graph", "prune_exponent", T_F64, "0.86", R(0, 1), NULL, 0,
      "Degree pruning (OmniSage): keep max(min(d^exponent, cap), floor) sampled edges per node."},
     {"graph", "prune_cap", T_INT, "10000", R(1, 1e12), NULL, 0, "Upper bound of kept edges per node."},

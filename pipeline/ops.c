@@ -120,8 +120,21 @@ static int rm_tree(const char *dir) {
     return r ? (errno ? errno : EIO) : 0;
 }
 
-/* Deletes the old date directories of one root; returns how many. */
-static int sweep(const char *root, const char *what, int64_t cutoff_ms, const char *keep, int check_lock) {
+/* A staging directory's name, ".<date>.tmp" (export's, left by a killed export): its date in *day_ms. */
+static int staging_date(const char *name, char date[11], int64_t *day_ms) {
+    size_t n = strlen(name);
+    if (n != 15 || name[0] != '.' || strcmp(name + 11, ".tmp")) return 0;
+    memcpy(date, name + 1, 10);
+    date[10] = 0;
+    return sp_is_date_name(date, day_ms);
+}
+
+/* Deletes the old date directories of one root; returns how many. With
+ * `lock_root`, a date is kept while <lock_root>/<date>/.lock is held (a run or
+ * job of that date in progress). With `staging`, the root's ".<date>.tmp"
+ * directories of old dates are deleted instead of its date directories. */
+static int sweep(const char *root, const char *what, int64_t cutoff_ms, const char *keep, const char *lock_root,
+                 int staging) {
     DIR *d = opendir(root);
     if (!d) {
         if (errno != ENOENT)
@@ -132,20 +145,25 @@ static int sweep(const char *root, const char *what, int64_t cutoff_ms, const ch
     struct dirent *e;
     while ((e = readdir(d))) {
         int64_t day;
-        if (!sp_is_date_name(e->d_name, &day) || day >= cutoff_ms || !strcmp(e->d_name, keep)) continue;
-        char path[PATH_MAX];
+        char date[11];
+        if (staging ? !staging_date(e->d_name, date, &day) : !sp_is_date_name(e->d_name, &day)) continue;
+        if (!staging) snprintf(date, sizeof date, "%s", e->d_name);
+        if (day >= cutoff_ms || !strcmp(date, keep)) continue;
+        char path[PATH_MAX], dated[PATH_MAX];
         struct stat st;
         snprintf(path, sizeof path, "%s/%s", root, e->d_name);
         if (lstat(path, &st) || !S_ISDIR(st.st_mode)) continue; /* only real directories, never a symlink's target */
         int fd = -1;
-        if (check_lock) {
-            /* A run or job of that date in progress holds its lock: leave the date alone. */
+        snprintf(dated, sizeof dated, "%s/%s", lock_root ? lock_root : "", date);
+        if (lock_root && !(staging && lstat(dated, &st))) {
+            /* A run or job of that date in progress holds its lock: leave the date alone. (A staging
+             * directory whose work date is gone has no run behind it.) */
             char lock[PATH_MAX];
-            snprintf(lock, sizeof lock, "%s/.lock", path);
+            snprintf(lock, sizeof lock, "%s/.lock", dated);
             int le = try_lock(lock, &fd);
             if (le) {
                 if (fd >= 0) close(fd);
-                SP_WARN("retention_error", "what=%s date=%s path=%s error=%s", what, e->d_name, sp_log_q(path),
+                SP_WARN("retention_error", "what=%s date=%s path=%s error=%s", what, date, sp_log_q(path),
                         sp_log_q(le == EWOULDBLOCK ? "locked by a running sagepipe; kept" : strerror(le)));
                 continue;
             }
@@ -153,11 +171,11 @@ static int sweep(const char *root, const char *what, int64_t cutoff_ms, const ch
         int r = rm_tree(path);
         if (fd >= 0) close(fd);
         if (r) {
-            SP_WARN("retention_error", "what=%s date=%s path=%s error=%s", what, e->d_name, sp_log_q(path),
+            SP_WARN("retention_error", "what=%s date=%s path=%s error=%s", what, date, sp_log_q(path),
                     sp_log_q(rm_failed));
             continue;
         }
-        SP_INFO("retention_delete", "what=%s date=%s path=%s", what, e->d_name, sp_log_q(path));
+        SP_INFO("retention_delete", "what=%s date=%s path=%s", what, date, sp_log_q(path));
         deleted++;
     }
     closedir(d);
@@ -175,8 +193,9 @@ int sp_retention_apply(const char *work_dir, const char *export_dir, const char 
     latest[n > 0 ? n : 0] = 0;
     char *slash = strrchr(latest, '/');
     const char *keep = slash ? slash + 1 : latest;
-    int deleted = sweep(work_dir, "work", cutoff, keep, 1);
-    deleted += sweep(export_dir, "shards", cutoff, keep, 0);
+    int deleted = sweep(work_dir, "work", cutoff, keep, work_dir, 0);
+    deleted += sweep(export_dir, "shards", cutoff, keep, NULL, 0);
+    deleted += sweep(export_dir, "staging", cutoff, keep, work_dir, 1); /* killed exports' .<date>.tmp */
     char cut[32] = "?";
     time_t cs = (time_t)(cutoff / 1000);
     struct tm ct;

@@ -19,7 +19,7 @@ setup() {
     for d in 2026-11-10 2026-11-15 2026-11-19; do
         mkdir -p "$E/$d/items" && echo x >"$E/$d/items/s.mdb" && echo '{}' >"$E/$d/MANIFEST.json"
     done
-    mkdir -p "$E/2026-11-01-old" "$E/.2026-11-02.tmp"
+    mkdir -p "$E/2026-11-01-old" "$E/.2026-11-02.tmp" "$E/.2026-11-15.tmp" "$E/.2026-11-19.tmp" "$E/.2026-11-0x.tmp"
     ln -s 2026-11-15 "$E/latest"
     ln -s "$E/2026-11-19" "$W/2026-11-11" # a symlink named as a date: never followed nor removed
     printf '[input]\ndir = %s\nwindow = all\n\n[pipeline]\nwork_dir = %s\n\n[export]\ndir = %s\n' \
@@ -35,15 +35,16 @@ t_run() {
     # deletes before 2026-11-19
     absent "$W" 2026-11-10 2026-11-18
     present "$W" 2026-11-15 2026-11-19 2026-11-20 $D 2026-11-22 2026-13-01 2026-11-1x scratch 2026-11-11
-    absent "$E" 2026-11-10
-    present "$E" 2026-11-15 2026-11-19 latest 2026-11-01-old .2026-11-02.tmp
+    absent "$E" 2026-11-10 .2026-11-02.tmp # a killed export's staging directory of an old date
+    present "$E" 2026-11-15 2026-11-19 latest 2026-11-01-old .2026-11-15.tmp .2026-11-19.tmp .2026-11-0x.tmp
     [ -e "$E/2026-11-19/items/s.mdb" ] || fail "the symlink's target was touched"
     [ -e "$W/$D/ingest/_SUCCESS.json" ] || fail "the run's own stage is gone"
-    for p in "$W/2026-11-10" "$W/2026-11-18" "$E/2026-11-10"; do
+    for p in "$W/2026-11-10" "$W/2026-11-18" "$E/2026-11-10" "$E/.2026-11-02.tmp"; do
         grep -q "event=retention_delete .*path=$p\$" "$E2E_ERR" || fail "no log line for deleting $p"
     done
-    [ "$(grep -c event=retention_delete "$E2E_ERR")" = 3 ] || fail "expected 3 deletions: $(grep retention "$E2E_ERR")"
-    grep -q "event=retention keep_days=2 deletes_before=2026-11-19 latest=2026-11-15 deleted=3" "$E2E_ERR" ||
+    grep -q "event=retention_delete what=staging date=2026-11-02 " "$E2E_ERR" || fail "staging: $(grep retention "$E2E_ERR")"
+    [ "$(grep -c event=retention_delete "$E2E_ERR")" = 4 ] || fail "expected 4 deletions: $(grep retention "$E2E_ERR")"
+    grep -q "event=retention keep_days=2 deletes_before=2026-11-19 latest=2026-11-15 deleted=4" "$E2E_ERR" ||
         fail "summary line: $(grep retention "$E2E_ERR")"
 }
 check "run deletes dates before date - keep_days, keeps latest and non-dates" t_run

@@ -93,6 +93,26 @@ static void test_retention(void) {
     sp_run_unlock(&lk);
     CHECK_EQ_INT(sp_retention_apply(w, e, "2026-11-23", 1), 1);
     CHECK(!exists("r/w/2026-11-19") && exists("r/w/2026-11-25"));
+    /* a killed export's staging directory of an old date goes, unless its date's run holds the lock */
+    const char *stg[] = {"r/e/.2026-11-01.tmp", "r/e/.2026-11-22.tmp", "r/e/.2026-11-10.tmp", "r/w/2026-11-10",
+                         "r/e/.2026-02-30.tmp", "r/e/.2026-11-0x.tmp", "r/e/.2026-11-05.tmp", "r/e/x.2026-11-03.tmp"};
+    for (size_t i = 0; i < sizeof stg / sizeof stg[0]; i++) mk(stg[i]);
+    char f02[320];
+    snprintf(f02, sizeof f02, "%s/r/e/.2026-11-02.tmp", tmp);
+    FILE *ff = fopen(f02, "w");
+    CHECK(ff != NULL);
+    if (ff) fclose(ff);
+    char d10[320];
+    snprintf(d10, sizeof d10, "%s/2026-11-10", w);
+    CHECK_RC(sp_run_lock_take(d10, &lk), SP_OK);
+    CHECK_EQ_INT(sp_retention_apply(w, e, "2026-11-23", 1), 1); /* .2026-11-01.tmp */
+    CHECK(!exists("r/e/.2026-11-01.tmp") && exists("r/e/.2026-11-10.tmp") && exists("r/w/2026-11-10"));
+    sp_run_unlock(&lk);
+    CHECK_EQ_INT(sp_retention_apply(w, e, "2026-11-23", 1), 2); /* w/2026-11-10, then its staging directory */
+    CHECK(!exists("r/e/.2026-11-10.tmp") && !exists("r/w/2026-11-10"));
+    CHECK(exists("r/e/.2026-11-22.tmp") && exists("r/e/.2026-02-30.tmp") && exists("r/e/.2026-11-0x.tmp"));
+    CHECK(exists("r/e/.2026-11-05.tmp") && exists("r/e/x.2026-11-03.tmp") && exists("r/e/.2026-11-02.tmp"));
+    CHECK(exists("r/e/2026-11-05") && exists("r/e/latest"));
     /* missing roots are fine */
     CHECK_EQ_INT(sp_retention_apply("/nonexistent/w", "/nonexistent/e", "2026-11-23", 1), 0);
 }

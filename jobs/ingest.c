@@ -69,6 +69,8 @@ typedef struct {
     uint64_t rows[NFILES];
     uint64_t per_reason_cap; /* rows kept per reason on this rank */
     uint64_t kept[NREASONS];
+    size_t dup_last;  /* the last kept duplicate in rejects.tsv's order, when dup_last_ok */
+    int dup_last_ok;
     reject_row *rj;
     size_t nrj, caprj;
     uint64_t line_offset[NFILES]; /* lines in earlier shares, for plain files */
@@ -103,12 +105,46 @@ typedef struct {
 
 static void reject(ingest *g, int file, int reason, uint64_t line, int src, int known, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
+/* a before b in rejects.tsv's order (file name, then position), for two rows
+ * recorded on one rank: a share's lines (src, line) are in file order, a
+ * known line is global, and Kafka rows order by (partition, offset). */
+static int rj_before(const ingest *g, const reject_row *a, const reject_row *b) {
+    char ka[300], kb[300]; /* a Kafka row's file column is "kafka:<topic>" */
+    if (a->part >= 0) snprintf(ka, sizeof ka, "kafka:%s", g->topic);
+    if (b->part >= 0) snprintf(kb, sizeof kb, "kafka:%s", g->topic);
+    int c = strcmp(a->part >= 0 ? ka : FILE_NAMES[a->file], b->part >= 0 ? kb : FILE_NAMES[b->file]);
+    if (c) return c < 0;
+    if (a->part != b->part) return a->part < b->part;
+    if (a->src != b->src) return a->src < b->src;
+    return a->line < b->line;
+}
+
 static void reject(ingest *g, int file, int reason, uint64_t line, int src, int known, const char *fmt, ...) {
     g->reject[reason]++;
-    if (g->kept[reason] >= g->per_reason_cap) return;
-    if (sp_grow((void **)&g->rj, &g->caprj, g->nrj + 1, sizeof *g->rj)) return; /* the count still stands */
-    reject_row *r = &g->rj[g->nrj++];
-    g->kept[reason]++;
+    reject_row *r;
+    if (g->kept[reason] >= g->per_reason_cap) {
+        /* Duplicates are found in key order, not in line order: past the cap, a
+         * duplicate replaces the last kept one (in rejects.tsv's order) if it
+         * comes before it, so each rank keeps its first rows by line and
+         * rank 0's pick of the first rows over all ranks does not depend on the
+         * rank count. Every other reason is found in line order. */
+        if (reason != R_DUP || !g->per_reason_cap) return;
+        reject_row cand = {.file = (uint8_t)file, .src = src, .part = g->cur_part, .line = line};
+        if (!g->dup_last_ok) { /* found again only after a replacement */
+            g->dup_last = SIZE_MAX;
+            for (size_t i = 0; i < g->nrj; i++)
+                if (g->rj[i].reason == R_DUP && (g->dup_last == SIZE_MAX || rj_before(g, &g->rj[g->dup_last], &g->rj[i])))
+                    g->dup_last = i;
+            g->dup_last_ok = 1;
+        }
+        if (g->dup_last == SIZE_MAX || !rj_before(g, &cand, &g->rj[g->dup_last])) return;
+        r = &g->rj[g->dup_last];
+        g->dup_last_ok = 0;
+    } else {
+        if (sp_grow((void **)&g->rj, &g->caprj, g->nrj + 1, sizeof *g->rj)) return; /* the count still stands */
+        r = &g->rj[g->nrj++];
+        g->kept[reason]++;
+    }
     r->file = (uint8_t)file;
     r->reason = (uint8_t)reason;
     r->line = line;

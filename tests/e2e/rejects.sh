@@ -346,6 +346,22 @@ per_reason_cap() { # 25 bad rows, rejects_per_reason=20 -> the first 20 lines, c
 }
 check "rejects_per_reason=20 keeps the first 20 of 25 (np 2)" per_reason_cap
 
+# Duplicates are found at their key's owner in key order, not line order: the
+# kept ones are still the first by line, the same for any rank count.
+dup_cap() { # lines 3001-3030 copy lines 3000, 2900, ..., 100: their keys descend; rejects_per_reason=5
+    local d np want
+    d=$(new_case 3000)
+    awk '{ a[NR] = $0; print } END { for (k = 30; k >= 1; k--) print a[100 * k] }' "$d/in/pin_board.tsv" >"$d/in/x" &&
+        mv "$d/in/x" "$d/in/pin_board.tsv"
+    want=$(for i in 3001 3002 3003 3004 3005; do printf 'pin_board.tsv\t%d\tduplicate\n' "$i"; done)
+    for np in 0 2 4; do
+        expect_exit 0 ingest_cmd "$d" "$np" --set input.max_reject_fraction=0.05 --set input.rejects_per_reason=5
+        expect_rejects "$d" "$want"
+        expect_count "$d" reject_duplicate 30
+    done
+}
+check "rejects_per_reason=5 keeps the first 5 of 30 duplicates by line (np 1, 2, 4)" dup_cap
+
 # Boundary: the job fails when rejects/rows EXCEEDS max_reject_fraction.  Then
 # a clean rerun (--force) leaves no rejects.tsv of the earlier run behind.
 threshold() {

@@ -380,6 +380,25 @@ static int verify_outputs(const sp_run_ctx *ctx, const sp_stage_def *st, double 
     return SP_OK;
 }
 
+/* A failed stage's counts summed over the ranks, as a successful stage's are
+ * in write_marker, when every rank holds the same names (a rank that failed
+ * early may have fewer; then they stay this rank's). Collective: the stage's
+ * failure was agreed, so every rank calls it. The error message survives. */
+static void sum_failed_counts(const sp_run_ctx *ctx, sp_stage_result *res) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", sp_errmsg());
+    uint64_t mine[2] = {(uint64_t)res->ncounts, XXH64(res->count_name, sizeof res->count_name[0] * (size_t)res->ncounts, 0)};
+    uint64_t *all = malloc(sizeof *all * 2 * (size_t)ctx->size);
+    int same = 0;
+    if (!sp_dist_agree(all ? SP_OK : SP_ENOMEM) && !sp_dist_allgather_u64(mine, all, 2)) {
+        same = 1;
+        for (int r = 1; r < ctx->size; r++) same &= all[2 * r] == all[0] && all[2 * r + 1] == all[1];
+    }
+    free(all);
+    if (same && res->ncounts) sp_dist_sum_u64(res->count, res->ncounts);
+    sp_err(SP_OK, "%s", msg);
+}
+
 int sp_stage_execute(const sp_run_ctx *ctx, const sp_stage_def *st, int force, sp_stage_status *status,
                      double *seconds, sp_stage_result *res) {
     double t0 = sp_now();
@@ -434,6 +453,7 @@ int sp_stage_execute(const sp_run_ctx *ctx, const sp_stage_def *st, int force, s
     }
     double wall = sp_now() - t0;
     if (!rc) rc = write_marker(ctx, st, dig[0], dig[1], res, wall);
+    else sum_failed_counts(ctx, res);
     if (res->after_marker) {
         int hrc = res->after_marker(ctx, res->after_arg, !rc);
         if (hrc && !rc) SP_WARN("after_marker", "message=%s", sp_log_q(sp_errmsg()));

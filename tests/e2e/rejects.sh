@@ -346,6 +346,18 @@ per_reason_cap() { # 25 bad rows, rejects_per_reason=20 -> the first 20 lines, c
 }
 check "rejects_per_reason=20 keeps the first 20 of 25 (np 2)" per_reason_cap
 
+# A failed ingest's summary table shows the counts of all ranks (it showed rank 0's share).
+failed_summary() {
+    local d
+    d=$(new_case 999)
+    printf 'x8\t5\nx9\t5\n' >>"$d/in/pin_board.tsv" # 2 of 1001 > 0.001
+    write_config "$d/c.ini" "$d/in" "$d/work"
+    expect_exit 3 mpi 2 "$SAGEPIPE" run --config "$d/c.ini" --date "$DATE" --to ingest
+    grep -E '^ingest +FAILED' "$E2E_ERR" | grep -q 'rows_pin_board=1001 reject_bad_id=2 ' ||
+        fail "summary row: $(grep -E '^ingest' "$E2E_ERR")"
+}
+check "a failed ingest's summary counts every rank's rows (np 2)" failed_summary
+
 # Duplicates are found at their key's owner in key order, not line order: the
 # kept ones are still the first by line, the same for any rank count.
 dup_cap() { # lines 3001-3030 copy lines 3000, 2900, ..., 100: their keys descend; rejects_per_reason=5

@@ -317,7 +317,7 @@ int sp_sage_data_load(const sp_run_ctx *ctx, int nbr_pins, int nbr_boards, int t
         rc = SP_ENOMEM;
         goto out;
     }
-    /* pass 3: lists, written at each node's global position; the pin-pin pairs (walk + engagement) */
+    /* pass 3: lists of the owned parts, written at each node's local position; the pin-pin pairs (walk + engagement) */
     for (int r = 0; r < parts && !rc; r++) {
         const uint64_t *off[5];
         const sp_nbr *v[5];

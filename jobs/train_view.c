@@ -167,7 +167,6 @@ static int hop(sp_view *V, sp_view_step *st, uint32_t lo, uint32_t hi, int lists
         }
         rec_put(D, l, w, at);
         st->at[s] = (uint64_t)(at - st->rec);
-        V->local++;
     }
     if (V->size == 1) return lrc;
     /* requests */

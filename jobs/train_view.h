@@ -30,7 +30,7 @@ typedef struct {
     size_t nrec, caprec;
     uint32_t *hkey, *hval; /* open addressing: gid + 1 (0 empty) -> slot */
     size_t hcap;
-    /* the subgraph: local node i is slot order[i] (pins first) */
+    /* the subgraph: its nodes numbered locally, pins first */
     uint32_t *loc;     /* (m) slot -> local index */
     uint32_t *row;     /* (m) local index -> global node (id-table row) */
     float *logdeg, *pn_w, *bn_w, *dense;
@@ -49,8 +49,7 @@ typedef struct {
     sp_view_step *cur; /* the store the answers land in */
     struct sp_view_req { uint32_t src, gid, lists; } *req;
     size_t nreq, capreq;
-    int sink_rc;
-    uint64_t fetched, bytes, local; /* records received from owners, their bytes, records taken from memory */
+    uint64_t fetched, bytes; /* records received from owners, their bytes */
 } sp_view;
 
 /* Collective. SP_ENOMEM. */

@@ -154,7 +154,7 @@ static int sweep(const char *root, const char *what, int64_t cutoff_ms, const ch
         snprintf(path, sizeof path, "%s/%s", root, e->d_name);
         if (lstat(path, &st) || !S_ISDIR(st.st_mode)) continue; /* only real directories, never a symlink's target */
         int fd = -1;
-        snprintf(dated, sizeof dated, "%s/%s", lock_root ? lock_root : "", date);
+        if (lock_root) snprintf(dated, sizeof dated, "%s/%s", lock_root, date);
         if (lock_root && !(staging && lstat(dated, &st))) {
             /* A run or job of that date in progress holds its lock: leave the date alone. (A staging
              * directory whose work date is gone has no run behind it.) */

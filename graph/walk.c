@@ -396,26 +396,32 @@ static inline int nbr_before(const sp_nbr *a, const sp_nbr *b) {
     return a->count != b->count ? a->count > b->count : a->ext < b->ext;
 }
 
+/* Hoare partition of a[0, n) (n > 2) around the median of a[0], a[n/2],
+ * a[n-1]: returns j with a[0, j] not after the pivot and a[j+1, n) not
+ * before it, 0 <= j < n - 1. */
+static size_t partition_nbr(sp_nbr *a, size_t n) {
+    size_t mid = n / 2;
+    if (nbr_before(&a[mid], &a[0])) { sp_nbr t = a[mid]; a[mid] = a[0]; a[0] = t; }
+    if (nbr_before(&a[n - 1], &a[0])) { sp_nbr t = a[n - 1]; a[n - 1] = a[0]; a[0] = t; }
+    if (nbr_before(&a[n - 1], &a[mid])) { sp_nbr t = a[n - 1]; a[n - 1] = a[mid]; a[mid] = t; }
+    sp_nbr pivot = a[mid];
+    size_t i = 0, j = n - 1;
+    for (;;) {
+        while (nbr_before(&a[i], &pivot)) i++;
+        while (nbr_before(&pivot, &a[j])) j--;
+        if (i >= j) return j;
+        sp_nbr t = a[i]; a[i] = a[j]; a[j] = t;
+        i++;
+        j--;
+    }
+}
+
 /* Quicksort specialised to sp_nbr (glibc's qsort, an indirect-call merge
  * sort, was a fifth of the walks stage). Keys are unique (ext), so the order
  * is total and the result does not depend on the algorithm. */
 static void sort_nbr(sp_nbr *a, size_t n) {
     while (n > 16) {
-        size_t mid = n / 2;
-        /* median of three to a[0] */
-        if (nbr_before(&a[mid], &a[0])) { sp_nbr t = a[mid]; a[mid] = a[0]; a[0] = t; }
-        if (nbr_before(&a[n - 1], &a[0])) { sp_nbr t = a[n - 1]; a[n - 1] = a[0]; a[0] = t; }
-        if (nbr_before(&a[n - 1], &a[mid])) { sp_nbr t = a[n - 1]; a[n - 1] = a[mid]; a[mid] = t; }
-        sp_nbr pivot = a[mid];
-        size_t i = 0, j = n - 1;
-        for (;;) {
-            while (nbr_before(&a[i], &pivot)) i++;
-            while (nbr_before(&pivot, &a[j])) j--;
-            if (i >= j) break;
-            sp_nbr t = a[i]; a[i] = a[j]; a[j] = t;
-            i++;
-            j--;
-        }
+        size_t j = partition_nbr(a, n);
         /* recurse into the smaller side, loop on the larger */
         if (j + 1 < n - j - 1) {
             sort_nbr(a, j + 1);
@@ -435,6 +441,22 @@ static void sort_nbr(sp_nbr *a, size_t n) {
         }
         a[k] = t;
     }
+}
+
+/* Moves the k first entries of a (in nbr_before order) to a[0, k), in any
+ * order (quickselect, Hoare partition, median of three): sp_walk_topt keeps
+ * the top t of a list it need not rank whole, so only those t get sorted. */
+static void select_nbr(sp_nbr *a, size_t n, size_t k) {
+    while (n > 16 && k > 0 && k < n) {
+        size_t j = partition_nbr(a, n);
+        if (k <= j + 1) n = j + 1;
+        else {
+            a += j + 1;
+            k -= j + 1;
+            n -= j + 1;
+        }
+    }
+    if (n <= 16) sort_nbr(a, n);
 }
 
 /* Scratch of sp_walk_topt, per thread: an open-addressing count table and a
@@ -471,8 +493,12 @@ size_t sp_walk_topt(const sp_visit *v, size_t n, const uint64_t *self, size_t t,
     }
     for (size_t i = 0; i < want; i++)
         if (tab[i].count) list[m++] = tab[i];
-    sort_nbr(list, m);
     size_t k = m < t ? m : t;
+    if (ranked || k == m) sort_nbr(list, m); /* the whole order is asked for, or everything is kept */
+    else {
+        select_nbr(list, m, k);
+        sort_nbr(list, k);
+    }
     double sum = 0;
     for (size_t i = 0; i < k; i++) sum += list[i].count;
     for (size_t i = 0; i < k; i++) {

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,44 +70,81 @@ static int table_add(nbr_table *t, uint64_t src_index, const sp_nbr *v, size_t n
 }
 
 
+enum { T_PP, T_PB, T_BP, T_BB, T_HARD, NTAB };
+
+/* One finishing thread's share of a window: the table entries of its
+ * sources in the order finish_source made them (the caller replays them
+ * into the tables, thread by thread, so the tables do not depend on the
+ * thread count), and its scratch. */
+typedef struct {
+    sp_nbr *v;
+    size_t n, cap;
+    struct fin_rec { uint64_t idx; size_t n; int tab; } *log;
+    size_t nlog, caplog;
+    sp_nbr *top, *ranked;
+    size_t capranked;
+    uint64_t distinct_pins;
+} fin_part;
+
+#define MAX_FIN_THREADS 64
+
 typedef struct {
     const sp_run_ctx *ctx;
     sp_walk_graph g;
     sp_walk_params p;
     int threads;
-    size_t top_pins, top_boards, hard_max;
+    size_t top_pins, top_boards, hard_max, tmax;
     uint64_t hard_lo, hard_hi;
     double hard_lo_frac, hard_hi_frac;
     nbr_table pp, pb, bp, bb, hard;
-    sp_nbr *ranked, *top;
-    size_t capranked;
+    fin_part parts[MAX_FIN_THREADS];
     uint64_t steps, visits, moved, distinct_pins;
 } walks;
 
-/* Turns one source's sorted visits into its tables. j: local source index
- * (pins first, then boards). */
-static int finish_source(walks *w, uint64_t j, const sp_visit *v, size_t n) {
+static int part_add(fin_part *f, int tab, uint64_t idx, const sp_nbr *v, size_t n) {
+    if (n == SP_WALK_TOPT_ENOMEM) return SP_ENOMEM; /* sp_walk_topt could not count */
+    if (sp_grow((void **)&f->v, &f->cap, f->n + n, sizeof *f->v) ||
+        sp_grow((void **)&f->log, &f->caplog, f->nlog + 1, sizeof *f->log))
+        return SP_ENOMEM;
+    if (n) memcpy(f->v + f->n, v, sizeof *v * n);
+    f->n += n;
+    f->log[f->nlog++] = (struct fin_rec){idx, n, tab};
+    return SP_OK;
+}
+
+static void part_free(fin_part *f) {
+    free(f->v);
+    free(f->log);
+    free(f->top);
+    free(f->ranked);
+    memset(f, 0, sizeof *f);
+}
+
+/* Turns one source's visits (its pins', then its boards') into its table entries, appended to the
+ * part. j: local source index (pins first, then boards). */
+static int finish_source(const walks *w, fin_part *f, uint64_t j, const sp_visit *v, size_t n) {
     int is_pin = j < w->g.npins;
     uint64_t self = is_pin ? w->g.pin_ids[j] : w->g.board_ids[j - w->g.npins];
     size_t np = 0;
     while (np < n && (v[np].key & 0xff) == SP_PIN) np++;
     const sp_visit *pv = v, *bv = v + np;
     size_t nb = n - np;
-    if (np > w->capranked) {
-        free(w->ranked);
-        w->capranked = np;
-        if (!(w->ranked = malloc(sizeof *w->ranked * np))) {
-            w->capranked = 0;
+    if (!f->top && !(f->top = malloc(sizeof *f->top * (w->tmax + 1)))) return SP_ENOMEM;
+    if (np > f->capranked) {
+        free(f->ranked);
+        f->capranked = np;
+        if (!(f->ranked = malloc(sizeof *f->ranked * np))) {
+            f->capranked = 0;
             return SP_ENOMEM;
         }
     }
     size_t nranked = 0, k;
     int rc;
     if (is_pin) {
-        k = sp_walk_topt(pv, np, &self, w->top_pins, w->top, w->ranked, &nranked);
-        if ((rc = table_add(&w->pp, j, w->top, k))) return rc;
-        k = sp_walk_topt(bv, nb, NULL, w->top_boards, w->top, NULL, NULL);
-        if ((rc = table_add(&w->pb, j, w->top, k))) return rc;
+        k = sp_walk_topt(pv, np, &self, w->top_pins, f->top, f->ranked, &nranked);
+        if ((rc = part_add(f, T_PP, j, f->top, k))) return rc;
+        k = sp_walk_topt(bv, nb, NULL, w->top_boards, f->top, NULL, NULL);
+        if ((rc = part_add(f, T_PB, j, f->top, k))) return rc;
         /* hard-negative band over the ranked distinct pins */
         double V = (double)nranked;
         uint64_t lo = (uint64_t)(w->hard_lo_frac * V), hi = (uint64_t)(w->hard_hi_frac * V);
@@ -117,18 +155,80 @@ static int finish_source(walks *w, uint64_t j, const sp_visit *v, size_t n) {
         size_t nh = 0;
         if (hi > lo && w->hard_max) {
             uint64_t band = hi - lo, take = band < w->hard_max ? band : w->hard_max;
-            for (uint64_t i = 0; i < take; i++) w->top[nh++] = w->ranked[lo + i * band / take];
+            for (uint64_t i = 0; i < take; i++) f->top[nh++] = f->ranked[lo + i * band / take];
         }
-        w->distinct_pins += nranked;
-        if ((rc = table_add(&w->hard, j, w->top, nh))) return rc;
+        f->distinct_pins += nranked;
+        if ((rc = part_add(f, T_HARD, j, f->top, nh))) return rc;
     } else {
         uint64_t b = j - w->g.npins;
-        k = sp_walk_topt(pv, np, NULL, w->top_pins, w->top, NULL, NULL);
-        if ((rc = table_add(&w->bp, b, w->top, k))) return rc;
-        k = sp_walk_topt(bv, nb, &self, w->top_boards, w->top, NULL, NULL);
-        if ((rc = table_add(&w->bb, b, w->top, k))) return rc;
+        k = sp_walk_topt(pv, np, NULL, w->top_pins, f->top, NULL, NULL);
+        if ((rc = part_add(f, T_BP, b, f->top, k))) return rc;
+        k = sp_walk_topt(bv, nb, &self, w->top_boards, f->top, NULL, NULL);
+        if ((rc = part_add(f, T_BB, b, f->top, k))) return rc;
     }
     return SP_OK;
+}
+
+/* A finishing thread's sources: window indices [a, b), visits grouped by
+ * (source, type), bucket ends in `end` (source i's visits span
+ * [i ? end[2i-1] : 0, end[2i+1])). */
+typedef struct {
+    const walks *w;
+    fin_part *f;
+    uint64_t first;
+    size_t a, b;
+    const sp_visit *grouped;
+    const size_t *end;
+    int rc;
+} fin_job;
+
+static void *fin_run(void *arg) {
+    fin_job *J = arg;
+    for (size_t i = J->a; i < J->b && !J->rc; i++) {
+        size_t lo = i ? J->end[2 * i - 1] : 0, hi = J->end[2 * i + 1];
+        J->rc = finish_source(J->w, J->f, J->first + i, J->grouped + lo, hi - lo);
+    }
+    return NULL;
+}
+
+/* Finishes a window's cnt sources on w->threads threads (ranges of about
+ * equal visit counts: sorting the distinct nodes is most of the work), then
+ * replays the parts into the tables in source order. Sorting ran on one
+ * thread while the engine used them all: half the stage on 2 threads. */
+static int finish_window(walks *w, uint64_t first, size_t cnt, const sp_visit *grouped, const size_t *end) {
+    int T = w->threads < MAX_FIN_THREADS ? w->threads : MAX_FIN_THREADS;
+    if ((size_t)T > cnt / 16 + 1) T = (int)(cnt / 16 + 1); /* a few sources are not worth a thread */
+    size_t total = cnt ? end[2 * cnt - 1] : 0;
+    fin_job jobs[MAX_FIN_THREADS];
+    pthread_t th[MAX_FIN_THREADS];
+    int started[MAX_FIN_THREADS] = {0};
+    size_t a = 0;
+    for (int t = 0; t < T; t++) {
+        size_t b = a, want = t == T - 1 ? total : total / (size_t)T * (size_t)(t + 1);
+        if (t == T - 1) b = cnt;
+        else
+            while (b < cnt && end[2 * b + 1] <= want) b++;
+        jobs[t] = (fin_job){.w = w, .f = &w->parts[t], .first = first, .a = a, .b = b, .grouped = grouped, .end = end};
+        a = b;
+    }
+    for (int t = 1; t < T; t++) started[t] = !pthread_create(&th[t], NULL, fin_run, &jobs[t]);
+    fin_run(&jobs[0]);
+    for (int t = 1; t < T; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else fin_run(&jobs[t]); /* no thread to be had: this one does it */
+    }
+    nbr_table *tabs[NTAB] = {&w->pp, &w->pb, &w->bp, &w->bb, &w->hard};
+    int rc = SP_OK;
+    for (int t = 0; t < T; t++) {
+        fin_part *f = &w->parts[t];
+        if (!rc) rc = jobs[t].rc;
+        for (size_t i = 0, pos = 0; i < f->nlog && !rc; pos += f->log[i++].n)
+            rc = table_add(tabs[f->log[i].tab], f->log[i].idx, f->v + pos, f->log[i].n);
+        w->distinct_pins += f->distinct_pins;
+        f->n = f->nlog = 0;
+        f->distinct_pins = 0;
+    }
+    return rc;
 }
 
 /* Runs every window; collective. */
@@ -222,10 +322,7 @@ static int run_windows(walks *w, size_t window, size_t buffer) {
             grouped[start[2 * idx + type]++] = nxt.mine[i];
         }
         /* start[b] is now the end of bucket b: bucket b spans [start[b-1], start[b]) */
-        for (uint64_t i = 0; !rc && i < cnt; i++) {
-            size_t b = i ? start[2 * i - 1] : 0, e = start[2 * i + 1];
-            rc = finish_source(w, first + i, grouped + b, e - b);
-        }
+        if (!rc) rc = finish_window(w, first, (size_t)cnt, grouped, start);
         free(start);
         free(grouped);
         rc = sp_dist_agree(rc);
@@ -321,16 +418,15 @@ int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     size_t window = (size_t)sp_config_int(cfg, "walks", "window_sources");
     if (window > (1u << SLOT_BITS)) window = 1u << SLOT_BITS;
     size_t buffer = (size_t)sp_config_int(cfg, "pipeline", "shuffle_buffer_mb") << 20;
-    size_t tmax = w.top_pins > w.top_boards ? w.top_pins : w.top_boards;
-    if (tmax < w.hard_max) tmax = w.hard_max;
+    w.tmax = w.top_pins > w.top_boards ? w.top_pins : w.top_boards;
+    if (w.tmax < w.hard_max) w.tmax = w.hard_max;
     if (!rc) {
-        w.top = malloc(sizeof *w.top * (tmax + 1));
         w.pp.off = calloc(w.g.npins + 1, 8);
         w.pb.off = calloc(w.g.npins + 1, 8);
         w.hard.off = calloc(w.g.npins + 1, 8);
         w.bp.off = calloc(w.g.nboards + 1, 8);
         w.bb.off = calloc(w.g.nboards + 1, 8);
-        rc = sp_dist_agree(w.top && w.pp.off && w.pb.off && w.hard.off && w.bp.off && w.bb.off ? SP_OK : SP_ENOMEM);
+        rc = sp_dist_agree(w.pp.off && w.pb.off && w.hard.off && w.bp.off && w.bb.off ? SP_OK : SP_ENOMEM);
     }
     if (!rc) {
         SP_INFO("walks_start", "sources=%" PRIu64 " walks=%u traversals=%u stop=%g threads=%d window=%zu",
@@ -397,8 +493,7 @@ int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     }
     free(wp);
     free(ep);
-    free(w.top);
-    free(w.ranked);
+    for (int i = 0; i < MAX_FIN_THREADS; i++) part_free(&w.parts[i]);
     nbr_table *tabs[] = {&w.pp, &w.pb, &w.bp, &w.bb, &w.hard};
     for (int i = 0; i < 5; i++) {
         free(tabs[i]->off);

@@ -102,7 +102,7 @@ static const kdef SCHEMA[] = {
     {"walks", "walk_pairs", T_INT, "5", R(0, 100000), NULL, 0,
      "Walk pairs: each pin paired with its this many most co-visited pins."},
     {"walks", "threads", T_INT, "0", R(0, 1024), NULL, F_NODIGEST,
-     "Walk threads per rank; 0 = online CPUs / ranks on this machine (results do not depend on it)."},
+     "Threads per rank for the walks and for choosing each window's neighbourhoods; 0 = online CPUs / ranks on this machine (results do not depend on it)."},
     {"walks", "window_sources", T_INT, "4096", R(1, 1048576), NULL, F_NODIGEST,
      "Sources started per rank per round: bounds the memory of walkers and visits in flight."},
     {"train", "epochs", T_INT, "10", R(0, 100000), NULL, 0,

@@ -133,7 +133,8 @@ static void reject(ingest *g, int file, int reason, uint64_t line, int src, int 
         if (!g->dup_last_ok) { /* found again only after a replacement */
             g->dup_last = SIZE_MAX;
             for (size_t i = 0; i < g->nrj; i++)
-                if (g->rj[i].reason == R_DUP && (g->dup_last == SIZE_MAX || rj_before(g, &g->rj[g->dup_last], &g->rj[i])))
+                if (g->rj[i].reason == R_DUP &&
+                    (g->dup_last == SIZE_MAX || rj_before(g, &g->rj[g->dup_last], &g->rj[i])))
                     g->dup_last = i;
             g->dup_last_ok = 1;
         }

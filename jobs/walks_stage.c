@@ -60,8 +60,9 @@ typedef struct {
     size_t n, cap;
 } nbr_table;
 
+/* Appends one source's entries (replayed from a finishing part: part_add has
+ * already turned sp_walk_topt's failure into SP_ENOMEM). */
 static int table_add(nbr_table *t, uint64_t src_index, const sp_nbr *v, size_t n) {
-    if (n == SP_WALK_TOPT_ENOMEM) return SP_ENOMEM; /* sp_walk_topt could not count */
     if (sp_grow((void **)&t->v, &t->cap, t->n + n, sizeof *t->v)) return SP_ENOMEM;
     if (n) memcpy(t->v + t->n, v, sizeof *v * n); /* t->v is NULL before the first entry */
     t->n += n;

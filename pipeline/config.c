@@ -72,7 +72,8 @@ static const kdef SCHEMA[] = {
      "A rank that waits longer than this at a barrier aborts the job (exit 4) instead of hanging."},
     {"pipeline", "keep_days", T_INT, "0", R(0, 100000), NULL, F_NODIGEST,
      "Retention: after a successful `run` of date D, delete `<work_dir>/<X>`, `<export.dir>/<X>` and a killed "
-     "export's `<export.dir>/.<X>.tmp` for dates X before D - keep_days (never the date `latest` points to, never D or later); 0 = keep everything."},
+     "export's `<export.dir>/.<X>.tmp` for dates X before D - keep_days (never the date `latest` points to, "
+     "never D or later); 0 = keep everything."},
     {"graph", "prune_exponent", T_F64, "0.86", R(0, 1), NULL, 0,
      "Degree pruning (OmniSage): keep max(min(d^exponent, cap), floor) sampled edges per node."},
     {"graph", "prune_cap", T_INT, "10000", R(1, 1e12), NULL, 0, "Upper bound of kept edges per node."},
@@ -102,7 +103,8 @@ static const kdef SCHEMA[] = {
     {"walks", "walk_pairs", T_INT, "5", R(0, 100000), NULL, 0,
      "Walk pairs: each pin paired with its this many most co-visited pins."},
     {"walks", "threads", T_INT, "0", R(0, 1024), NULL, F_NODIGEST,
-     "Threads per rank for the walks and for choosing each window's neighbourhoods; 0 = online CPUs / ranks on this machine (results do not depend on it)."},
+     "Threads per rank for the walks and for choosing each window's neighbourhoods; "
+     "0 = online CPUs / ranks on this machine (results do not depend on it)."},
     {"walks", "window_sources", T_INT, "4096", R(1, 1048576), NULL, F_NODIGEST,
      "Sources started per rank per round: bounds the memory of walkers and visits in flight."},
     {"train", "epochs", T_INT, "10", R(0, 100000), NULL, 0,

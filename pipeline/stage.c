@@ -387,7 +387,8 @@ static int verify_outputs(const sp_run_ctx *ctx, const sp_stage_def *st, double 
 static void sum_failed_counts(const sp_run_ctx *ctx, sp_stage_result *res) {
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", sp_errmsg());
-    uint64_t mine[2] = {(uint64_t)res->ncounts, XXH64(res->count_name, sizeof res->count_name[0] * (size_t)res->ncounts, 0)};
+    uint64_t mine[2] = {(uint64_t)res->ncounts,
+                        XXH64(res->count_name, sizeof res->count_name[0] * (size_t)res->ncounts, 0)};
     uint64_t *all = malloc(sizeof *all * 2 * (size_t)ctx->size);
     int same = 0;
     if (!sp_dist_agree(all ? SP_OK : SP_ENOMEM) && !sp_dist_allgather_u64(mine, all, 2)) {

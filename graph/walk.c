@@ -459,10 +459,13 @@ static void select_nbr(sp_nbr *a, size_t n, size_t k) {
     if (n <= 16) sort_nbr(a, n);
 }
 
-/* Scratch of sp_walk_topt, per thread: an open-addressing count table and a
- * list of distinct nodes, grown as needed. */
+/* Scratch of sp_walk_topt, per thread: an open-addressing table of indices
+ * into the list of distinct nodes (0: empty, else index + 1), and that list
+ * when the caller passes none; grown as needed. The table is 4 bytes a slot so
+ * clearing it costs little; the counts live in the list, which is read in
+ * order afterwards (no scan of the table). */
 static _Thread_local struct {
-    sp_nbr *slot;
+    uint32_t *slot;
     size_t cap;
     sp_nbr *list;
     size_t listcap;
@@ -471,6 +474,10 @@ static _Thread_local struct {
 size_t sp_walk_topt(const sp_visit *v, size_t n, const uint64_t *self, size_t t, sp_nbr *top, sp_nbr *ranked,
                     size_t *nranked) {
     if (nranked) *nranked = 0;
+    if (n >= UINT32_MAX) {
+        sp_err(SP_ENOMEM, "walk: %zu visits of one source and type (at most 2^32 - 1)", n);
+        return SP_WALK_TOPT_ENOMEM;
+    }
     size_t want = 16;
     while (want < 2 * n) want *= 2;
     if (sp_grow((void **)&topt_tls.slot, &topt_tls.cap, want, sizeof *topt_tls.slot)) return SP_WALK_TOPT_ENOMEM;
@@ -482,17 +489,19 @@ size_t sp_walk_topt(const sp_visit *v, size_t n, const uint64_t *self, size_t t,
     /* count by external id (the caller passes visits of one type) in the
      * first `want` (a power of two >= 2n) slots of the table */
     size_t mask = want - 1, m = 0;
-    sp_nbr *tab = topt_tls.slot;
-    for (size_t i = 0; i < want; i++) tab[i].count = 0;
+    uint32_t *tab = topt_tls.slot;
+    memset(tab, 0, want * sizeof *tab);
     for (size_t i = 0; i < n; i++) {
-        if (self && v[i].ext == *self) continue;
-        size_t h = (size_t)sp_mix64(v[i].ext) & mask;
-        while (tab[h].count && tab[h].ext != v[i].ext) h = (h + 1) & mask;
-        if (!tab[h].count) tab[h] = (sp_nbr){v[i].ext, v[i].ref, 0, 0};
-        tab[h].count++;
+        uint64_t x = v[i].ext;
+        if (self && x == *self) continue;
+        size_t h = (size_t)sp_mix64(x) & mask;
+        while (tab[h] && list[tab[h] - 1].ext != x) h = (h + 1) & mask;
+        if (!tab[h]) {
+            list[m] = (sp_nbr){x, v[i].ref, 0, 0};
+            tab[h] = (uint32_t)++m;
+        }
+        list[tab[h] - 1].count++;
     }
-    for (size_t i = 0; i < want; i++)
-        if (tab[i].count) list[m++] = tab[i];
     size_t k = m < t ? m : t;
     if (ranked || k == m) sort_nbr(list, m); /* the whole order is asked for, or everything is kept */
     else {

@@ -241,6 +241,8 @@ static int run_windows(walks *w, size_t window, size_t buffer) {
     round_bufs cur = {0}, nxt = {0};
     sp_walk_out out = {0};
     sp_shuffle *s = NULL;
+    size_t *start = NULL, capstart = 0, capgrouped = 0;
+    sp_visit *grouped = NULL;
     if (!rc) rc = sp_dist_agree(sp_shuffle_new(&s, buffer, sink, &nxt));
     sp_progress prog = {.interval = sp_config_f64(ctx->cfg, "pipeline", "progress_seconds")};
     sp_progress_begin(&prog, "walk_sources", nsrc);
@@ -307,11 +309,12 @@ static int run_windows(walks *w, size_t window, size_t buffer) {
             if (inflight == 0) break;
         }
         if (rc) break;
-        /* the window's visits, grouped by (source, type) with one counting pass */
+        /* the window's visits, grouped by (source, type) with one counting pass (buffers kept
+         * between windows: fresh pages per window cost their faults again every time) */
         size_t nb = 2 * (size_t)cnt + 1;
-        size_t *start = calloc(nb + 1, sizeof *start);
-        sp_visit *grouped = malloc(sizeof *grouped * (nxt.nmine ? nxt.nmine : 1));
-        if (!start || !grouped) rc = SP_ENOMEM;
+        if (!(rc = sp_grow((void **)&start, &capstart, nb + 1, sizeof *start)) &&
+            !(rc = sp_grow((void **)&grouped, &capgrouped, nxt.nmine + 1, sizeof *grouped)))
+            memset(start, 0, sizeof *start * (nb + 1)); /* else rc is agreed on below */
         for (size_t i = 0; !rc && i < nxt.nmine; i++) {
             uint64_t idx = (nxt.mine[i].key >> 8) & ((1u << SLOT_BITS) - 1), type = nxt.mine[i].key & 0xff;
             if (idx >= cnt || type > 1) rc = sp_err(SP_EINTERNAL, "walks: visit of unknown source slot %llu",
@@ -325,14 +328,14 @@ static int run_windows(walks *w, size_t window, size_t buffer) {
         }
         /* start[b] is now the end of bucket b: bucket b spans [start[b-1], start[b]) */
         if (!rc) rc = finish_window(w, first, (size_t)cnt, grouped, start);
-        free(start);
-        free(grouped);
         rc = sp_dist_agree(rc);
         sp_progress_add(&prog, cnt);
     }
     sp_progress_end(&prog);
     sp_shuffle_free(s);
     sp_walk_out_free(&out);
+    free(start);
+    free(grouped);
     free(cur.in);
     free(cur.mine);
     free(nxt.in);

@@ -144,7 +144,8 @@ int sp_walk_advance_parts(const sp_walk_graph *g, const sp_walk_params *p, const
 /* Neighbourhood selection for one source from its visits of one type (in
  * any order): counts visits per node, orders by (count desc, ext asc), writes
  * the top `t` (ext, ref, weight = count / sum of the kept counts) and returns
- * how many (SP_WALK_TOPT_ENOMEM, with sp_errmsg set, if scratch memory fails); the node *self (the source, when it is of this type) is
+ * how many (SP_WALK_TOPT_ENOMEM, with sp_errmsg set, if scratch memory fails or n >= 2^32 - 1, which the
+ * config's bounds on walks and traversals rule out); the node *self (the source, when it is of this type) is
  * excluded; self NULL excludes nothing. `ranked` (may be NULL) receives
  * all distinct visited nodes in that order (capacity >= n) for the
  * hard-negative band. */

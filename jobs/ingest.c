@@ -108,11 +108,17 @@ static void reject(ingest *g, int file, int reason, uint64_t line, int src, int 
 /* a before b in rejects.tsv's order (file name, then position), for two rows
  * recorded on one rank: a share's lines (src, line) are in file order, a
  * known line is global, and Kafka rows order by (partition, offset). */
+/* strcmp("kafka:<topic>", name), without building the string. */
+static int kafka_cmp(const char *topic, const char *name) {
+    int c = strncmp("kafka:", name, 6);
+    return c ? c : strcmp(topic, name + 6);
+}
+
 static int rj_before(const ingest *g, const reject_row *a, const reject_row *b) {
-    char ka[300], kb[300]; /* a Kafka row's file column is "kafka:<topic>" */
-    if (a->part >= 0) snprintf(ka, sizeof ka, "kafka:%s", g->topic);
-    if (b->part >= 0) snprintf(kb, sizeof kb, "kafka:%s", g->topic);
-    int c = strcmp(a->part >= 0 ? ka : FILE_NAMES[a->file], b->part >= 0 ? kb : FILE_NAMES[b->file]);
+    int ka = a->part >= 0, kb = b->part >= 0; /* a Kafka row's file column is "kafka:<topic>" */
+    int c = ka == kb ? (ka ? 0 : strcmp(FILE_NAMES[a->file], FILE_NAMES[b->file]))
+            : ka     ? kafka_cmp(g->topic, FILE_NAMES[b->file])
+                     : -kafka_cmp(g->topic, FILE_NAMES[a->file]);
     if (c) return c < 0;
     if (a->part != b->part) return a->part < b->part;
     if (a->src != b->src) return a->src < b->src;

@@ -206,10 +206,11 @@ static int finish_window(walks *w, uint64_t first, size_t cnt, const sp_visit *g
     int started[MAX_FIN_THREADS] = {0};
     size_t a = 0;
     for (int t = 0; t < T; t++) {
-        size_t b = a, want = t == T - 1 ? total : total / (size_t)T * (size_t)(t + 1);
-        if (t == T - 1) b = cnt;
-        else
-            while (b < cnt && end[2 * b + 1] <= want) b++;
+        size_t b = cnt;
+        if (t < T - 1) { /* up to about (t + 1) / T of the window's visits; the last thread takes the rest */
+            size_t want = total / (size_t)T * (size_t)(t + 1);
+            for (b = a; b < cnt && end[2 * b + 1] <= want; b++) {}
+        }
         jobs[t] = (fin_job){.w = w, .f = &w->parts[t], .first = first, .a = a, .b = b, .grouped = grouped, .end = end};
         a = b;
     }
@@ -499,8 +500,8 @@ int sp_walks_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     free(wp);
     free(ep);
     for (int i = 0; i < MAX_FIN_THREADS; i++) part_free(&w.parts[i]);
-    nbr_table *tabs[] = {&w.pp, &w.pb, &w.bp, &w.bb, &w.hard};
-    for (int i = 0; i < 5; i++) {
+    nbr_table *tabs[NTAB] = {&w.pp, &w.pb, &w.bp, &w.bb, &w.hard};
+    for (int i = 0; i < NTAB; i++) {
         free(tabs[i]->off);
         free(tabs[i]->v);
     }

@@ -48,6 +48,31 @@ static int get_u64(const sp_json *obj, const char *key, uint64_t lo, uint64_t hi
 }
 
 /* A relative path without "." or ".." components (a manifest cannot point outside its directory). */
+/* A digit run ending just before end, of at most 9 digits, that starts right after `sep` in s: its
+ * value, or -1. */
+static long digits_before(const char *s, const char *end, char sep) {
+    const char *b = end;
+    while (b > s && b[-1] >= '0' && b[-1] <= '9' && end - b < 9) b--;
+    if (b == end || b == s || b[-1] != sep) return -1;
+    return strtol(b, NULL, 10);
+}
+
+/* For a file named like the writer names shards ("...-<shard>-of-<nshards>.mdb", sp_shard_file_name): 0 if
+ * the name says shard i of n, 1 if it says another; a name of another form is not checked (0). */
+static int shard_name_mismatch(const char *file, uint32_t i, uint32_t n, long *name_i, long *name_n) {
+    size_t len = strlen(file);
+    if (len < 4 || strcmp(file + len - 4, ".mdb")) return 0;
+    const char *end = file + len - 4;
+    *name_n = digits_before(file, end, '-');
+    if (*name_n < 0) return 0;
+    const char *of = end;
+    while (of > file && of[-1] != '-') of--; /* of: the first digit of <nshards> */
+    if (of - file < 4 || strncmp(of - 4, "-of-", 4)) return 0;
+    *name_i = digits_before(file, of - 4, '-');
+    if (*name_i < 0) return 0;
+    return *name_i != (long)i || *name_n != (long)n;
+}
+
 static int safe_rel_path(const char *p) {
     if (!*p || p[0] == '/') return 0;
     for (const char *c = p; *c;) {
@@ -107,6 +132,10 @@ static int parse_entity(sp_manifest_entity *e, const char *name, const sp_json *
         if ((rc = get_str(s, "file", o->file, sizeof o->file, what, sp))) return rc;
         snprintf(f, sizeof f, "%sfile", sp);
         if (!safe_rel_path(o->file)) return bad(what, f, "must be a relative path without '.' or '..' parts");
+        long ni, nn;
+        if (shard_name_mismatch(o->file, i, nshards, &ni, &nn))
+            return sp_err(SP_EFORMAT, "%s: %s: '%s' is named shard %ld of %ld, but is entry %u of %" PRIu64
+                          " (shards must be listed in routing order)", what, f, o->file, ni, nn, i, nshards);
         if ((rc = get_u64(s, "count", 0, UINT64_MAX, &o->count, what, sp))) return rc;
         if ((rc = get_u64(s, "bytes", 0, UINT64_MAX, &o->bytes, what, sp))) return rc;
         if ((rc = get_str(s, "xxh64", hex, sizeof hex, what, sp))) return rc;
@@ -312,10 +341,12 @@ static int scan_shard(const char *path, const sp_manifest_entity *e, uint32_t in
     MDB_cursor *cur = NULL;
     MDB_dbi dbi;
     MDB_val k, v;
-    int rc = mdb_env_create(&env), lrc;
-    if (!rc) rc = mdb_env_set_mapsize(env, (size_t)s->bytes + 65536);
-    if (!rc) rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOLOCK | MDB_NOSUBDIR, 0);
-    if (!rc) rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    int rc = sp_shard_r_open(&env, path, s->bytes), lrc;
+    if (rc) {
+        lrc = SP_EFORMAT; /* sp_errmsg names the file and the problem */
+        goto done;
+    }
+    rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
     if (!rc) rc = mdb_dbi_open(txn, NULL, 0, &dbi);
     if (!rc) rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc) {

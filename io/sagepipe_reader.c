@@ -173,14 +173,11 @@ static int shard_get(spr_set *s, int e, uint32_t i, shard_h **out) {
     if (h->env) return SPR_SUCCESS;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", s->dir, s->m.ent[e].shards[i].file);
-    /* map exactly the file (LMDB raises it to the data size if needed) */
-    int rc = mdb_env_create(&h->env);
-    if (!rc) rc = mdb_env_set_mapsize(h->env, (size_t)s->m.ent[e].shards[i].bytes + 4096);
-    if (!rc) rc = mdb_env_open(h->env, path, MDB_RDONLY | MDB_NOLOCK | MDB_NOSUBDIR, 0);
+    int rc = sp_shard_r_open(&h->env, path, s->m.ent[e].shards[i].bytes), opened = !rc;
     if (!rc) rc = mdb_txn_begin(h->env, NULL, MDB_RDONLY, &h->txn);
     if (!rc) rc = mdb_dbi_open(h->txn, NULL, 0, &h->dbi);
     if (rc) {
-        sp_err(SP_EFORMAT, "%s: %s", path, mdb_strerror(rc));
+        if (opened) sp_err(SP_EFORMAT, "%s: %s", path, mdb_strerror(rc)); /* else sp_shard_r_open's message */
         if (h->txn) mdb_txn_abort(h->txn);
         if (h->env) mdb_env_close(h->env);
         h->env = NULL;

@@ -539,6 +539,61 @@ void sp_shard_w_discard(sp_shard_w *w) {
     free(w);
 }
 
+/* ---- reader ---- */
+
+static void (*r_assert_hook)(const char *msg);
+
+static char r_last[PATH_MAX];
+
+void sp_shard_r_assert_hook(void (*fn)(const char *msg)) { r_assert_hook = fn; }
+
+const char *sp_shard_r_last(void) { return r_last; }
+
+static void r_on_assert(MDB_env *env, const char *msg) {
+    (void)env;
+    if (r_assert_hook) r_assert_hook(msg);
+}
+
+int sp_shard_r_open(MDB_env **out, const char *path, uint64_t bytes) {
+    MDB_env *env = NULL;
+    *out = NULL;
+    snprintf(r_last, sizeof r_last, "%s", path);
+    int rc = mdb_env_create(&env);
+    if (rc) return sp_err(SP_ENOMEM, "%s: mdb_env_create: %s", path, mdb_strerror(rc)), rc;
+    if (r_assert_hook) (void)mdb_env_set_assert(env, r_on_assert); /* EINVAL where LMDB has no assertions */
+    /* map the file (LMDB raises the map to the data size its header records if that is larger) */
+    if (!(rc = mdb_env_set_mapsize(env, (size_t)bytes + 65536)))
+        rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOLOCK | MDB_NOSUBDIR, 0);
+    if (rc) {
+        sp_err(SP_EFORMAT, "%s: not a readable LMDB file: %s", path, mdb_strerror(rc));
+        mdb_env_close(env);
+        return rc;
+    }
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_filehandle_t fd;
+    struct stat fs;
+    if ((rc = mdb_env_info(env, &info)) || (rc = mdb_env_stat(env, &st)) || (rc = mdb_env_get_fd(env, &fd))) {
+        sp_err(SP_EFORMAT, "%s: not a readable LMDB file: %s", path, mdb_strerror(rc));
+    } else if (fstat(fd, &fs)) {
+        rc = errno;
+        sp_err(SP_EIO, "%s: %s", path, strerror(rc));
+    } else {
+        uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+        if ((uint64_t)fs.st_size < need) {
+            rc = MDB_CORRUPTED;
+            sp_err(SP_EFORMAT, "%s: cut short: %llu bytes, but its LMDB header counts %llu pages of %u bytes",
+                   path, (unsigned long long)fs.st_size, (unsigned long long)info.me_last_pgno + 1, st.ms_psize);
+        }
+    }
+    if (rc) {
+        mdb_env_close(env);
+        return rc;
+    }
+    *out = env;
+    return 0;
+}
+
 /* ---- publishing ---- */
 
 void sp_shard_file_name(const char *entity, uint32_t shard, uint32_t nshards, char *out, size_t cap) {

@@ -55,6 +55,23 @@ void sp_vec_decode(sp_dtype dt, const void *in, uint32_t dim, float *out);
  * SP_EIO naming the file on failure (ENOENT too). */
 int sp_file_xxh64(const char *path, uint64_t *xxh, uint64_t *bytes);
 
+/* ---- reader ---- */
+
+/* Opens a published shard read-only (MDB_RDONLY | MDB_NOLOCK | MDB_NOSUBDIR, mapped to its manifest size
+ * `bytes` plus room) into *env, and checks
+ * that the file holds every page its LMDB header counts: a file cut short in a page LMDB would read past
+ * its end as zeros (or fault on). Returns 0, or an LMDB code (MDB_CORRUPTED for a short file) or errno
+ * value, with sp_errmsg naming the file; *env is NULL then. */
+struct MDB_env;
+int sp_shard_r_open(struct MDB_env **env, const char *path, uint64_t bytes);
+/* LMDB checks parts of a page's structure by assertion and aborts the process when one fails (a damaged
+ * shard). A reader that wants to end otherwise sets a hook, called with LMDB's message for every shard
+ * opened after it is set; the hook must not return (LMDB aborts when it does). NULL: LMDB's default. */
+void sp_shard_r_assert_hook(void (*fn)(const char *msg));
+/* The path of the shard sp_shard_r_open opened last ("" before any): a fixed buffer, so that a fault
+ * handler may write(2) it. */
+const char *sp_shard_r_last(void);
+
 /* ---- writer ---- */
 
 typedef struct sp_shard_w sp_shard_w;

@@ -72,12 +72,14 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
 int sp_date_parse(const char *s, int64_t *day_start_ms) {
     int y, m, d;
     char tail;
-    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
+    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-' || strspn(s, "0123456789") != 4 ||
+        strspn(s + 5, "0123456789") != 2 || strspn(s + 8, "0123456789") != 2 ||
         sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
         return sp_err(SP_EUSAGE, "bad date '%s': expected YYYY-MM-DD", s ? s : "");
     static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] || (m == 2 && d == 29 && !leap))
+    if (y < 1970) return sp_err(SP_EUSAGE, "bad date '%s': before 1970-01-01 (times are Unix milliseconds)", s);
+    if (y > 9999 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] || (m == 2 && d == 29 && !leap))
         return sp_err(SP_EUSAGE, "bad date '%s': no such day", s);
     *day_start_ms = days_from_civil(y, (unsigned)m, (unsigned)d) * SP_DAY_MS;
     return SP_OK;

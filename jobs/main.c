@@ -455,8 +455,11 @@ static int cmd_config(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) path = argv[++i];
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 256) sets[nsets++] = argv[++i];
+        else if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "--set")) && i + 1 == argc)
+            return usage_error("config show: a value is missing after '%s'", argv[i]);
         else return usage_error("config show: unexpected '%s'", argv[i]);
     }
+    if (!path) return usage_error("config show: missing --config FILE%s", "");
     sp_config *c;
     int rc = load_config(path, sets, nsets, &c);
     if (rc) return report(rc);
@@ -469,6 +472,7 @@ static int cmd_dump(int argc, char **argv) {
     if (argc < 1 || has_help(argc, argv) ||
         (strcmp(argv[0], "graph") && strcmp(argv[0], "walks") && strcmp(argv[0], "emb") && strcmp(argv[0], "emb-ref") &&
          strcmp(argv[0], "users"))) {
+        if (argc >= 1 && !has_help(argc, argv)) fprintf(stderr, "sagepipe dump: unknown kind '%s'\n", argv[0]);
         fputs("usage: sagepipe dump graph|walks|emb|emb-ref|users --config FILE --date YYYY-MM-DD [--set section.key=value]...\n"
               "graph: every kept edge of the date's graph partitions by external id, sorted (any rank count).\n"
               "walks: every neighbourhood entry, hard negative and training pair by external id, sorted.\n"

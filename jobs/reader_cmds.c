@@ -50,8 +50,8 @@ static int usage(const char *cmd, const char *what, const char *arg) {
     return SP_EXIT_USAGE;
 }
 
-/* LMDB trusts its file: a damaged shard can make a read fault (SIGSEGV, or SIGBUS past a truncated end)
- * instead of returning an error. While a command reads shards, such a fault ends it with exit 3 and a message
+/* LMDB trusts its file: a damaged shard can make a read fault (SIGSEGV, or SIGBUS past a truncated end),
+ * or fail one of LMDB's assertions (which aborts), instead of returning an error. While a command reads shards, such a fault ends it with exit 3 and a message
  * naming the set, rather than a crash; nothing is being written then. The message is built beforehand (a
  * signal handler may only write(2) and _exit). */
 static char fault_msg[4352];
@@ -59,15 +59,30 @@ static size_t fault_len;
 
 static void fault_handler(int sig) {
     (void)sig;
+    const char *last = sp_shard_r_last(), *pre = "  (the last shard opened: ";
     ssize_t w = write(STDERR_FILENO, fault_msg, fault_len);
+    if (*last) {
+        w = write(STDERR_FILENO, pre, strlen(pre));
+        w = write(STDERR_FILENO, last, strlen(last));
+        w = write(STDERR_FILENO, ")\n", 2);
+    }
     (void)w;
     _exit(SP_EXIT_INPUT);
 }
 
+/* LMDB's assertion on a damaged page (it aborts when this returns) */
+static void lmdb_assert(const char *msg) {
+    fprintf(stderr, "LMDB: %s\n", msg);
+    fault_handler(0);
+}
+
 static void fault_guard(const char *cmd, const char *manifest) {
-    int n = snprintf(fault_msg, sizeof fault_msg,
-                     "sagepipe %s: reading a shard of %s faulted: a shard is damaged "
-                     "(sagepipe verify --manifest %s checks each shard's checksum)\n", cmd, manifest, manifest);
+    int n = strcmp(cmd, "verify")
+                ? snprintf(fault_msg, sizeof fault_msg,
+                           "sagepipe %s: reading a shard of %s failed: a shard is damaged "
+                           "(sagepipe verify --manifest %s checks each shard's checksum)\n", cmd, manifest, manifest)
+                : snprintf(fault_msg, sizeof fault_msg, "sagepipe verify: reading a shard of %s failed: "
+                           "a shard is damaged (its checksum matches the manifest's)\n", manifest);
     fault_len = n < 0 ? 0 : (size_t)n < sizeof fault_msg ? (size_t)n : sizeof fault_msg - 1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -75,6 +90,7 @@ static void fault_guard(const char *cmd, const char *manifest) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, NULL);
     sigaction(SIGBUS, &sa, NULL);
+    sp_shard_r_assert_hook(lmdb_assert);
 }
 
 /* Exit code of a reader library code, after printing it. */
@@ -155,6 +171,31 @@ int sp_cmd_verify(int argc, char **argv) {
     return rep.nproblems ? SP_EXIT_INPUT : SP_EXIT_OK;
 }
 
+/* What is wrong with an argument the loop did not take: one of the command's options (space-separated in
+ * opts) with nothing after it, or an argument it does not know. */
+static const char *arg_problem(const char *a, const char *opts) {
+    size_t n = strlen(a);
+    for (const char *o = opts; *o;) {
+        size_t m = strcspn(o, " ");
+        if (m == n && !strncmp(o, a, n)) return "a value is missing after ";
+        o += m + (o[m] == ' ');
+    }
+    return "unexpected argument ";
+}
+
+static int all_finite(const float *v, unsigned dim) {
+    for (unsigned j = 0; j < dim; j++)
+        if (!isfinite(v[j])) return 0;
+    return 1;
+}
+
+/* A vector with a NaN or an infinity: export never writes one, so the set is damaged. */
+static int not_finite(const char *cmd, char t, uint64_t id) {
+    fprintf(stderr, "sagepipe %s: the vector of %c%" PRIu64 " has a value that is not finite: a shard is damaged "
+            "(sagepipe verify checks each shard)\n", cmd, t, id);
+    return SP_EXIT_INPUT;
+}
+
 int sp_cmd_get(int argc, char **argv) {
     if (has_help(argc, argv)) {
         fputs(HELP_GET, stdout);
@@ -164,7 +205,7 @@ int sp_cmd_get(int argc, char **argv) {
     int nids = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--manifest") && i + 1 < argc) path = argv[++i];
-        else if (argv[i][0] == '-') return usage("get", "unknown option ", argv[i]);
+        else if (argv[i][0] == '-') return usage("get", arg_problem(argv[i], "--manifest"), argv[i]);
         else {
             char t;
             uint64_t id;
@@ -205,6 +246,10 @@ int sp_cmd_get(int argc, char **argv) {
         }
         if (rc) {
             ex = reader_fail("get", rc);
+            break;
+        }
+        if (!all_finite(vec, en.dim)) {
+            ex = not_finite("get", t, id);
             break;
         }
         printf("%c%" PRIu64 "\t", t, id);
@@ -262,18 +307,6 @@ static int by_rank(const void *a, const void *b) {
     return worse(a, b) ? 1 : worse(b, a) ? -1 : 0;
 }
 
-/* What is wrong with an argument the loop did not take: one of the command's options (space-separated in
- * opts) with nothing after it, or an argument it does not know. */
-static const char *arg_problem(const char *a, const char *opts) {
-    size_t n = strlen(a);
-    for (const char *o = opts; *o;) {
-        size_t m = strcspn(o, " ");
-        if (m == n && !strncmp(o, a, n)) return "a value is missing after ";
-        o += m + (o[m] == ' ');
-    }
-    return "unexpected argument ";
-}
-
 int sp_cmd_nn(int argc, char **argv) {
     if (has_help(argc, argv)) {
         fputs(HELP_NN, stdout);
@@ -315,6 +348,7 @@ int sp_cmd_nn(int argc, char **argv) {
         fprintf(stderr, "sagepipe nn: %s is not in the set\n", qtext);
         ex = SP_EXIT_INPUT;
     } else if (rc) ex = reader_fail("nn", rc);
+    if (ex == SP_EXIT_OK && !all_finite(q, en.dim)) ex = not_finite("nn", qt, qid);
     double qn = 0;
     for (unsigned j = 0; ex == SP_EXIT_OK && j < en.dim; j++) qn += (double)q[j] * q[j];
     if (ex == SP_EXIT_OK && qn == 0) {
@@ -324,6 +358,10 @@ int sp_cmd_nn(int argc, char **argv) {
     if (ex == SP_EXIT_OK && (rc = spr_iter_open(set, en.name, &it))) ex = reader_fail("nn", rc);
     while (ex == SP_EXIT_OK && !(rc = spr_iter_next(it, &t, &id, v, en.dim))) {
         if (t == qt && id == qid) continue;
+        if (!all_finite(v, en.dim)) {
+            ex = not_finite("nn", t, id);
+            break;
+        }
         double dot = 0, vn = 0;
         for (unsigned j = 0; j < en.dim; j++) {
             dot += (double)q[j] * v[j];
@@ -417,7 +455,7 @@ int sp_cmd_eval(int argc, char **argv) {
         spr_iter *it = NULL;
         char type;
         uint64_t id;
-        if (!row) ex = SP_EXIT_INTERNAL;
+        if (!row) ex = reader_fail("eval", ENOMEM);
         else if ((rc = spr_iter_open(set, ie.name, &it))) ex = reader_fail("eval", rc);
         while (!ex && !(rc = spr_iter_next(it, &type, &id, row, d))) {
             if (type != 'p') continue;
@@ -435,7 +473,12 @@ int sp_cmd_eval(int argc, char **argv) {
         spr_iter_close(it);
         if (!ex && !pass) {
             U = calloc((size_t)nu * d + 1, 4), V = calloc((size_t)ni * d + 1, 4);
-            if (!U || !V) ex = SP_EXIT_INTERNAL;
+            if (!U || !V) { /* ranked densely: every id below the largest of the set and the files */
+                fprintf(stderr, "sagepipe eval: out of memory for %u users and %u items of dim %u (%.1f GiB); "
+                        "items are ranked densely by id, up to the largest id of the set and the files\n",
+                        nu, ni, d, ((double)nu + ni) * d * 4 / (1u << 30));
+                ex = SP_EXIT_INTERNAL;
+            }
         }
     }
     free(row);

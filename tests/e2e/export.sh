@@ -198,6 +198,63 @@ t_corrupt() {
 }
 check "verify names each corrupt or missing shard and exits 3" t_corrupt
 
+# Damage the manifest was made to agree with (its size and checksum recomputed), so that verify reads the
+# file: exit 3 naming the damage, never a signal or LMDB's abort.
+t_damage_behind_checksum() {
+    cat >"$E2E_TMP/fix.py" <<'PY'
+import json, subprocess, sys
+m, ent, i, f = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+j = json.load(open(m))
+s = j["entities"][ent]["shards"][i]
+s["bytes"] = len(open(f, "rb").read())
+s["xxh64"] = subprocess.check_output(["xxhsum", "-H1", f]).decode().split()[0]
+json.dump(j, open(m, "w"))
+PY
+    local f
+    # a leaf page's flags cleared: LMDB's cursor asserts IS_LEAF (it aborts the process unless hooked)
+    rm -rf "$E2E_TMP/dmg" && cp -r "$SET" "$E2E_TMP/dmg"
+    f=$E2E_TMP/dmg/items/items-00003-of-00007.mdb
+    "$PY" -c 'import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read())
+leaves = [q for q in range(2, len(b) // 4096) if b[q * 4096 + 10] == 2]
+assert leaves, "no leaf page"
+b[leaves[-1] * 4096 + 10] = 0
+open(p, "wb").write(b)' "$f" || fail "no leaf page to damage"
+    "$PY" "$E2E_TMP/fix.py" "$E2E_TMP/dmg/MANIFEST.json" items 3 "$f"
+    expect_exit 3 sp verify --manifest "$E2E_TMP/dmg/MANIFEST.json"
+    grep -q "items-00003-of-00007.mdb" "$E2E_ERR" || fail "verify, leaf flags: $(cat "$E2E_ERR")"
+    expect_exit 3 sp nn --manifest "$E2E_TMP/dmg/MANIFEST.json" --id p23758
+    grep -q "shard is damaged" "$E2E_ERR" || fail "nn, leaf flags: $(cat "$E2E_ERR")"
+    # a shard cut short inside its last page: LMDB would read the missing bytes as zeros
+    rm -rf "$E2E_TMP/dmg" && cp -r "$SET" "$E2E_TMP/dmg"
+    f=$E2E_TMP/dmg/users/users-00002-of-00007.mdb
+    truncate -s $(($(stat -c %s "$f") - 1000)) "$f"
+    "$PY" "$E2E_TMP/fix.py" "$E2E_TMP/dmg/MANIFEST.json" users 2 "$f"
+    expect_exit 3 sp verify --manifest "$E2E_TMP/dmg/MANIFEST.json"
+    grep -q "CORRUPT users/users-00002-of-00007.mdb: cut short" "$E2E_ERR" || fail "verify, cut short: $(cat "$E2E_ERR")"
+    # a NaN where a vector's first value was (get reads one shard and no checksum)
+    rm -rf "$E2E_TMP/dmg" && cp -r "$SET" "$E2E_TMP/dmg"
+    "$PY" -c 'import glob, struct, sys
+sys.path.insert(0, sys.argv[2]); from vec import key
+for p in glob.glob(sys.argv[1] + "/items/*.mdb"):
+    b = bytearray(open(p, "rb").read()); k = b.find(key("p", 23758))
+    if k > 0:
+        b[k + 9:k + 13] = struct.pack("<f", float("nan")); open(p, "wb").write(b); sys.exit(0)
+sys.exit(1)' "$E2E_TMP/dmg" "$E2E_TMP" || fail "no p23758 key"
+    expect_exit 3 sp get --manifest "$E2E_TMP/dmg/MANIFEST.json" p23758
+    grep -q "not finite" "$E2E_ERR" || fail "get, NaN: $(cat "$E2E_ERR")"
+    expect_exit 3 sp nn --manifest "$E2E_TMP/dmg/MANIFEST.json" --id p23758
+    grep -q "not finite" "$E2E_ERR" || fail "nn, NaN: $(cat "$E2E_ERR")"
+    # shards listed out of routing order: every lookup would miss
+    rm -rf "$E2E_TMP/dmg" && cp -r "$SET" "$E2E_TMP/dmg"
+    "$PY" -c 'import json, sys
+j = json.load(open(sys.argv[1])); s = j["entities"]["items"]["shards"]; s[0], s[1] = s[1], s[0]
+json.dump(j, open(sys.argv[1], "w"))' "$E2E_TMP/dmg/MANIFEST.json"
+    expect_exit 3 sp get --manifest "$E2E_TMP/dmg/MANIFEST.json" p23758
+    grep -q "is named shard 1 of 7, but is entry 0" "$E2E_ERR" || fail "get, shard order: $(cat "$E2E_ERR")"
+}
+check "damage behind a matching checksum: verify, get and nn exit 3 naming it" t_damage_behind_checksum
+
 t_installed_library() {
     command -v cc >/dev/null && command -v pkg-config >/dev/null && [ -f "$BUILD/CMakeCache.txt" ] ||
         { echo "no cc, pkg-config or build tree: not checked"; return 0; }

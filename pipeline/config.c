@@ -1,13 +1,14 @@
-/* config: schema table, INI parsing (inih), --set overrides, validation,
+/* config: schema table, INI parsing, --set overrides, validation,
  * digests and the generated default.ini / README reference. */
 #include "config.h"
 
 #include <errno.h>
-#include <ini.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "sp_base.h"
@@ -272,10 +273,43 @@ static int section_known(const char *section) {
     return 0;
 }
 
-/* Validates `value` for key i; on success stores a copy. `where` prefixes errors. */
+/* The name of the first control character of s[0..n) (tab excepted), its offset in *at; NULL when none.
+ * The name is a literal or written into hex. */
+static const char *control_char(const char *s, size_t n, size_t *at, char hex[8]) {
+    for (size_t j = 0; j < n; j++) {
+        unsigned char ch = (unsigned char)s[j];
+        if ((ch >= 0x20 && ch != 0x7f) || ch == '\t') continue;
+        *at = j;
+        if (ch == '\n') return "a newline";
+        if (ch == '\r') return "a carriage return";
+        snprintf(hex, 8, "0x%02x", ch);
+        return hex;
+    }
+    return NULL;
+}
+
+/* Validates `value` for key i; on success stores a copy. `where` prefixes errors. The rules every value
+ * obeys, from a file or from --set, so that `config show` writes a file that reads back the same
+ * (the syntax comment in config.h): at most SP_CONFIG_VALUE_MAX characters, no control character but
+ * tab, no ';' at the start or after a space or tab (it would start a comment in a file), and no word twice
+ * in a list. Both callers have trimmed spaces and tabs at either end already. */
 static int set_value(sp_config *c, int i, const char *value, const char *where) {
     const kdef *k = &SCHEMA[i];
     char *end;
+    size_t vlen = strlen(value), at;
+    char hex[8];
+    if (vlen > SP_CONFIG_VALUE_MAX)
+        return sp_err(SP_ECONFIG, "%s%s.%s: value of %zu characters, longer than the %d a value may have", where,
+                      k->section, k->key, vlen, SP_CONFIG_VALUE_MAX);
+    const char *ctl = control_char(value, vlen, &at, hex);
+    if (ctl)
+        return sp_err(SP_ECONFIG, "%s%s.%s: %s at character %zu of the value (a value is one line of text)", where,
+                      k->section, k->key, ctl, at + 1);
+    for (size_t j = 0; j < vlen; j++)
+        if (value[j] == ';' && (!j || value[j - 1] == ' ' || value[j - 1] == '\t'))
+            return sp_err(SP_ECONFIG, "%s%s.%s: ';' at character %zu of the value, %s: it would start a comment "
+                          "in a config file", where, k->section, k->key, j + 1,
+                          j ? "after a space or tab" : "at its start");
     switch (k->type) {
     case T_INT: {
         errno = 0;
@@ -319,6 +353,18 @@ static int set_value(sp_config *c, int i, const char *value, const char *where) 
     case T_LIST:
         if (!value[strspn(value, " \t")])
             return sp_err(SP_ECONFIG, "%s%s.%s: empty list", where, k->section, k->key);
+        /* every list is a vocabulary: a word given twice is a mistake (the second would never be used) */
+        for (const char *p = value + strspn(value, " \t"); *p;) {
+            size_t n = strcspn(p, " \t");
+            for (const char *q = p + n + strspn(p + n, " \t"); *q;) {
+                size_t m = strcspn(q, " \t");
+                if (m == n && !memcmp(p, q, n))
+                    return sp_err(SP_ECONFIG, "%s%s.%s: '%.*s' is listed twice", where, k->section, k->key,
+                                  (int)(n > 64 ? 64 : n), p);
+                q += m + strspn(q + m, " \t");
+            }
+            p += n + strspn(p + n, " \t");
+        }
         break;
     case T_STR:
         if (!*value) return sp_err(SP_ECONFIG, "%s%s.%s: empty value", where, k->section, k->key);
@@ -350,121 +396,120 @@ void sp_config_free(sp_config *c) {
     free(c);
 }
 
-typedef struct {
-    sp_config *c;
-    const char *path;
-    int rc;
-    char msg[768];
-} load_ctx;
-
-static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value) {
-    load_ctx *x = user;
-    if (x->rc) return 1; /* keep the first error */
-    if (!section_known(section)) {
-        x->rc = SP_ECONFIG;
-        snprintf(x->msg, sizeof x->msg, "unknown section [%s] (known: input pipeline graph walks train sage "
-                 "sequence export eval kafka)", section);
-        return 0;
-    }
-    if (!name) return 1; /* a section header alone */
-    int i = find_key(section, name);
-    if (i < 0) {
-        x->rc = SP_ECONFIG;
-        snprintf(x->msg, sizeof x->msg, "unknown key '%s' in [%s] (see configs/default.ini)", name, section);
-        return 0;
-    }
-    int rc = set_value(x->c, i, value, "");
-    if (rc) {
-        x->rc = rc;
-        snprintf(x->msg, sizeof x->msg, "%s", sp_errmsg());
-        return 0;
-    }
-    return 1;
-}
-
-/* libinih (Debian's build) reads lines into a 200-byte buffer: a longer line is cut and its rest read as a
- * line of its own (an indented rest continues the previous key's value), silently. */
-#define INI_LINE_BYTES 199 /* the longest line libinih reads whole, its '\n' included */
+/* The INI reader. One pass over the file's bytes, which are read whole first (CONFIG_MAX_BYTES at most).
+ * Line by line, after a trailing CR, spaces and tabs are dropped (and a UTF-8 BOM at the start):
+ *   - blank, or '#' or ';' as the first character that is not a space or tab: a comment;
+ *   - "[section]", optionally followed by spaces and a "; comment": a section, each at most once;
+ *   - "key = value": the first '=' separates them, spaces and tabs around both are dropped, and a ';' after
+ *     a space or tab starts a comment that ends the value; each key at most once;
+ *   - anything else is an error naming path:line: an indented line (no continuation lines), a key line
+ *     with ':' before its '=' or without '=' (':' is not a separator), a key outside any [section], text
+ *     after a section's ']', a NUL byte, a line longer than CONFIG_LINE_MAX.
+ * Values then pass set_value like a --set's, so both accept exactly the same values. It replaced libinih,
+ * whose 200-byte line buffer refused long paths and which took ':' and text after ']' silently. */
+#define CONFIG_LINE_MAX 8192 /* characters of one line, its '\n' not included */
 #define CONFIG_MAX_BYTES (1 << 20)
 
-/* What libinih would accept silently or misread, checked before it parses: NUL bytes, lines longer than its
- * buffer, indented lines that are not comments (libinih appends them to the previous value), a section
- * header without ']', a section or a key given twice (libinih keeps the last). "path:line: what". */
-static int config_prescan(const char *path, const char *buf, size_t n) {
-    struct {
-        char sect[64], key[64];
-        int line;
-    } seen[512];
-    int nseen = 0, rc = SP_OK;
-    char cur[64] = "";
+static int config_parse(sp_config *c, const char *path, const char *buf, size_t n) {
+    int sect_line[sizeof SECTIONS / sizeof SECTIONS[0]] = {0}, key_line[NKEYS] = {0};
+    int cur = -1; /* index into SECTIONS; -1 before the first header */
+    if (n >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) buf += 3, n -= 3;
     int line = 0;
-    for (size_t pos = 0; !rc && pos < n;) {
+    for (size_t pos = 0; pos < n;) {
         const char *l = buf + pos, *nl = memchr(l, '\n', n - pos);
-        size_t raw = nl ? (size_t)(nl - l) + 1 : n - pos, len = nl ? (size_t)(nl - l) : n - pos;
-        pos += raw;
+        size_t len = nl ? (size_t)(nl - l) : n - pos;
+        pos += nl ? len + 1 : len;
         line++;
-        if (memchr(l, 0, len)) {
-            rc = sp_err(SP_ECONFIG, "%s:%d: a NUL byte", path, line);
-            break;
-        }
-        if (raw > INI_LINE_BYTES) {
-            rc = sp_err(SP_ECONFIG, "%s:%d: line of %zu characters, longer than the %d the INI reader takes "
-                        "(split a comment over several # lines)", path, line, len, INI_LINE_BYTES - 1);
-            break;
-        }
+        if (memchr(l, 0, len)) return sp_err(SP_ECONFIG, "%s:%d: a NUL byte", path, line);
         while (len && (l[len - 1] == '\r' || l[len - 1] == ' ' || l[len - 1] == '\t')) len--;
         size_t lead = 0;
         while (lead < len && (l[lead] == ' ' || l[lead] == '\t')) lead++;
-        if (lead == len || l[lead] == '#' || l[lead] == ';') continue; /* blank or comment */
-        if (lead) {
-            rc = sp_err(SP_ECONFIG, "%s:%d: indented line '%.*s': continuation lines are not supported (one "
-                        "key = value per line)", path, line, (int)(len - lead > 40 ? 40 : len - lead), l + lead);
-            break;
-        }
+        int comment = lead == len || l[lead] == '#' || l[lead] == ';';
+        if (len > CONFIG_LINE_MAX)
+            return comment ? sp_err(SP_ECONFIG, "%s:%d: comment line of %zu characters, longer than the %d a line "
+                                    "may have (split it over several # lines)", path, line, len, CONFIG_LINE_MAX)
+                           : sp_err(SP_ECONFIG, "%s:%d: line of %zu characters, longer than the %d a line may have "
+                                    "(a value may have %d)", path, line, len, CONFIG_LINE_MAX, SP_CONFIG_VALUE_MAX);
+        if (comment) continue;
+        if (lead)
+            return sp_err(SP_ECONFIG, "%s:%d: indented line '%.*s': continuation lines are not supported (one "
+                          "key = value per line)", path, line, (int)(len - lead > 40 ? 40 : len - lead), l + lead);
         if (l[0] == '[') {
             const char *close = memchr(l, ']', len);
-            if (!close) {
-                rc = sp_err(SP_ECONFIG, "%s:%d: section header without ']'", path, line);
-                break;
-            }
-            snprintf(cur, sizeof cur, "%.*s", (int)(close - l - 1), l + 1);
-            for (int i = 0; i < nseen; i++)
-                if (!seen[i].key[0] && !strcmp(seen[i].sect, cur)) {
-                    rc = sp_err(SP_ECONFIG, "%s:%d: section [%s] again (first on line %d): one section each",
-                                path, line, cur, seen[i].line);
-                    break;
-                }
-            if (!rc && nseen < 512) snprintf(seen[nseen].sect, 64, "%s", cur), seen[nseen].key[0] = 0,
-                                    seen[nseen++].line = line;
+            if (!close) return sp_err(SP_ECONFIG, "%s:%d: section header without ']'", path, line);
+            size_t name = (size_t)(close - l - 1), rest = (size_t)(close + 1 - l);
+            size_t sp = rest;
+            while (sp < len && (l[sp] == ' ' || l[sp] == '\t')) sp++;
+            if (sp < len && !(l[sp] == ';' && sp > rest))
+                return sp_err(SP_ECONFIG, "%s:%d: text '%.*s' after the section header's ']' (only a '; comment' "
+                              "may follow it)", path, line, (int)(len - rest > 40 ? 40 : len - rest), l + rest);
+            cur = -1;
+            for (int s = 0; SECTIONS[s] && cur < 0; s++)
+                if (strlen(SECTIONS[s]) == name && !memcmp(SECTIONS[s], l + 1, name)) cur = s;
+            if (cur < 0)
+                return sp_err(SP_ECONFIG, "%s:%d: unknown section [%.*s] (known: input pipeline graph walks train "
+                              "sage sequence export eval kafka)", path, line, (int)(name > 64 ? 64 : name), l + 1);
+            if (sect_line[cur])
+                return sp_err(SP_ECONFIG, "%s:%d: section [%s] again (first on line %d): one section each", path,
+                              line, SECTIONS[cur], sect_line[cur]);
+            sect_line[cur] = line;
             continue;
         }
-        size_t klen = 0; /* the line is not NUL-terminated: bounded by len */
-        while (klen < len && l[klen] != '=' && l[klen] != ':') klen++;
-        if (klen >= len) continue; /* no '=': libinih reports the syntax error */
+        const char *eq = memchr(l, '=', len), *colon = memchr(l, ':', eq ? (size_t)(eq - l) : len);
+        if (colon)
+            return sp_err(SP_ECONFIG, "%s:%d: '%.*s': ':' is not a separator (key = value)", path, line,
+                          (int)(len > 40 ? 40 : len), l);
+        if (!eq || eq == l)
+            return sp_err(SP_ECONFIG, "%s:%d: syntax error (expected [section] or key = value)", path, line);
+        size_t klen = (size_t)(eq - l);
         while (klen && (l[klen - 1] == ' ' || l[klen - 1] == '\t')) klen--;
-        char key[64];
-        snprintf(key, sizeof key, "%.*s", (int)klen, l);
-        for (int i = 0; i < nseen; i++)
-            if (seen[i].key[0] && !strcmp(seen[i].sect, cur) && !strcmp(seen[i].key, key)) {
-                rc = sp_err(SP_ECONFIG, "%s:%d: key '%s' in [%s] again (first on line %d)", path, line, key, cur,
-                            seen[i].line);
+        if (cur < 0)
+            return sp_err(SP_ECONFIG, "%s:%d: key '%.*s' outside any [section] (put it under one, e.g. [input])",
+                          path, line, (int)(klen > 64 ? 64 : klen), l);
+        int i = -1;
+        for (size_t j = 0; j < NKEYS && i < 0; j++)
+            if (!strcmp(SCHEMA[j].section, SECTIONS[cur]) && strlen(SCHEMA[j].key) == klen &&
+                !memcmp(SCHEMA[j].key, l, klen))
+                i = (int)j;
+        if (i < 0)
+            return sp_err(SP_ECONFIG, "%s:%d: unknown key '%.*s' in [%s] (see configs/default.ini)", path, line,
+                          (int)(klen > 64 ? 64 : klen), l, SECTIONS[cur]);
+        if (key_line[i])
+            return sp_err(SP_ECONFIG, "%s:%d: key '%s' in [%s] again (first on line %d)", path, line, SCHEMA[i].key,
+                          SECTIONS[cur], key_line[i]);
+        key_line[i] = line;
+        const char *v = eq + 1, *end = l + len;
+        while (v < end && (*v == ' ' || *v == '\t')) v++;
+        for (const char *p = v; p < end; p++) /* "x ;c": the comment ends the value */
+            if (*p == ';' && (p[-1] == ' ' || p[-1] == '\t')) {
+                end = p;
                 break;
             }
-        if (!rc && nseen < 512) snprintf(seen[nseen].sect, 64, "%s", cur), snprintf(seen[nseen].key, 64, "%s", key),
-                                seen[nseen++].line = line;
+        while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+        char *value = strndup(v, (size_t)(end - v));
+        if (!value) return SP_ENOMEM;
+        int rc = set_value(c, i, value, "");
+        free(value);
+        if (rc) return sp_err(rc, "%s:%d: %s", path, line, sp_errmsg());
     }
-    return rc;
+    return SP_OK;
 }
 
 int sp_config_load(sp_config *c, const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) return sp_err(SP_ECONFIG, "cannot open config %s: %s", path, strerror(errno));
+    /* O_NONBLOCK: a FIFO (or a device) is refused below instead of blocking the open */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return sp_err(SP_ECONFIG, "cannot open config %s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
         return sp_err(SP_ECONFIG, "config %s: not a regular file", path);
     }
-    /* read once: the pre-scan and libinih parse the same bytes */
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return sp_err(SP_ECONFIG, "cannot open config %s: %s", path, strerror(e));
+    }
     char *buf = malloc(CONFIG_MAX_BYTES + 1);
     if (!buf) {
         fclose(f);
@@ -475,28 +520,22 @@ int sp_config_load(sp_config *c, const char *path) {
     if (ferror(f)) rc = sp_err(SP_ECONFIG, "cannot read config %s: %s", path, strerror(errno));
     else if (n > CONFIG_MAX_BYTES) rc = sp_err(SP_ECONFIG, "config %s: larger than %d bytes", path, CONFIG_MAX_BYTES);
     fclose(f);
-    if (!rc) rc = config_prescan(path, buf, n);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = 0; /* no NUL inside (the pre-scan refuses one) */
-    load_ctx x = {.c = c, .path = path};
-    int line = ini_parse_string(buf, cfg_ini_handler, &x);
+    if (!rc) rc = config_parse(c, path, buf, n);
     free(buf);
-    if (x.rc) return sp_err(x.rc, "%s:%d: %s", path, line, x.msg);
-    if (line > 0) return sp_err(SP_ECONFIG, "%s:%d: syntax error (expected [section] or key = value)", path, line);
-    if (line < 0) return sp_err(SP_ENOMEM, "config %s: no memory to parse it", path);
-    return SP_OK;
+    return rc;
 }
 
 int sp_config_set(sp_config *c, const char *a) {
     const char *dot = strchr(a, '.'), *eq = strchr(a, '=');
+    size_t at;
+    char hex[8];
+    const char *ctl = control_char(a, eq ? (size_t)(eq - a) : strlen(a), &at, hex);
+    if (ctl) return sp_err(SP_ECONFIG, "--set: %s at character %zu, in the section.key name", ctl, at + 1);
     if (!dot || !eq || dot > eq || dot == a || eq == dot + 1)
         return sp_err(SP_ECONFIG, "--set '%s': expected section.key=value", a);
     char section[64], key[64];
     size_t sl = (size_t)(dot - a), kl = (size_t)(eq - dot - 1);
-    if (sl >= sizeof section || kl >= sizeof key) return sp_err(SP_ECONFIG, "--set '%s': name too long", a);
+    if (sl >= sizeof section || kl >= sizeof key) return sp_err(SP_ECONFIG, "--set '%.80s': name too long", a);
     memcpy(section, a, sl);
     section[sl] = 0;
     memcpy(key, dot + 1, kl);
@@ -504,7 +543,15 @@ int sp_config_set(sp_config *c, const char *a) {
     if (!section_known(section)) return sp_err(SP_ECONFIG, "--set '%s': unknown section [%s]", a, section);
     int i = find_key(section, key);
     if (i < 0) return sp_err(SP_ECONFIG, "--set '%s': unknown key '%s' in [%s]", a, key, section);
-    return set_value(c, i, eq + 1, "--set ");
+    /* trimmed as a file's value is; what is left obeys the same rules (set_value) */
+    const char *v = eq + 1, *end = v + strlen(v);
+    while (*v == ' ' || *v == '\t') v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    char *value = strndup(v, (size_t)(end - v));
+    if (!value) return SP_ENOMEM;
+    int rc = set_value(c, i, value, "--set ");
+    free(value);
+    return rc;
 }
 
 /* 1 when every word of list a is a word of list b (space- or tab-separated); *bad gets the first that is not. */
@@ -632,8 +679,8 @@ static const char *type_name(const kdef *k) {
     return names[k->type];
 }
 
-/* Writes "# text" wrapped at ~100 columns: libinih reads lines of at most
- * 200 bytes, and a longer comment would spill into a bogus line. */
+/* Writes "# text" wrapped at ~100 columns, to be read by people (the reader
+ * would take lines of up to CONFIG_LINE_MAX characters). */
 static void write_comment(FILE *f, const char *text) {
     const char *p = text;
     while (*p) {

@@ -13,12 +13,25 @@ typedef struct sp_config sp_config;
 
 /* A config with every default and no file. */
 int sp_config_new(sp_config **out);
-/* Reads an INI file over the current values. Errors name "path:line": besides unknown sections and keys
- * and bad values, a NUL byte, a line longer than libinih's buffer (198 characters), an indented line
- * that is not a comment (libinih would append it to the previous value), a section header without ']',
- * and a section or key given twice. */
+/* The syntax of a config file, and what a value may be (from a file or a --set: the same rules, so that
+ * `config show` writes a file that reads back the same):
+ *   - one "key = value" per line under a "[section]" header; '=' is the only separator; spaces and tabs
+ *     around key and value are dropped;
+ *   - a line whose first character (after spaces or tabs) is '#' or ';' is a comment, and so is the rest
+ *     of a key or section line from a ';' that follows a space or tab ("dir = a ;b" reads "a");
+ *   - a value is at most SP_CONFIG_VALUE_MAX characters of one line: no control character (newline, CR,
+ *     ...) but tab, and no ';' at its start or after a space or tab; a list value names no word twice;
+ *   - a line is at most 8192 characters, comments included. */
+#define SP_CONFIG_VALUE_MAX 4096 /* a path of PATH_MAX */
+
+/* Reads an INI file (a regular file; a FIFO or device is refused without blocking) over the current
+ * values. Errors name "path:line": unknown sections and keys, bad values, a NUL byte, a line too long, an
+ * indented line that is not a comment (no continuation lines), a section header without ']' or with text
+ * after it, a key line with ':' before its '=' or with no '=', a key before any [section], and a section
+ * or key given twice. */
 int sp_config_load(sp_config *c, const char *path);
-/* Applies "section.key=value" (a --set). */
+/* Applies "section.key=value" (a --set): the value is trimmed of spaces and tabs at either end as a
+ * file's is, then checked by the same rules. */
 int sp_config_set(sp_config *c, const char *assignment);
 /* Checks that every required key has a value and that keys which constrain each other agree
  * (sequence.width a multiple of sequence.heads, tau_min <= tau, walks.hard_lo <= walks.hard_hi,

@@ -11,7 +11,7 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-dev
       liblmdb-dev lmdb-utils librdkafka-dev kcat libxxhash-dev libzstd-dev zstd
-      libinih-dev python3-lmdb xxhash)
+      python3-lmdb xxhash)
 OPTIONAL_PKGS=(chromium)
 
 want_optional=0

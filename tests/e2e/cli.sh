@@ -92,9 +92,34 @@ sys.exit(0 if readme[a:b].strip() == ref.strip() else 1)
 PY
     for f in default demo gowalla beauty; do
         expect_exit 0 sp config show --config "$SRC/configs/$f.ini" --set input.dir=x --set pipeline.work_dir=y
+        # what `config show` writes reads back the same
+        cp "$E2E_OUT" "$E2E_TMP/$f.shown.ini"
+        expect_exit 0 sp config show --config "$E2E_TMP/$f.shown.ini"
+        cmp -s "$E2E_TMP/$f.shown.ini" "$E2E_OUT" || fail "configs/$f.ini: config show does not round-trip"
     done
 }
 check "shipped configs parse and match the schema" t_configs_in_sync
+
+t_config_values() {
+    # --set takes what a file can hold: trimmed as a file's value, and a value `config show` would write as
+    # something else (a comment, a new line: an injected section) is refused naming the key
+    expect_exit 0 sp config show --config "$SRC/configs/demo.ini" --set 'train.epochs= 4 ' --set 'input.dir= a;b '
+    cp "$E2E_OUT" "$E2E_TMP/shown.ini"
+    grep -qx 'epochs = 4' "$E2E_TMP/shown.ini" && grep -qx 'dir = a;b' "$E2E_TMP/shown.ini" || fail "--set not trimmed"
+    expect_exit 0 sp config show --config "$E2E_TMP/shown.ini"
+    cmp -s "$E2E_TMP/shown.ini" "$E2E_OUT" || fail "--set values do not round-trip"
+    expect_exit 2 sp config show --config "$SRC/configs/demo.ini" --set $'input.dir=a\n[pipeline]\nwork_dir=evil'
+    grep -q "input.dir: a newline" "$E2E_ERR" || fail "newline in --set: $(cat "$E2E_ERR")"
+    expect_exit 2 sp config show --config "$SRC/configs/demo.ini" --set 'input.dir=x ;y'
+    grep -q "input.dir: ';' at character 3" "$E2E_ERR" || fail "';' in --set: $(cat "$E2E_ERR")"
+    expect_exit 2 sp config show --config "$SRC/configs/demo.ini" --set 'input.actions=save click hide hide'
+    grep -q "input.actions: 'hide' is listed twice" "$E2E_ERR" || fail "a list word twice: $(cat "$E2E_ERR")"
+    # a FIFO as --config is refused at once (it blocked in open)
+    mkfifo "$E2E_TMP/fifo.ini"
+    expect_exit 2 timeout 10 "$SAGEPIPE" config show --config "$E2E_TMP/fifo.ini"
+    grep -q "fifo.ini: not a regular file" "$E2E_ERR" || fail "FIFO config: $(cat "$E2E_ERR")"
+}
+check "config values round-trip; --set refuses what a file cannot hold" t_config_values
 
 t_gen_deterministic() {
     expect_exit 0 sp gen --pins 300 --boards 40 --edges 2000 --users 20 --events 100 --seed 3 "$E2E_TMP/g1"

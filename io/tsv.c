@@ -18,6 +18,11 @@
 #define TSV_MAX_LINE (16u << 20)     /* longest line, '\n' excluded ('\r' included) */
 #define TSV_BUF_MAX (TSV_MAX_LINE + 2) /* the longest line + its '\n' + the NUL we add */
 #define TSV_ZIN_SIZE (1u << 20)      /* compressed input chunk */
+/* Compressed bytes handed to one ZSTD_decompressStream call. On an error the decoder does not say how far
+ * it got (zin.pos stays where the call began), so a small step is what places a corruption: the error
+ * message names the step's bytes. Smaller than a block (128 KiB), zstd copies the block into its own
+ * buffer first: a memcpy of compressed bytes, small next to decoding them. */
+#define TSV_ZSTEP (64u << 10)
 
 struct sp_tsv {
     char *path;
@@ -27,6 +32,7 @@ struct sp_tsv {
     int done;            /* 1: end of share reached */
     int err;             /* sticky error (< 0) after a failure */
     int eof;             /* 1: no more data can be put into buf */
+    int keep_nul;        /* sp_tsv_keep_nul_lines: a line holding NUL bytes is returned, not an error */
     /* Line buffer: unconsumed data is buf[beg, end); one byte stays free after
      * end so that a last line without '\n' can be NUL-terminated in place. */
     char *buf;
@@ -114,10 +120,17 @@ static int fill_zst(sp_tsv *t) {
             t->eof = 1; /* every frame complete and flushed */
             break;
         }
-        size_t ret = ZSTD_decompressStream(t->ds, &out, &t->zin);
-        if (ZSTD_isError(ret))
-            return sp_err(SP_EFORMAT, "%s: corrupt zstd data near compressed byte %llu: %s", t->path,
-                          (unsigned long long)(t->bytes_read - (t->zin.size - t->zin.pos)), ZSTD_getErrorName(ret));
+        /* one step of the chunk; the bytes of the file before it are bytes_read - (zin.size - zin.pos) */
+        size_t from = t->zin.pos, step = t->zin.size - from < TSV_ZSTEP ? t->zin.size - from : TSV_ZSTEP;
+        ZSTD_inBuffer in = {t->zin.src, from + step, from};
+        size_t ret = ZSTD_decompressStream(t->ds, &out, &in);
+        if (ZSTD_isError(ret)) {
+            uint64_t at = t->bytes_read - (t->zin.size - from);
+            return sp_err(SP_EFORMAT, "%s: corrupt zstd data, found in compressed bytes %llu-%llu (of %llu): %s",
+                          t->path, (unsigned long long)at, (unsigned long long)(at + step),
+                          (unsigned long long)t->fsize, ZSTD_getErrorName(ret));
+        }
+        t->zin.pos = in.pos;
         t->zlast = ret;
         if (out.pos > 0) break;
         if (t->zin.pos == t->zin.size && t->zin_eof && ret != 0)
@@ -188,11 +201,11 @@ int sp_tsv_open(sp_tsv **out, const char *path, int part, int nparts) {
     t->cap = TSV_BUF_INIT;
     t->buf = malloc(t->cap);
     if (!t->path || !t->buf) { rc = sp_err(SP_ENOMEM, "%s: out of memory", path); goto fail; }
-    t->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (t->fd < 0) { rc = sp_err(SP_EIO, "%s: cannot open: %s", path, strerror(errno)); goto fail; }
+    rc = sp_input_open(path, &t->fd);
+    if (rc > 0) rc = sp_err(SP_EIO, "%s", sp_errmsg()); /* open/fstat failed (errno): the message names path */
+    if (rc) goto fail;
     struct stat st;
     if (fstat(t->fd, &st) != 0) { rc = sp_err(SP_EIO, "%s: cannot stat: %s", path, strerror(errno)); goto fail; }
-    if (!S_ISREG(st.st_mode)) { rc = sp_err(SP_EIO, "%s: not a regular file", path); goto fail; }
     t->fsize = (uint64_t)st.st_size;
     (void)posix_fadvise(t->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
@@ -305,11 +318,15 @@ int sp_tsv_next(sp_tsv *t, char **line, size_t *len) {
             n = adv = avail; /* last line without '\n' */
         }
         if (n > TSV_MAX_LINE) return line_error(t, "line longer than 16 MiB");
-        if (t->nul_at != SIZE_MAX && t->nul_at < t->beg + n) return line_error(t, "NUL byte in line");
+        if (t->nul_at != SIZE_MAX && t->nul_at < t->beg + n && !t->keep_nul) return line_error(t, "NUL byte in line");
         uint64_t idx = t->lines; /* 0-based index of this line in the share (global for .zst) */
         t->lines++;
         t->beg += adv;
         if (t->beg == t->end) { t->beg = t->end = 0; t->nul_at = SIZE_MAX; } /* nul_at was >= old end */
+        else if (t->nul_at != SIZE_MAX && t->nul_at < t->beg) { /* keep_nul: the NUL was in this line */
+            const char *z = memchr(t->buf + t->beg, 0, t->end - t->beg); /* the next one: each byte looked at once */
+            t->nul_at = z ? (size_t)(z - t->buf) : SIZE_MAX;
+        }
         if (!t->zst) {
             t->off += adv;
             t->bytes_read += adv;
@@ -327,6 +344,8 @@ int sp_tsv_next(sp_tsv *t, char **line, size_t *len) {
         return 1;
     }
 }
+
+void sp_tsv_keep_nul_lines(sp_tsv *t) { t->keep_nul = 1; }
 
 uint64_t sp_tsv_line_no(const sp_tsv *t) { return t->line_no; }
 int sp_tsv_first_line_known(const sp_tsv *t) { return t->zst || t->part == 0; }
@@ -439,6 +458,112 @@ int sp_parse_f32(const char *s, float *v) {
     return 0;
 }
 
+/* ---------- text checks ---------- */
+
+/* Length (1-4) of the valid UTF-8 sequence at p[0..n), n >= 1, or 0 when p[0] does not start one
+ * (Unicode Table 3-7: no overlong forms, no surrogates D800-DFFF, nothing above U+10FFFF). */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0], lo = 0x80, hi = 0xBF;
+    size_t k;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) k = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        k = 3;
+        if (c == 0xE0) lo = 0xA0;      /* shorter forms are overlong */
+        else if (c == 0xED) hi = 0x9F; /* ED A0..BF are the surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        k = 4;
+        if (c == 0xF0) lo = 0x90;      /* overlong */
+        else if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
+    } else return 0; /* 80..C1 (continuation, overlong 2-byte lead), F5..FF */
+    if (n < k || p[1] < lo || p[1] > hi) return 0;
+    for (size_t j = 2; j < k; j++)
+        if ((p[j] & 0xC0) != 0x80) return 0;
+    return k;
+}
+
+int sp_text_check(const char *s, size_t n, size_t *at) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        if (n - i >= 8) { /* ASCII fast path: no byte with the high bit set and no zero byte in 8 */
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            /* a zero byte borrows in w - 0x01..01 and sets its high bit; no false "all clear" */
+            if (!(((w - 0x0101010101010101ULL) | w) & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
+        size_t k = p[i] ? utf8_len(p + i, n - i) : 0;
+        if (!k) {
+            if (at) *at = i;
+            return p[i] ? SP_TEXT_NOT_UTF8 : SP_TEXT_NUL;
+        }
+        i += k;
+    }
+    return SP_TEXT_OK;
+}
+
+size_t sp_text_escape(char *out, size_t cap, const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, o = 0;
+    if (!cap) return 0;
+    while (i < n) {
+        size_t k = p[i] ? utf8_len(p + i, n - i) : 0;
+        if (k) {
+            if (o + k >= cap) break;
+            memcpy(out + o, p + i, k);
+            o += k;
+            i += k;
+        } else {
+            if (o + 4 >= cap) break;
+            snprintf(out + o, 5, "\\x%02x", p[i]);
+            o += 4;
+            i++;
+        }
+    }
+    out[o] = 0;
+    return i;
+}
+
+/* ---------- input files ---------- */
+
+static const char *file_kind(mode_t m) {
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+           : S_ISCHR(m) || S_ISBLK(m) ? "a device" : "a special file";
+}
+
+int sp_input_open(const char *path, int *fd) {
+    struct stat st;
+    int e;
+    *fd = -1;
+    int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO opens at once, and fstat tells */
+    if (f < 0) {
+        e = errno;
+        sp_err(e, "%s: cannot open: %s", path, strerror(e));
+        return e;
+    }
+    if (fstat(f, &st) != 0) {
+        e = errno;
+        sp_err(e, "%s: cannot stat: %s", path, strerror(e));
+        close(f);
+        return e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(f);
+        return sp_err(SP_EINPUT, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+    }
+    int fl = fcntl(f, F_GETFL);
+    if (fl < 0 || fcntl(f, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        e = errno;
+        sp_err(e, "%s: fcntl: %s", path, strerror(e));
+        close(f);
+        return e;
+    }
+    *fd = f;
+    return SP_OK;
+}
+
 const char *const sp_input_files[SP_INPUT_FILES] = {"pin_board.tsv", "pin_pin.tsv", "pin_dense.sfv", "pin_tokens.tsv",
                                                     "events.tsv"};
 
@@ -459,8 +584,7 @@ int sp_input_path(const char *dir, const char *name, char *out, size_t cap) {
         if (stat(out, &st))
             return sp_err(SP_EINPUT, "%s: a symbolic link to a missing file (%s)", out, strerror(errno));
         if (!S_ISREG(st.st_mode))
-            return sp_err(SP_EINPUT, "%s: not a regular file (%s)", out,
-                           S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a special file");
+            return sp_err(SP_EINPUT, "%s: not a regular file (%s)", out, file_kind(st.st_mode));
         if (!z) { /* both names: which one is the date's input is unknown (a half-done recompression?) */
             char zp[PATH_MAX + 8];
             snprintf(zp, sizeof zp, "%s.zst", out);

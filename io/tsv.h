@@ -17,16 +17,24 @@ typedef struct sp_tsv sp_tsv;
  * ".zst" file (detected by name suffix): the stream cannot be split, so every
  * share decompresses the whole stream and yields only the lines whose
  * 0-based line index % nparts == part (sp_tsv_line_no stays exact).
- * On failure returns an error (SP_EIO with the path in sp_errmsg, SP_EFORMAT
- * for a corrupt .zst header) and *out is NULL. */
+ * The open never blocks: path must name a regular file (sp_input_open).
+ * On failure returns an error (SP_EIO with the path in sp_errmsg, SP_EINPUT
+ * for a FIFO, a directory or a device, SP_EFORMAT for a corrupt .zst header)
+ * and *out is NULL. */
 int sp_tsv_open(sp_tsv **out, const char *path, int part, int nparts);
+
+/* Opt-in for callers that reject bad rows one by one (the ingest stage): from now on sp_tsv_next returns a
+ * line holding NUL bytes like any other line (1, with *len counting every byte, so strlen(*line) < *len
+ * tells it) instead of failing with SP_EINPUT. Lines over 16 MiB stay an error. */
+void sp_tsv_keep_nul_lines(sp_tsv *t);
 
 /* Next data line of this share: comment ('#' first char) and empty lines are
  * skipped (they still count in the line numbers). The '\n' (and a '\r' before
  * it) is stripped; *line is NUL-terminated and valid until the next call.
  * Returns 1 for a line, 0 at the end of the share, or an error code < 0
- * (SP_EIO read error, SP_EFORMAT corrupt/truncated zstd data, SP_EINPUT a line
- * longer than 16 MiB or containing a NUL byte). */
+ * (SP_EIO read error, SP_EFORMAT corrupt/truncated zstd data naming the compressed
+ * bytes where the decoder found it, SP_EINPUT a line longer than 16 MiB or containing a NUL byte, the
+ * latter unless sp_tsv_keep_nul_lines). */
 int sp_tsv_next(sp_tsv *t, char **line, size_t *len);
 
 /* 1-based line number of the line last returned, relative to where this share
@@ -64,6 +72,26 @@ int sp_parse_u64(const char *s, uint64_t *v);
 int sp_parse_i64(const char *s, int64_t *v);
 /* Finite float only: "nan", "inf" and overflow return -2. */
 int sp_parse_f32(const char *s, float *v);
+
+/* Text checks for input rows (DESIGN §3: all text inputs are UTF-8). */
+enum { SP_TEXT_OK = 0, SP_TEXT_NUL = 1, SP_TEXT_NOT_UTF8 = 2 };
+/* Scans s[0..n): SP_TEXT_OK when it is valid UTF-8 (RFC 3629: shortest form, no surrogates, at most
+ * U+10FFFF) without a NUL byte; else SP_TEXT_NUL or SP_TEXT_NOT_UTF8 for the first bad byte, whose offset
+ * goes to *at (at may be NULL). ASCII runs are checked 8 bytes at a time. */
+int sp_text_check(const char *s, size_t n, size_t *at);
+/* Copies s[0..n) to out (cap >= 1 bytes, always NUL-terminated) as valid UTF-8 text for messages and
+ * rejects.tsv: each byte that is not part of a valid UTF-8 sequence, and each NUL, is written as the four
+ * characters \xNN; valid characters are copied. Stops early, at a character boundary, when out is full
+ * (a cut is not marked). Returns the number of input bytes consumed (n when all of s fit). */
+size_t sp_text_escape(char *out, size_t cap, const char *s, size_t n);
+
+/* Opens `path` for reading without blocking, for an input that must be a regular file: O_NONBLOCK, then
+ * fstat (a FIFO without a writer would block a plain open forever), then the flag is cleared. On success
+ * *fd is the descriptor (the caller closes it). Errors (nothing to close), sp_errmsg naming path:
+ * SP_EINPUT "PATH: not a regular file (a FIFO)" (or a directory, a socket, a device); when open or fstat
+ * fails, the errno value itself (> 0: ENOENT for a missing file or a dangling link, EACCES, ...), so that
+ * the caller decides what a missing file is (ingest: never, it looks first; importers: SP_EINPUT). */
+int sp_input_open(const char *path, int *fd);
 
 /* Path of an input: `dir/name` or `dir/name.zst`, whichever exists; writes
  * the chosen path to out (size cap) and returns 1, or 0 when neither exists.

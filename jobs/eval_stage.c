@@ -51,6 +51,7 @@ static int held_out(const sp_run_ctx *ctx, const sp_emb_set *e, const sp_user_se
     enum { S_SIDE = 2 * SP_METRICS_MAX_K + 1, S_NOVEC = 2 * S_SIDE, S_REL, NSUM = S_REL + 4 };
     double sum[NSUM] = {0};
     int rc = sp_lists_load_lightgcn(test_path, &test, NULL);
+    if (rc) rc = sp_err(rc, "eval.test %s", sp_errmsg()); /* (a FIFO or a directory is refused at once) */
     if (!rc) rc = sp_lists_need_items(&test, test_path);
     if (rc) {
         sp_lists_free(&test);

@@ -39,11 +39,13 @@ static const char *const *const FILE_NAMES = sp_input_files;
 /* Timestamps past 9999-12-31 are rejected: day arithmetic on them (histories' windows, gaps) would overflow. */
 #define TS_END ((int64_t)253402300800000)
 
+/* New reasons go last: the order is that of the counts in _SUCCESS.json and of the rejects log line. */
 enum { R_PARSE, R_BAD_ID, R_ID_RANGE, R_BAD_TS, R_WINDOW, R_ACTION, R_WEIGHT, R_SELF_LOOP, R_NAN, R_DUP,
-       R_TOO_LONG, NREASONS };
+       R_TOO_LONG, R_NUL, R_UTF8, NREASONS };
 static const char *const REASONS[NREASONS] = {"parse_error", "bad_id", "id_out_of_range", "bad_timestamp",
                                               "outside_window", "unknown_action", "bad_weight", "self_loop",
-                                              "nan_feature", "duplicate", "too_many_tokens"};
+                                              "nan_feature", "duplicate", "too_many_tokens", "nul_byte",
+                                              "not_utf8"};
 
 #define MAX_TOKENS 8192
 #define MAX_VOCAB 64
@@ -158,20 +160,43 @@ static void reject(ingest *g, int file, int reason, uint64_t line, int src, int 
     r->src = src;
     r->part = g->cur_part;
     r->known = known;
+    /* rejects.tsv stays valid UTF-8 text: a detail is cut at a character boundary, and a byte that is not
+     * UTF-8 (a message quoting a Kafka payload, say) is written as \xNN */
+    char text[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    sp_text_escape(r->detail, sizeof r->detail, text, strlen(text));
     for (char *p = r->detail; *p; p++)
         if (*p == '\t' || *p == '\n' || *p == '\r') *p = ' ';
 }
 
-/* Shortened copy of a field for messages. */
+/* Shortened copy of a field for messages: cut at a character boundary ("..." marks the cut), bytes that
+ * are not UTF-8 as \xNN. */
 static const char *clip(const char *s) {
     static _Thread_local char b[48];
-    snprintf(b, sizeof b, "%s", s);
-    if (strlen(s) >= sizeof b) memcpy(b + sizeof b - 4, "...", 4);
+    size_t n = strlen(s);
+    if (sp_text_escape(b, sizeof b, s, n) < n) { /* does not fit: room for the "..." */
+        sp_text_escape(b, sizeof b - 3, s, n);
+        memcpy(b + strlen(b), "...", 4);
+    }
     return b;
+}
+
+/* Checks a row's bytes before any field is parsed (DESIGN §3: text inputs are UTF-8; a NUL byte would cut
+ * the C strings the parsers see): records a nul_byte or not_utf8 reject, with the bad byte's position and
+ * the bytes around it escaped, and returns 1; 0 for a row of valid text. */
+static int bad_text(ingest *g, int file, const char *line, size_t len, uint64_t lno, int known) {
+    size_t at = 0;
+    int k = sp_text_check(line, len, &at);
+    if (k == SP_TEXT_OK) return 0;
+    char ex[56];
+    size_t from = at > 16 ? at - 16 : 0, used = sp_text_escape(ex, sizeof ex, line + from, len - from);
+    reject(g, file, k == SP_TEXT_NUL ? R_NUL : R_UTF8, lno, g->rank, known, "%s at byte %zu: '%s%s%s'",
+           k == SP_TEXT_NUL ? "NUL byte" : "not valid UTF-8", at + 1, from ? "..." : "", ex,
+           from + used < len ? "..." : "");
+    return 1;
 }
 
 /* Parses an id field; on failure records the reject and returns -1. */
@@ -236,7 +261,8 @@ static int sink_tok(void *c, int src, const void *rec, size_t len) {
 
 /* ---------- per-file parsing ---------- */
 
-typedef int (*row_fn)(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known);
+/* One row: line[0..len) NUL-terminated, which may hold NUL bytes (sp_tsv_keep_nul_lines): bad_text first. */
+typedef int (*row_fn)(ingest *g, sp_shuffle *s, char *line, size_t len, uint64_t lno, int known);
 
 /* A row's tag orders rows as the file does: the global line when this share
  * knows it (rank 0's share, .zst), else (origin rank, line in the share) —
@@ -247,7 +273,8 @@ static uint64_t tag_of(const ingest *g, uint64_t lno, int known) {
     return known ? lno : ((uint64_t)g->rank << LINE_BITS) | lno;
 }
 
-static int row_pin_board(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known) {
+static int row_pin_board(ingest *g, sp_shuffle *s, char *line, size_t len, uint64_t lno, int known) {
+    if (bad_text(g, F_PIN_BOARD, line, len, lno, known)) return SP_OK;
     char *f[4];
     int n = sp_tsv_split(line, f, 4);
     if (n < 2 || n > 3) {
@@ -267,7 +294,8 @@ static int row_pin_board(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int
     return sp_shuffle_put(s, sp_owner(SP_PIN, e.pin, g->size), &e, sizeof e);
 }
 
-static int row_pin_pin(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known) {
+static int row_pin_pin(ingest *g, sp_shuffle *s, char *line, size_t len, uint64_t lno, int known) {
+    if (bad_text(g, F_PIN_PIN, line, len, lno, known)) return SP_OK;
     char *f[4];
     int n = sp_tsv_split(line, f, 4);
     if (n < 2 || n > 3) {
@@ -290,7 +318,8 @@ static int row_pin_pin(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int k
     return sp_shuffle_put(s, sp_owner(SP_PIN, e.a, g->size), &e, sizeof e);
 }
 
-static int row_tokens(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known) {
+static int row_tokens(ingest *g, sp_shuffle *s, char *line, size_t len, uint64_t lno, int known) {
+    if (bad_text(g, F_TOKENS, line, len, lno, known)) return SP_OK;
     char **f = (char **)g->list_buf[0];
     int n = sp_tsv_split_ws(line, f, MAX_TOKENS + 1);
     if (n < 2) {
@@ -311,7 +340,8 @@ static int row_tokens(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int kn
     return sp_shuffle_put(s, sp_owner(SP_PIN, pin, g->size), rec, 8 * (size_t)(n + 2));
 }
 
-static int row_events(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known) {
+static int row_events(ingest *g, sp_shuffle *s, char *line, size_t len, uint64_t lno, int known) {
+    if (bad_text(g, F_EVENTS, line, len, lno, known)) return SP_OK;
     char *f[6];
     int n = sp_tsv_split(line, f, 6);
     if (n < 4 || n > 5) {
@@ -355,6 +385,7 @@ static int read_tsv(ingest *g, int file, const char *path, row_fn fn, sp_shuffle
     sp_tsv *t = NULL;
     int rc = sp_shuffle_new(&s, (size_t)sp_config_int(g->ctx->cfg, "pipeline", "shuffle_buffer_mb") << 20, sink, g);
     if (!rc) rc = sp_tsv_open(&t, path, own ? 0 : g->rank, own ? 1 : g->size);
+    if (!rc) sp_tsv_keep_nul_lines(t); /* a NUL byte makes one nul_byte reject, not a failed ingest */
     rc = sp_dist_agree(rc);
     if (rc) {
         sp_tsv_close(t);
@@ -374,7 +405,7 @@ static int read_tsv(ingest *g, int file, const char *path, row_fn fn, sp_shuffle
             else if (r == 0) have = 0;
             else {
                 rows++;
-                lrc = fn(g, s, line, sp_tsv_line_no(t), known);
+                lrc = fn(g, s, line, len, sp_tsv_line_no(t), known);
                 if ((rows & 4095) == 0) {
                     p.total = sp_tsv_share_bytes(t);
                     p.done = sp_tsv_bytes_read(t) - 4096;
@@ -447,7 +478,7 @@ static int read_dense(ingest *g, const char *path) {
 /* ---------- Kafka events ---------- */
 
 /* A staged Kafka row: "partition:offset", a tab, then events.tsv's columns. */
-static int row_kafka(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int known) {
+static int row_kafka(ingest *g, sp_shuffle *s, char *line, size_t len, uint64_t lno, int known) {
     (void)lno;
     (void)known;
     char *colon, *tab = strchr(line, '\t');
@@ -457,7 +488,7 @@ static int row_kafka(ingest *g, sp_shuffle *s, char *line, uint64_t lno, int kno
     *tab = 0;
     if (sp_parse_u64(colon + 1, &off) || off > KAFKA_OFF_MASK) goto bad;
     g->cur_part = (int32_t)part;
-    int rc = row_events(g, s, tab + 1, off, 1);
+    int rc = row_events(g, s, tab + 1, len - (size_t)(tab + 1 - line), off, 1);
     g->cur_part = -1;
     return rc;
 bad:

@@ -139,14 +139,34 @@ typedef struct {
     int val_last;       /* 0: at random (fixed by the user id), 1: the last ones in file order */
 } seq_spec;
 
+/* The token is quoted escaped (bytes that are not UTF-8 as \xNN), so that the message is valid text. */
 static int bad_token(const char *path, unsigned long long line, const char *tok, size_t n, int why) {
-    return sp_err(SP_EINPUT, "%s:%llu: bad id '%.*s': %s", path, line, (int)(n > 40 ? 40 : n), tok,
+    char q[48];
+    sp_text_escape(q, sizeof q, tok, n > 40 ? 40 : n);
+    return sp_err(SP_EINPUT, "%s:%llu: bad id '%s': %s", path, line, q,
                   why == -2 ? "does not fit in 64 bits" : "not a non-negative decimal integer");
 }
 
+/* Opens an input file named on the command line: it must be a regular file, opened without blocking on a
+ * FIFO (sp_input_open); anything else is SP_EINPUT naming it, as is a missing file; other open failures
+ * are SP_EIO. */
+static int open_input(const char *path, FILE **f) {
+    int fd, rc = sp_input_open(path, &fd);
+    *f = NULL;
+    if (rc > 0) return sp_err(rc == ENOENT ? SP_EINPUT : SP_EIO, "%s", sp_errmsg());
+    if (rc) return rc;
+    if (!(*f = fdopen(fd, "rb"))) {
+        int e = errno;
+        close(fd);
+        return sp_err(SP_EIO, "%s: cannot open: %s", path, strerror(e));
+    }
+    return SP_OK;
+}
+
 static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u64map *items, sp_import_stats *st) {
-    FILE *in = fopen(sp->path, "rb");
-    if (!in) return sp_err(errno == ENOENT ? SP_EINPUT : SP_EIO, "%s: cannot open: %s", sp->path, strerror(errno));
+    FILE *in;
+    int orc = open_input(sp->path, &in);
+    if (orc) return orc;
     char *line = NULL;
     size_t lcap = 0;
     uint64_t *ids = NULL, *set = NULL, *val = NULL;
@@ -284,8 +304,9 @@ static int cmp_row(const void *a, const void *b) {
 }
 
 static int read_file(const char *path, char **data, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return sp_err(errno == ENOENT ? SP_EINPUT : SP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    int orc = open_input(path, &f);
+    if (orc) return orc;
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap);
     int rc = SP_OK;

@@ -57,6 +57,15 @@ insert_line() {
         mv "$1.tmp" "$1"
 }
 
+# insert_bytes FILE LINE FORMAT: the bytes of bash's printf FORMAT (\xHH: a NUL, bytes that are not UTF-8)
+# become line LINE (1-based) of FILE; awk cannot carry a NUL.
+insert_bytes() {
+    { head -n $(($2 - 1)) "$1" && printf "$3\n" && tail -n +"$2" "$1"; } >"$1.tmp" && mv "$1.tmp" "$1"
+}
+
+# is_utf8 FILE: exit 0 when FILE is valid UTF-8 text
+is_utf8() { python3 -c 'import sys; open(sys.argv[1], "rb").read().decode("utf-8")' "$1" 2>/dev/null; }
+
 # ingest DIR [np] [extra args...]: runs ingest of DIR/in into DIR/work (np 0 = no mpirun)
 ingest_cmd() {
     local dir=$1 np=$2
@@ -75,7 +84,7 @@ rejects_of() {
     local f=$1/work/$DATE/ingest/rejects.tsv
     [ -f "$f" ] || fail "no $f"
     head -n 1 "$f" | grep -qx $'#file\tline\treason\tdetail' || fail "rejects.tsv header is '$(head -n 1 "$f")'"
-    grep -v '^#' "$f" | cut -f1-3
+    grep -a -v '^#' "$f" | cut -f1-3
 }
 
 # expect_rejects DIR EXPECTED: rejects.tsv holds exactly the EXPECTED rows (any order)
@@ -112,7 +121,7 @@ expect_count() {
     [ "$v" = "$3" ] || fail "counts.$2 = $v, want $3"
 }
 
-data_lines() { grep -cv -e '^#' -e '^$' "$1" || true; }
+data_lines() { grep -a -cv -e '^#' -e '^$' "$1" || true; } # -a: a NUL would split a line (binary mode)
 
 # new_case: a fresh case directory with in/pin_board.tsv of N good rows (default 800:
 # one bad row among < 1000 rows exceeds the default max_reject_fraction of 0.001;
@@ -179,6 +188,13 @@ setup_too_many_tokens() {
     insert_line "$1/in/pin_tokens.tsv" $AUX_LINE "$(awk 'BEGIN { printf "900001"; for (i = 0; i <= 8192; i++) printf " t%d", i }')"
 }
 
+# A NUL byte or bytes that are not UTF-8 (DESIGN §3: text inputs are UTF-8) make one reject, not a failed ingest.
+setup_nul_byte() { insert_bytes "$1/in/pin_board.tsv" $PB_LINE '9000\x001\t5'; }
+setup_not_utf8() {
+    gen_tokens 100 >"$1/in/pin_tokens.tsv"
+    insert_bytes "$1/in/pin_tokens.tsv" $AUX_LINE '900001\tcat_1 \xff\xfe'
+}
+
 check "parse_error pin_board.tsv:$PB_LINE" reason_check parse_error pin_board.tsv $PB_LINE setup_parse_error
 check "bad_id pin_board.tsv:$PB_LINE" reason_check bad_id pin_board.tsv $PB_LINE setup_bad_id
 check "id_out_of_range pin_board.tsv:$PB_LINE" reason_check id_out_of_range pin_board.tsv $PB_LINE setup_id_out_of_range
@@ -190,6 +206,8 @@ check "self_loop pin_pin.tsv:$AUX_LINE" reason_check self_loop pin_pin.tsv $AUX_
 check "nan_feature pin_dense.sfv:$AUX_LINE" reason_check nan_feature pin_dense.sfv $AUX_LINE setup_nan_feature
 check "duplicate pin_board.tsv:$PB_LINE" reason_check duplicate pin_board.tsv $PB_LINE setup_duplicate
 check "too_many_tokens pin_tokens.tsv:$AUX_LINE" reason_check too_many_tokens pin_tokens.tsv $AUX_LINE setup_too_many_tokens
+check "nul_byte pin_board.tsv:$PB_LINE" reason_check nul_byte pin_board.tsv $PB_LINE setup_nul_byte
+check "not_utf8 pin_tokens.tsv:$AUX_LINE" reason_check not_utf8 pin_tokens.tsv $AUX_LINE setup_not_utf8
 
 # ---------------------------------------------------------------- more forms, one run
 # Further bad forms of each reason, and duplicates in every file, in one input
@@ -333,6 +351,66 @@ $(diff "$ref" "$f" | head)"
     done
 }
 check "rejects.tsv sorted by (file, line), identical for 1/2/4 ranks and .zst" big_sorted
+
+# NUL bytes and bytes that are not UTF-8 in pin_board, events and pin_tokens, plain and .zst, read by 1, 2 and 4
+# ranks: the same rejects.tsv, byte for byte, and valid UTF-8 itself (details escape bad bytes as \xNN).
+TXT=$E2E_TMP/txt
+make_txt() {
+    mkdir -p "$TXT/in" "$TXT/zin"
+    gen_pin_board 6000 >"$TXT/in/pin_board.tsv"
+    insert_bytes "$TXT/in/pin_board.tsv" 3 '900001\t5\x00\t1'          # nul_byte
+    insert_bytes "$TXT/in/pin_board.tsv" 2999 '900002\t\xc3(\t1'       # not_utf8 (a lead byte without its follower)
+    insert_bytes "$TXT/in/pin_board.tsv" 4500 '\x00900003\t5'          # nul_byte at the first byte
+    printf '900004\t5\x00' >>"$TXT/in/pin_board.tsv"                   # nul_byte, last line without '\n'
+    gen_events 3000 >"$TXT/in/events.tsv"
+    insert_bytes "$TXT/in/events.tsv" 1500 '900001\t5\tsa\xffve\t'$((DAY_MS + 5))   # not_utf8 action
+    insert_bytes "$TXT/in/events.tsv" 2000 '900001\t5\tsave\x00\t'$((DAY_MS + 5))  # nul_byte
+    # unknown_action, valid UTF-8 of 3-byte characters: the detail's copy is cut at a character boundary
+    insert_bytes "$TXT/in/events.tsv" 2500 '900001\t5\t'"$(printf '€%.0s' {1..20})"'\t'$((DAY_MS + 5))
+    gen_tokens 2000 >"$TXT/in/pin_tokens.tsv"
+    insert_bytes "$TXT/in/pin_tokens.tsv" 7 '900003\tcaf\xc3\xa9 \xe2\x82\xac'      # valid UTF-8: kept
+    insert_bytes "$TXT/in/pin_tokens.tsv" 1000 '900001\tcat_1 \xff\xfe'            # not_utf8
+    insert_bytes "$TXT/in/pin_tokens.tsv" 1999 '900002\tslash\xc0\xaf'             # not_utf8 (overlong '/')
+    for f in pin_board events pin_tokens; do zstd -q "$TXT/in/$f.tsv" -o "$TXT/zin/$f.tsv.zst" || return 1; done
+    TXT_WANT=$(printf '%s\n' \
+        $'pin_board.tsv\t3\tnul_byte' $'pin_board.tsv\t2999\tnot_utf8' $'pin_board.tsv\t4500\tnul_byte' \
+        $'pin_board.tsv\t6004\tnul_byte' $'events.tsv\t1500\tnot_utf8' $'events.tsv\t2000\tnul_byte' \
+        $'events.tsv\t2500\tunknown_action' \
+        $'pin_tokens.tsv\t1000\tnot_utf8' $'pin_tokens.tsv\t1999\tnot_utf8')
+}
+make_txt || { echo "cannot build the text input set" >&2; exit 2; }
+
+txt_run() { # NP zst|plain
+    local d=$E2E_TMP/txt_$1_$2 r
+    mkdir -p "$d"
+    if [ "$2" = zst ]; then ln -s "$TXT/zin" "$d/in"; else ln -s "$TXT/in" "$d/in"; fi
+    expect_exit 0 ingest_cmd "$d" "$1" --set input.max_reject_fraction=0.01
+    expect_rejects "$d" "$TXT_WANT"
+    expect_count "$d" reject_nul_byte 4
+    expect_count "$d" reject_not_utf8 4
+    expect_count "$d" reject_total 9
+    expect_count "$d" rows_pin_board 6004
+    expect_count "$d" rows_events 3003
+    expect_count "$d" rows_pin_tokens 2003
+    expect_count "$d" edges 6000
+    expect_count "$d" events 3000
+    expect_count "$d" token_rows 2001
+    r=$d/work/$DATE/ingest/rejects.tsv
+    is_utf8 "$r" || fail "rejects.tsv is not valid UTF-8: $(grep -a not_utf8 "$r" | od -c | head)"
+    grep -qF "not valid UTF-8 at byte 12: '900001 5 sa\xffve " "$r" || fail "events detail: $(grep -a events "$r")"
+    grep -qF "NUL byte at byte 1: '\x00900003 5'" "$r" || fail "nul detail: $(grep -a 4500 "$r")"
+    grep -qF "action '$(printf '€%.0s' {1..14})...' is not" "$r" || fail "cut detail: $(grep -a 2500 "$r")"
+    if [ "$1" != 0 ] || [ "$2" != plain ]; then
+        cmp -s "$E2E_TMP/txt_0_plain/work/$DATE/ingest/rejects.tsv" "$r" ||
+            fail "rejects.tsv differs from the 1-process plain one: $(diff "$E2E_TMP/txt_0_plain/work/$DATE/ingest/rejects.tsv" "$r")"
+    fi
+}
+check "nul_byte / not_utf8 rows, 1 process" txt_run 0 plain
+check "nul_byte / not_utf8 rows, mpirun -np 2, same rejects.tsv" txt_run 2 plain
+check "nul_byte / not_utf8 rows, mpirun -np 4, same rejects.tsv" txt_run 4 plain
+check "nul_byte / not_utf8 rows, .zst inputs, 1 process, same rejects.tsv" txt_run 0 zst
+check "nul_byte / not_utf8 rows, .zst inputs, mpirun -np 2, same rejects.tsv" txt_run 2 zst
+check "nul_byte / not_utf8 rows, .zst inputs, mpirun -np 4, same rejects.tsv" txt_run 4 zst
 
 per_reason_cap() { # 25 bad rows, rejects_per_reason=20 -> the first 20 lines, count 25
     local d want

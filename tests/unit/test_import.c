@@ -1,10 +1,12 @@
 /* test_import: LightGCN and S3Rec importers on small hand-written fixtures:
- * exact rows, dedupe counts, holdout, attributes, and bad input naming the
- * file and line. */
+ * exact rows, dedupe counts, holdout, attributes, bad input naming the
+ * file and line, and inputs that are not regular files refused without blocking. */
 #include "check.h"
 #include "import.h"
 #include "sp_base.h"
+#include "tsv.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -174,6 +176,9 @@ static void test_bad_input(void) {
     expect_bad("1 2 99999999999999999999\n", "64 bits", ":1:");
     expect_bad("1 2\n3 4\n1 5\n", "appears again", ":3:");
     expect_bad("", "no lines", "train.txt");
+    /* a token that is not UTF-8 is quoted escaped: the message stays valid text */
+    expect_bad("1 2 3\n2 x\xff\xfe 4\n", "'x\\xff\\xfe'", ":2:");
+    CHECK_MSG(sp_text_check(sp_errmsg(), strlen(sp_errmsg()), NULL) == SP_TEXT_OK, "not UTF-8: %s", sp_errmsg());
     char out[128];
     snprintf(out, sizeof out, "%s/none_out", root);
     CHECK_RC(sp_import_lightgcn("/nonexistent/dir", out, 0, 0, NULL), SP_EINPUT);
@@ -268,6 +273,41 @@ static void test_s3rec(void) {
     CHECK(access(p, F_OK) != 0);
 }
 
+/* train.txt, an S3Rec sequence file or item2attributes.json that is a FIFO or a directory: SP_EINPUT (exit 3,
+ * as for a missing file) naming it, at once -- a FIFO without a writer used to block the import forever
+ * (the alarm turns such a hang into a failed test), a directory was an I/O error (exit 4). */
+static void test_not_regular_inputs(void) {
+    char data[128], out[128], p[256], seq[256];
+    snprintf(data, sizeof data, "%s/special", root);
+    snprintf(out, sizeof out, "%s/special_out", root);
+    mkdir(data, 0777);
+    snprintf(p, sizeof p, "%s/train.txt", data);
+    alarm(60);
+    CHECK(mkfifo(p, 0600) == 0);
+    CHECK_RC(sp_import_lightgcn(data, out, 0, 0, NULL), SP_EINPUT);
+    CHECK_MSG(strstr(sp_errmsg(), "train.txt: not a regular file (a FIFO)"), "%s", sp_errmsg());
+    CHECK_RC(sp_import_s3rec(p, out, NULL, 0, NULL), SP_EINPUT);
+    CHECK_MSG(strstr(sp_errmsg(), "train.txt: not a regular file (a FIFO)"), "%s", sp_errmsg());
+    unlink(p);
+    CHECK(mkdir(p, 0700) == 0);
+    CHECK_RC(sp_import_lightgcn(data, out, 0, 0, NULL), SP_EINPUT);
+    CHECK_MSG(strstr(sp_errmsg(), "train.txt: not a regular file (a directory)"), "%s", sp_errmsg());
+    CHECK_RC(sp_import_s3rec(p, out, NULL, 0, NULL), SP_EINPUT);
+    CHECK_MSG(strstr(sp_errmsg(), "train.txt: not a regular file (a directory)"), "%s", sp_errmsg());
+    rmdir(p);
+    /* the attributes file */
+    snprintf(seq, sizeof seq, "%s/seq.txt", data);
+    put(seq, "1 2 3 4\n");
+    snprintf(p, sizeof p, "%s/attr.json", data);
+    CHECK(mkfifo(p, 0600) == 0);
+    CHECK_RC(sp_import_s3rec(seq, out, p, 0, NULL), SP_EINPUT);
+    CHECK_MSG(strstr(sp_errmsg(), "attr.json: not a regular file (a FIFO)"), "%s", sp_errmsg());
+    unlink(p);
+    alarm(0);
+    snprintf(p, sizeof p, "%s/events.tsv", out);
+    CHECK(access(p, F_OK) != 0); /* nothing published */
+}
+
 int main(void) {
     strcpy(root, "/tmp/sp_test_XXXXXX");
     if (!mkdtemp(root)) { perror("mkdtemp"); return 1; }
@@ -275,6 +315,7 @@ int main(void) {
     test_lightgcn_validation();
     test_bad_input();
     test_s3rec();
+    test_not_regular_inputs();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");

@@ -1,5 +1,6 @@
 /* log: key=value event lines on stderr and rate-limited progress lines. */
 #include "log.h"
+#include "tsv.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,17 +24,36 @@ double sp_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* 1 when s can stand unquoted: no space, tab, '"' or '=', only printable ASCII or valid UTF-8 */
+static int log_plain(const char *s) {
+    if (!*s || strpbrk(s, " \t\"=\\")) return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) return 0;
+    return sp_text_check(s, strlen(s), NULL) == SP_TEXT_OK;
+}
+
+/* Quoted as logfmt wants, and valid UTF-8 whatever s holds (a value may quote an input's bytes): '"' and
+ * '\' escaped, a newline as a space, other control characters and bytes that are not UTF-8 as \xNN. */
 const char *sp_log_q(const char *s) {
     static _Thread_local char bufs[4][512];
     static _Thread_local int next;
     if (!s) s = "";
-    if (*s && !strpbrk(s, " \t\"=\n")) return s;
+    if (log_plain(s)) return s;
     char *b = bufs[next++ & 3];
-    size_t j = 0;
+    const size_t cap = sizeof bufs[0];
+    size_t j = 0, n = strlen(s);
     b[j++] = '"';
-    for (; *s && j < sizeof bufs[0] - 3; s++) {
-        if (*s == '"' || *s == '\\') b[j++] = '\\';
-        b[j++] = *s == '\n' ? ' ' : *s;
+    for (size_t i = 0; i < n && j < cap - 6;) { /* room for one \xNN or a 4-byte character, '"' and NUL */
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') b[j++] = '\\', b[j++] = (char)c, i++;
+        else if (c == '\n') b[j++] = ' ', i++;
+        else if (c < 0x20 || c == 0x7f) j += (size_t)snprintf(b + j, 5, "\\x%02x", c), i++;
+        else if (c < 0x80) b[j++] = (char)c, i++;
+        else { /* the sequence its lead byte announces, copied if valid, else this byte as \xNN */
+            size_t k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+            i += sp_text_escape(b + j, 5, s + i, k < n - i ? k : n - i);
+            j += strlen(b + j);
+        }
     }
     b[j++] = '"';
     b[j] = 0;

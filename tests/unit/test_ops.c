@@ -117,8 +117,28 @@ static void test_retention(void) {
     CHECK_EQ_INT(sp_retention_apply("/nonexistent/w", "/nonexistent/e", "2026-11-23", 1), 0);
 }
 
+/* sp_log_q: plain values stay as they are; anything else is quoted as valid UTF-8 text */
+static void test_log_quote(void) {
+    CHECK_STR(sp_log_q("abc"), "abc");
+    CHECK_STR(sp_log_q("caf\xc3\xa9"), "caf\xc3\xa9"); /* valid UTF-8 stays plain */
+    CHECK_STR(sp_log_q(""), "\"\"");
+    CHECK_STR(sp_log_q("a b"), "\"a b\"");
+    CHECK_STR(sp_log_q("a=\"b\\"), "\"a=\\\"b\\\\\"");
+    CHECK_STR(sp_log_q("l1\nl2\rx\x1b"), "\"l1 l2\\x0dx\\x1b\"");
+    /* bytes that are not UTF-8 become \xNN, one at a time; a valid character next to them is kept */
+    CHECK_STR(sp_log_q("\xff\xc3\xa9\"\xc3"), "\"\\xff\xc3\xa9\\\"\\xc3\"");
+    /* a long value is cut, still quoted and NUL-terminated */
+    char big[2000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    big[5] = ' ';
+    const char *q = sp_log_q(big);
+    CHECK(q[0] == '"' && q[strlen(q) - 1] == '"' && strlen(q) < 512);
+}
+
 int main(void) {
     sp_log_init(0, SP_LOG_ERROR);
+    test_log_quote();
     snprintf(tmp, sizeof tmp, "/tmp/test_ops_XXXXXX");
     if (!mkdtemp(tmp)) return perror("mkdtemp"), 1;
     test_lock();

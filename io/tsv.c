@@ -564,6 +564,19 @@ int sp_input_open(const char *path, int *fd) {
     return SP_OK;
 }
 
+int sp_input_fopen(const char *path, FILE **f) {
+    int fd, rc = sp_input_open(path, &fd);
+    *f = NULL;
+    if (rc > 0) return sp_err(rc == ENOENT ? SP_EINPUT : SP_EIO, "%s", sp_errmsg());
+    if (rc) return rc;
+    if (!(*f = fdopen(fd, "rb"))) {
+        int e = errno;
+        close(fd);
+        return sp_err(SP_EIO, "%s: cannot open: %s", path, strerror(e));
+    }
+    return SP_OK;
+}
+
 const char *const sp_input_files[SP_INPUT_FILES] = {"pin_board.tsv", "pin_pin.tsv", "pin_dense.sfv", "pin_tokens.tsv",
                                                     "events.tsv"};
 

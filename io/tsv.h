@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct sp_tsv sp_tsv;
 
@@ -92,6 +93,10 @@ size_t sp_text_escape(char *out, size_t cap, const char *s, size_t n);
  * fails, the errno value itself (> 0: ENOENT for a missing file or a dangling link, EACCES, ...), so that
  * the caller decides what a missing file is (ingest: never, it looks first; importers: SP_EINPUT). */
 int sp_input_open(const char *path, int *fd);
+/* sp_input_open as a FILE * ("rb"), for inputs named in a config or on the command line (the list loader,
+ * the importers): a missing file is SP_EINPUT like one that is not a regular file, other failures SP_EIO;
+ * sp_errmsg names path. */
+int sp_input_fopen(const char *path, FILE **f);
 
 /* Path of an input: `dir/name` or `dir/name.zst`, whichever exists; writes
  * the chosen path to out (size cap) and returns 1, or 0 when neither exists.

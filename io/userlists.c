@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
-#include <unistd.h>
 
 #define ID_LIMIT ((uint64_t)UINT32_MAX) /* ids (after the base) must be below this */
 
@@ -50,15 +49,9 @@ int sp_lists_load(const char *path, const sp_lists_opts *opts, sp_lists *out, sp
     sp_lists_opts o = opts ? *opts : (sp_lists_opts){0, 0, 0};
     if (!path || !out) return sp_err(SP_EUSAGE, "sp_lists_load: path and out are required");
     uint64_t limit = o.max_id && o.max_id < ID_LIMIT ? o.max_id : ID_LIMIT;
-    /* a regular file, looked at without blocking (a FIFO would hang the open; a directory is not a list) */
-    int fd, orc = sp_input_open(path, &fd);
-    if (orc) return orc > 0 ? sp_err(orc == ENOENT ? SP_EINPUT : SP_EIO, "%s", sp_errmsg()) : orc;
-    FILE *in = fdopen(fd, "rb");
-    if (!in) {
-        int e = errno;
-        close(fd);
-        return sp_err(SP_EIO, "%s: cannot open: %s", path, strerror(e));
-    }
+    FILE *in; /* a regular file, looked at without blocking (a FIFO would hang the open) */
+    int orc = sp_input_fopen(path, &in);
+    if (orc) return orc;
 
     char *line = NULL;
     size_t lcap = 0;

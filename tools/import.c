@@ -147,25 +147,9 @@ static int bad_token(const char *path, unsigned long long line, const char *tok,
                   why == -2 ? "does not fit in 64 bits" : "not a non-negative decimal integer");
 }
 
-/* Opens an input file named on the command line: it must be a regular file, opened without blocking on a
- * FIFO (sp_input_open); anything else is SP_EINPUT naming it, as is a missing file; other open failures
- * are SP_EIO. */
-static int open_input(const char *path, FILE **f) {
-    int fd, rc = sp_input_open(path, &fd);
-    *f = NULL;
-    if (rc > 0) return sp_err(rc == ENOENT ? SP_EINPUT : SP_EIO, "%s", sp_errmsg());
-    if (rc) return rc;
-    if (!(*f = fdopen(fd, "rb"))) {
-        int e = errno;
-        close(fd);
-        return sp_err(SP_EIO, "%s: cannot open: %s", path, strerror(e));
-    }
-    return SP_OK;
-}
-
 static int read_sequences(const seq_spec *sp, ofile *pb, ofile *ev, ofile *ho, u64map *items, sp_import_stats *st) {
     FILE *in;
-    int orc = open_input(sp->path, &in);
+    int orc = sp_input_fopen(sp->path, &in);
     if (orc) return orc;
     char *line = NULL;
     size_t lcap = 0;
@@ -305,7 +289,7 @@ static int cmp_row(const void *a, const void *b) {
 
 static int read_file(const char *path, char **data, size_t *len) {
     FILE *f;
-    int orc = open_input(path, &f);
+    int orc = sp_input_fopen(path, &f);
     if (orc) return orc;
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap);

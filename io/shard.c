@@ -608,6 +608,33 @@ static int date_shaped(const char *s) {
     return 1;
 }
 
+int sp_shard_latest_date(const char *export_dir, char date[11]) {
+    char link[PATH_MAX], text[PATH_MAX], target[PATH_MAX], root[PATH_MAX];
+    date[0] = 0;
+    snprintf(link, sizeof link, "%s/latest", export_dir);
+    ssize_t n = readlink(link, text, sizeof text - 1);
+    if (n <= 0) return 0;
+    text[n] = 0;
+    /* where it resolves: a date directory right inside export_dir ("2026-11-21", "./2026-11-21/", an
+     * absolute path to it, ...) */
+    if (realpath(link, target) && realpath(export_dir, root)) {
+        char *slash = strrchr(target, '/');
+        if (slash && (size_t)(slash - target) == strlen(root) - (strcmp(root, "/") ? 0 : 1) &&
+            !strncmp(target, root, (size_t)(slash - target)) && date_shaped(slash + 1)) {
+            snprintf(date, 11, "%s", slash + 1);
+            return 1;
+        }
+        return 0;
+    }
+    /* dangling: its text's last component, if a date */
+    while (n > 1 && text[n - 1] == '/') text[--n] = 0;
+    const char *last = strrchr(text, '/');
+    last = last ? last + 1 : text;
+    if (!date_shaped(last)) return 0;
+    snprintf(date, 11, "%s", last);
+    return 1;
+}
+
 int sp_shard_latest_check(const char *export_dir) {
     char link[PATH_MAX];
     struct stat st;
@@ -628,10 +655,9 @@ int sp_shard_flip_latest(const char *export_dir, const char *date, char *later, 
     snprintf(link, sizeof link, "%s/latest", export_dir);
     int rc = sp_shard_latest_check(export_dir);
     if (rc) return sp_err(rc, "flip latest: %s", sp_errmsg());
-    /* a backfill of an older date publishes its set but leaves `latest` on the later one */
-    ssize_t n = readlink(link, cur, sizeof cur - 1);
-    cur[n > 0 ? n : 0] = 0;
-    if (date_shaped(date) && date_shaped(cur) && strcmp(cur, date) > 0) {
+    /* a backfill of an older date publishes its set but leaves `latest` on the later one (however the
+     * link is written) */
+    if (date_shaped(date) && sp_shard_latest_date(export_dir, cur) && strcmp(cur, date) > 0) {
         snprintf(man, sizeof man, "%s/%s/MANIFEST.json", export_dir, cur);
         if (!stat(man, &st) && S_ISREG(st.st_mode)) { /* only while that later set is there */
             if (later && later_cap) snprintf(later, later_cap, "%s", cur);

@@ -102,6 +102,10 @@ void sp_shard_w_discard(sp_shard_w *w);
 
 /* ---- publishing ---- */
 
+/* The date directory of export_dir that its `latest` link points to, however the link is written
+ * ("2026-11-21", "./2026-11-21/", an absolute path): 1 with the date in date[] (NUL-terminated), 0 when
+ * there is no link or it resolves elsewhere. A dangling link gives its last component if that is a date. */
+int sp_shard_latest_date(const char *export_dir, char date[11]);
 /* "<entity>/<entity>-SSSSS-of-NNNNN.mdb": a shard's path relative to the date directory. */
 void sp_shard_file_name(const char *entity, uint32_t shard, uint32_t nshards, char *out, size_t cap);
 /* Points <export_dir>/latest at <date> atomically: a symlink "<date>" is

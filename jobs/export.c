@@ -25,6 +25,7 @@
 #include "json.h"
 #include "log.h"
 #include "manifest.h"
+#include "ops.h"
 #include "sfile.h"
 #include "shard.h"
 #include "sort.h"
@@ -415,8 +416,19 @@ int sp_export_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     char staging[PATH_MAX], dir[PATH_MAX];
     snprintf(staging, sizeof staging, "%s/.%s.tmp", export_dir, ctx->date);
     int lrc = SP_OK;
+    /* One export into an export.dir at a time, whatever its date and work_dir: two runs of a date with
+     * different work dirs would share the staging directory (one deleted the other's shards, or swapped in
+     * a half-written set), and exports of two dates race on `latest`. The other one waits (the ranks wait
+     * in the collective below, so for at most half of pipeline.collective_timeout_s). */
+    sp_run_lock xlock = {.fd = -1};
     if (!rc && ctx->rank == 0) {
         lrc = sp_mkdir_p(export_dir);
+        if (!lrc) {
+            char lpath[PATH_MAX];
+            snprintf(lpath, sizeof lpath, "%s/.export.lock", export_dir);
+            lrc = sp_lock_wait(lpath, sp_config_f64(cfg, "pipeline", "collective_timeout_s") / 2,
+                               "another sagepipe export into this export.dir", &xlock);
+        }
         if (!lrc) lrc = rm_tree(staging);
         for (int e = 0; e < x.nent && !lrc; e++) {
             snprintf(dir, sizeof dir, "%s/%s", staging, ENT_NAME[e]);
@@ -459,6 +471,7 @@ int sp_export_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     if (!rc && ctx->rank == 0) lrc = finish_set(&x, info, export_dir, staging, res);
     if (!rc) rc = sp_dist_agree(lrc);
     if (rc && ctx->rank == 0) rm_tree(staging); /* a failed export leaves the published set as it was */
+    sp_run_unlock(&xlock);
     uint64_t items = 0, nusers = 0;
     for (uint32_t s = 0; info && s < x.nshards; s++) {
         items += info[3 * s];

@@ -169,15 +169,54 @@ static void replace_date(const char *tmpl, const char *date, char *out, size_t c
     }
 }
 
+/* path with a leading "./", "//", "/./" and a trailing '/' taken out (no "..", no links: a lexical form). */
+static void path_lex(const char *p, char *out, size_t cap) {
+    size_t o = 0;
+    while (p[0] == '.' && p[1] == '/') /* "./x" is "x" */
+        for (p++; *p == '/'; p++) {}
+    for (const char *c = p; *c && o + 1 < cap;) {
+        if (*c == '/' && (c[1] == '/' || (c[1] == '.' && (c[2] == '/' || !c[2])))) {
+            c += c[1] == '/' ? 1 : 2;
+            continue;
+        }
+        out[o++] = *c++;
+    }
+    while (o > 1 && out[o - 1] == '/') o--;
+    out[o] = 0;
+}
+
+/* 1 when a and b name the same directory: resolved where both exist, else compared lexically. */
+static int same_dir(const char *a, const char *b) {
+    char ra[PATH_MAX], rb[PATH_MAX];
+    if (realpath(a, ra) && realpath(b, rb)) return !strcmp(ra, rb);
+    path_lex(a, ra, sizeof ra);
+    path_lex(b, rb, sizeof rb);
+    return !strcmp(ra, rb);
+}
+
+/* What is wrong with the work and export directories, found before any stage runs (export.dir was found
+ * out only by the export stage, after the stages before it). */
+static int check_dirs(const sp_config *cfg) {
+    const char *work = sp_config_str(cfg, "pipeline", "work_dir"), *exp = sp_config_str(cfg, "export", "dir");
+    if (strlen(work) > PATH_MAX - 512 || strlen(sp_config_str(cfg, "input", "dir")) > PATH_MAX - 512)
+        return sp_err(SP_ECONFIG, "pipeline.work_dir or input.dir is longer than %d bytes", PATH_MAX - 512);
+    if (strlen(exp) > PATH_MAX - 256) return sp_err(SP_ECONFIG, "export.dir is longer than %d bytes", PATH_MAX - 256);
+    /* the same directory: the export's swap took the date's work directory for the old set and deleted it */
+    if (same_dir(work, exp))
+        return sp_err(SP_ECONFIG, "export.dir and pipeline.work_dir are the same directory (%s): give the shard sets "
+                      "their own", exp);
+    struct stat st;
+    if (!stat(exp, &st) && !S_ISDIR(st.st_mode)) return sp_err(SP_ECONFIG, "export.dir %s is not a directory", exp);
+    return SP_OK;
+}
+
 static int make_ctx(sp_config *cfg, const char *date, sp_run_ctx *ctx) {
     memset(ctx, 0, sizeof *ctx);
     ctx->cfg = cfg;
     ctx->date = date;
     int rc = sp_date_parse(date, &ctx->day_ms);
     if (rc) return rc;
-    if (strlen(sp_config_str(cfg, "pipeline", "work_dir")) > PATH_MAX - 512 ||
-        strlen(sp_config_str(cfg, "input", "dir")) > PATH_MAX - 512)
-        return sp_err(SP_ECONFIG, "pipeline.work_dir or input.dir is longer than %d bytes", PATH_MAX - 512);
+    if ((rc = check_dirs(cfg))) return rc;
     ctx->rank = sp_dist_rank();
     ctx->size = sp_dist_size();
     snprintf(ctx->date_dir, sizeof ctx->date_dir, "%s/%s", sp_config_str(cfg, "pipeline", "work_dir"), date);
@@ -523,6 +562,10 @@ int main(int argc, char **argv) {
     /* Past RLIMIT_FSIZE a write then fails with EFBIG (exit 4 naming the file)
      * instead of the kernel killing the process with SIGXFSZ. */
     signal(SIGXFSZ, SIG_IGN);
+    /* A reader of the log that goes away (`sagepipe run ... 2>&1 | head`) killed the run with SIGPIPE
+     * (exit 141) mid-stage; the log's writes now fail quietly, as they do on a full disk, and a command's
+     * results on a closed stdout are exit 4 (its fflush fails). */
+    signal(SIGPIPE, SIG_IGN);
     sp_blas_setup(argv);
     sp_log_init(0, SP_LOG_INFO);
     if (argc < 2) {

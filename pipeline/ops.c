@@ -17,6 +17,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "shard.h"
 #include "sp_base.h"
 
 /* Opens (creating) path and tries flock(LOCK_EX | LOCK_NB). 0: locked, *fd
@@ -43,6 +44,30 @@ static void read_holder(int fd, char *out, size_t cap) {
     if (!out[0]) snprintf(out, cap, "unknown");
 }
 
+/* Writes "<pid> <host>\n" into a lock file just taken; the lock is then lk's. */
+static int lock_own(int fd, const char *path, sp_run_lock *lk) {
+    char host[64] = "", line[128];
+    if (gethostname(host, sizeof host - 1)) snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = 0;
+    int n = snprintf(line, sizeof line, "%ld %s\n", (long)getpid(), host);
+    if (ftruncate(fd, 0) || pwrite(fd, line, (size_t)n, 0) != n) {
+        int e = errno;
+        close(fd);
+        return sp_err(SP_EIO, "cannot write the pid into %s: %s", path, strerror(e));
+    }
+    lk->fd = fd;
+    return SP_OK;
+}
+
+/* The holder of a lock held elsewhere, as " (pid P on H)"; closes fd. */
+static void holder_of(int fd, char *out, size_t cap) {
+    char holder[160], pid[32] = "unknown", host[128] = "";
+    read_holder(fd, holder, sizeof holder);
+    close(fd);
+    sscanf(holder, "%31s %127s", pid, host);
+    snprintf(out, cap, "pid %s%s%s", pid, host[0] ? " on " : "", host);
+}
+
 int sp_run_lock_take(const char *date_dir, sp_run_lock *lk) {
     lk->fd = -1;
     int rc = sp_mkdir_p(date_dir);
@@ -50,28 +75,35 @@ int sp_run_lock_take(const char *date_dir, sp_run_lock *lk) {
     snprintf(lk->path, sizeof lk->path, "%s/.lock", date_dir);
     int fd, e = try_lock(lk->path, &fd);
     if (e == EWOULDBLOCK) {
-        char holder[160];
-        read_holder(fd, holder, sizeof holder);
-        close(fd);
-        char pid[32] = "unknown", host[128] = "";
-        sscanf(holder, "%31s %127s", pid, host);
+        char who[200];
+        holder_of(fd, who, sizeof who);
         return sp_err(SP_EEXTERNAL,
-                      "%s is locked by another sagepipe run or job of this date (pid %s%s%s); wait for it to finish "
+                      "%s is locked by another sagepipe run or job of this date (%s); wait for it to finish "
                       "(a run of another date is not blocked)",
-                      lk->path, pid, host[0] ? " on " : "", host);
+                      lk->path, who);
     }
     if (e) return sp_err(SP_EIO, "cannot lock %s: %s", lk->path, strerror(e));
-    char host[64] = "", line[128];
-    if (gethostname(host, sizeof host - 1)) snprintf(host, sizeof host, "unknown");
-    host[sizeof host - 1] = 0;
-    int n = snprintf(line, sizeof line, "%ld %s\n", (long)getpid(), host);
-    if (ftruncate(fd, 0) || pwrite(fd, line, (size_t)n, 0) != n) {
-        e = errno;
-        close(fd);
-        return sp_err(SP_EIO, "cannot write the pid into %s: %s", lk->path, strerror(e));
+    return lock_own(fd, lk->path, lk);
+}
+
+int sp_lock_wait(const char *path, double max_wait_s, const char *what, sp_run_lock *lk) {
+    lk->fd = -1;
+    snprintf(lk->path, sizeof lk->path, "%s", path);
+    double t0 = sp_now();
+    int logged = 0;
+    for (;;) {
+        int fd, e = try_lock(path, &fd);
+        if (!e) return lock_own(fd, path, lk);
+        if (e != EWOULDBLOCK) return sp_err(SP_EIO, "cannot lock %s: %s", path, strerror(e));
+        char who[200];
+        holder_of(fd, who, sizeof who);
+        if (sp_now() - t0 >= max_wait_s)
+            return sp_err(SP_EEXTERNAL, "%s is still held after %.0f s (%s, %s); try again later", path,
+                          sp_now() - t0, what, who);
+        if (!logged++) SP_INFO("lock_wait", "path=%s holder=%s what=%s", sp_log_q(path), sp_log_q(who), sp_log_q(what));
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
     }
-    lk->fd = fd;
-    return SP_OK;
 }
 
 void sp_run_unlock(sp_run_lock *lk) {
@@ -186,13 +218,10 @@ int sp_retention_apply(const char *work_dir, const char *export_dir, const char 
     int64_t day;
     if (keep_days <= 0 || !sp_is_date_name(date, &day)) return 0;
     int64_t cutoff = day - keep_days * SP_DAY_MS;
-    /* The date `latest` points to is kept, however old (a gate may have held it back). */
-    char link[PATH_MAX], latest[PATH_MAX] = "";
-    snprintf(link, sizeof link, "%s/latest", export_dir);
-    ssize_t n = readlink(link, latest, sizeof latest - 1);
-    latest[n > 0 ? n : 0] = 0;
-    char *slash = strrchr(latest, '/');
-    const char *keep = slash ? slash + 1 : latest;
+    /* The date `latest` points to is kept, however old (a gate may have held it back), however the link
+     * is written ("./2026-11-21/" too: its text's last component was empty and the set was deleted). */
+    char keep[11];
+    sp_shard_latest_date(export_dir, keep);
     int deleted = sweep(work_dir, "work", cutoff, keep, work_dir, 0);
     deleted += sweep(export_dir, "shards", cutoff, keep, NULL, 0);
     deleted += sweep(export_dir, "staging", cutoff, keep, work_dir, 1); /* killed exports' .<date>.tmp */

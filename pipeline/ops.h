@@ -22,6 +22,11 @@ typedef struct {
  * holds it; SP_EIO when it cannot be created or locked. */
 int sp_run_lock_take(const char *date_dir, sp_run_lock *lk);
 void sp_run_unlock(sp_run_lock *lk);
+/* Takes flock(LOCK_EX) on the file `path` (created if need be) like sp_run_lock_take, waiting while
+ * another process holds it (polled, logged once as lock_wait naming the holder and `what` the lock
+ * guards) for at most max_wait_s seconds: then SP_EEXTERNAL naming path and the holder. Released by
+ * sp_run_unlock. */
+int sp_lock_wait(const char *path, double max_wait_s, const char *what, sp_run_lock *lk);
 
 /* 1 when name is a valid YYYY-MM-DD date (digits only, a real day); *day_ms
  * (may be NULL) is its 00:00 UTC. Sets no error message. */

@@ -75,6 +75,19 @@ t_usage() {
     grep -q "a value is missing after --test" "$E2E_ERR" || fail "eval --test without a value: $(cat "$E2E_ERR")"
     expect_exit 2 sp eval --manifest "$E2E_TMP/m.json" --tset t
     grep -q "unexpected argument --tset" "$E2E_ERR" || fail "eval with an unknown option: $(cat "$E2E_ERR")"
+    # export.dir the work dir itself (the export's swap deleted the date's work directory), or a file: exit 2
+    # before any stage runs
+    expect_exit 2 sp job ingest --config "$E2E_TMP/f.ini" --date 2026-11-21 --set export.dir="$E2E_TMP/wf/./"
+    grep -q "export.dir and pipeline.work_dir are the same directory" "$E2E_ERR" || fail "same dir: $(cat "$E2E_ERR")"
+    expect_exit 2 sp job ingest --config "$E2E_TMP/f.ini" --date 2026-11-21 --set export.dir="$E2E_TMP/afile"
+    grep -q "export.dir $E2E_TMP/afile is not a directory" "$E2E_ERR" || fail "export.dir a file: $(cat "$E2E_ERR")"
+    # messages of this session's review: a missing value, an unknown dump kind, dates
+    expect_exit 2 sp config show --config
+    grep -q "a value is missing after '--config'" "$E2E_ERR" || fail "config show --config: $(cat "$E2E_ERR")"
+    expect_exit 2 sp dump foo
+    grep -q "unknown kind 'foo'" "$E2E_ERR" || fail "dump foo: $(cat "$E2E_ERR")"
+    expect_exit 2 sp job ingest --config "$E2E_TMP/f.ini" --date 1969-12-31
+    grep -q "before 1970-01-01" "$E2E_ERR" || fail "1969: $(cat "$E2E_ERR")"
 }
 check "usage and config errors exit 2 with a message" t_usage
 
@@ -129,4 +142,15 @@ t_gen_deterministic() {
     ! cmp -s "$E2E_TMP/g1/pin_board.tsv" "$E2E_TMP/g3/pin_board.tsv" || fail "seed ignored"
 }
 check "gen is deterministic from --seed" t_gen_deterministic
+
+t_closed_log() {
+    # a log reader that goes away does not kill the run (SIGPIPE was exit 141 mid-stage)
+    sp gen --pins 300 --boards 40 --edges 2000 --users 20 --events 100 --seed 3 "$E2E_TMP/pin" 2>/dev/null || fail gen
+    write_config "$E2E_TMP/p.ini" "$E2E_TMP/pin" "$E2E_TMP/pw"
+    "$SAGEPIPE" run --config "$E2E_TMP/p.ini" --date 2026-11-21 --to walks --set input.window=all 2>&1 | head -n 1 >/dev/null
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" = 0 ] || fail "run with its log piped into head -n 1: exit $rc"
+    [ -f "$E2E_TMP/pw/2026-11-21/walks/_SUCCESS.json" ] || fail "the run did not finish its stages"
+}
+check "a closed log pipe does not stop a run" t_closed_log
 finish

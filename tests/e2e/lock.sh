@@ -56,6 +56,32 @@ t_killed() {
 }
 check "the lock of a killed run is released" t_killed
 
+# Two runs of a date with different work dirs and the same export.dir: one export at a time (they shared the
+# staging directory: one deleted the other's shards, or swapped in a half-written set without a manifest).
+t_export_lock() {
+    local E=$E2E_TMP/xe a
+    for a in 1 2; do
+        expect_exit 0 sp run --config "$C" --date $D --to users --set pipeline.work_dir="$E2E_TMP/xw$a" \
+            --set export.dir="$E" --set train.epochs=1 --set sequence.epochs=1
+    done
+    SAGEPIPE_TEST_STALL=export@written:0:4 OPENBLAS_NUM_THREADS=1 "$SAGEPIPE" job export --config "$C" --date $D \
+        --set pipeline.work_dir="$E2E_TMP/xw1" --set export.dir="$E" --set train.epochs=1 --set sequence.epochs=1 \
+        2>"$E2E_TMP/xa.err" &
+    a=$!
+    for _ in $(seq 100); do grep -q test_stall "$E2E_TMP/xa.err" 2>/dev/null && break; sleep 0.1; done
+    grep -q test_stall "$E2E_TMP/xa.err" || fail "the first export did not reach its stall: $(cat "$E2E_TMP/xa.err")"
+    expect_exit 0 sp job export --config "$C" --date $D --set pipeline.work_dir="$E2E_TMP/xw2" --set export.dir="$E" \
+        --set train.epochs=1 --set sequence.epochs=1 --set export.nshards=2
+    grep -q "event=lock_wait path=$E/.export.lock holder=\"pid $a on " "$E2E_ERR" ||
+        fail "the second export did not wait for the first: $(grep -e lock -e export_ "$E2E_ERR")"
+    wait $a || fail "the first export failed: $(tail -n 3 "$E2E_TMP/xa.err")"
+    # the second export ran after the first and its set (2 shards) is the one published, whole
+    expect_exit 0 sp verify --manifest "$E/latest/MANIFEST.json"
+    grep -q "^items .* shards=2 " "$E2E_OUT" || fail "the published set is not the second export's: $(cat "$E2E_OUT")"
+    [ ! -e "$E/.$D.tmp" ] || fail "a staging directory was left"
+}
+check "exports into one export.dir take turns" t_export_lock
+
 t_flock_shell() {
     # Any flock holder (here the flock(1) tool) blocks a run of the date.
     flock -n "$W/$D/.lock" sleep 4 &

@@ -59,6 +59,23 @@ t_backfill() {
 }
 check "a backfill deletes only before its own date - keep_days" t_backfill
 
+t_latest_forms() {
+    # `latest` written by hand as "./DATE/" or an absolute path still protects its date (the text's last
+    # component was taken as the date: "" for "./2026-11-15/", and that set was deleted)
+    local form
+    for form in ./2026-11-15/ ABS; do
+        setup "latest_${form//[.\/]/_}"
+        [ "$form" = ABS ] && form=$E/2026-11-15
+        ln -sfn "$form" "$E/latest"
+        expect_exit 0 sp run --config "$C" --date $D --to ingest --set pipeline.keep_days=2
+        present "$E" 2026-11-15 latest
+        present "$W" 2026-11-15
+        absent "$E" 2026-11-10
+        grep -q "event=retention keep_days=2 .* latest=2026-11-15 " "$E2E_ERR" || fail "$form: $(grep retention "$E2E_ERR")"
+    done
+}
+check "latest written as ./DATE/ or an absolute path keeps its date" t_latest_forms
+
 t_nothing() {
     setup none
     local before after

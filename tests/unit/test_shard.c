@@ -326,6 +326,30 @@ static void test_flip_latest(void) {
         CHECK_STR(buf, dates[want[i]]);
         CHECK_STR(later, i == 2 ? dates[1] : "");
     }
+    /* the later date holds latest however the link is written (by hand: a rollback, say) */
+    char forms[3][600], d[16];
+    snprintf(forms[0], sizeof forms[0], "./%s/", dates[1]);
+    snprintf(forms[1], sizeof forms[1], "%s/%s", tmpdir, dates[1]);
+    snprintf(forms[2], sizeof forms[2], "%s/./%s//", tmpdir, dates[1]);
+    for (int i = 0; i < 3; i++) {
+        unlink(link);
+        CHECK(symlink(forms[i], link) == 0);
+        CHECK_EQ_INT(sp_shard_latest_date(tmpdir, d), 1);
+        CHECK_STR(d, dates[1]);
+        CHECK_RC(sp_shard_flip_latest(tmpdir, dates[0], later, sizeof later), SP_OK);
+        CHECK_STR(later, dates[1]);
+        ssize_t m = readlink(link, buf, sizeof buf - 1);
+        CHECK_MSG(m > 0 && (size_t)m == strlen(forms[i]) && !memcmp(buf, forms[i], (size_t)m), "form %d moved", i);
+    }
+    unlink(link);
+    CHECK(symlink("/nonexistent/x", link) == 0); /* resolves nowhere: no date */
+    CHECK_EQ_INT(sp_shard_latest_date(tmpdir, d), 0);
+    unlink(link);
+    CHECK(symlink("gone/2026-10-01/", link) == 0); /* dangling: its last component */
+    CHECK_EQ_INT(sp_shard_latest_date(tmpdir, d), 1);
+    CHECK_STR(d, "2026-10-01");
+    unlink(link);
+    CHECK(symlink(dates[1], link) == 0);
     /* a later target whose set is gone (retention, by hand) does not hold latest back */
     snprintf(p, sizeof p, "%s/%s/MANIFEST.json", tmpdir, dates[1]);
     CHECK(unlink(p) == 0);

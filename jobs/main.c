@@ -277,6 +277,19 @@ static int cmd_run(int argc, char **argv, int is_job) {
     /* One run or job per (work_dir, date) at a time; the kernel drops the lock when the process ends. */
     sp_run_lock lock = {.fd = -1};
     if (!rc && rank == 0) rc = sp_run_lock_take(ctx.date_dir, &lock);
+    /* The stages that read the previous date's outputs (train's warm start, the users' histories, eval's
+     * drift) would find them half made while that date runs: they cold-started or failed by timing. */
+    int reads_prev = 0;
+    for (int i = first; i <= last; i++)
+        reads_prev |= !strcmp(sp_stages[i].name, "train") || !strcmp(sp_stages[i].name, "users") ||
+                      !strcmp(sp_stages[i].name, "eval");
+    char prev[11], who[200];
+    if (!rc && rank == 0 && reads_prev &&
+        sp_prev_date_running(sp_config_str(cfg, "pipeline", "work_dir"), a.date,
+                             (int)sp_config_int(cfg, "sequence", "lookback_days"), prev, who, sizeof who))
+        rc = sp_err(SP_EEXTERNAL, "the run or job of %s (%s) is still in progress, and %s reads its outputs "
+                    "(train's warm start, the users' histories, eval's comparison): run %s after it ends", prev, who,
+                    a.date, a.date);
     rc = sp_dist_agree(rc);
     if (rc) {
         if (rank == 0) SP_ERROR("error", "exit_code=%d message=%s", sp_exit_code(rc), sp_log_q(sp_errmsg()));

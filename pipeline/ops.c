@@ -106,6 +106,39 @@ int sp_lock_wait(const char *path, double max_wait_s, const char *what, sp_run_l
     }
 }
 
+int sp_prev_date_running(const char *work_dir, const char *date, int lookback_days, char prev[11], char *who,
+                         size_t cap) {
+    int64_t day;
+    prev[0] = 0;
+    if (!sp_is_date_name(date, &day)) return 0;
+    for (int back = 1; back <= lookback_days; back++) {
+        time_t t = (time_t)((day - (int64_t)back * SP_DAY_MS) / 1000);
+        struct tm tm;
+        char d[16], path[PATH_MAX];
+        struct stat st;
+        gmtime_r(&t, &tm);
+        strftime(d, sizeof d, "%Y-%m-%d", &tm);
+        snprintf(path, sizeof path, "%s/%s", work_dir, d);
+        if (stat(path, &st) || !S_ISDIR(st.st_mode)) continue;
+        /* the nearest earlier date there is: held by a run or job in progress? (no lock file: none ran) */
+        snprintf(path, sizeof path, "%s/%s/.lock", work_dir, d);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return 0;
+        if (!flock(fd, LOCK_SH | LOCK_NB)) { /* free (taken shared for an instant only) */
+            close(fd);
+            return 0;
+        }
+        if (errno != EWOULDBLOCK && errno != EAGAIN) {
+            close(fd);
+            return 0;
+        }
+        holder_of(fd, who, cap);
+        snprintf(prev, 11, "%s", d);
+        return 1;
+    }
+    return 0;
+}
+
 void sp_run_unlock(sp_run_lock *lk) {
     if (lk->fd >= 0) {
         /* Empty the pid first, so that a later holder that is no sagepipe (flock(1)) is not named by a stale pid. */

@@ -6,6 +6,7 @@
 #define SP_OPS_H
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -27,6 +28,10 @@ void sp_run_unlock(sp_run_lock *lk);
  * guards) for at most max_wait_s seconds: then SP_EEXTERNAL naming path and the holder. Released by
  * sp_run_unlock. */
 int sp_lock_wait(const char *path, double max_wait_s, const char *what, sp_run_lock *lk);
+/* 1 when the nearest date directory of work_dir before `date` (at most lookback_days back) is locked by a
+ * run or job in progress: prev gets that date and who its holder ("pid P on H"); else 0. */
+int sp_prev_date_running(const char *work_dir, const char *date, int lookback_days, char prev[11], char *who,
+                         size_t cap);
 
 /* 1 when name is a valid YYYY-MM-DD date (digits only, a real day); *day_ms
  * (may be NULL) is its 00:00 UTC. Sets no error message. */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # lock: `run` and `job` take an exclusive lock per (work_dir, date). A second
 # run of a locked date exits 4 on every rank naming the lock file and the
-# holder's pid; a run of another date is not blocked; the lock goes away with
-# the process, also when it is killed.
+# holder's pid; a run of another date is not blocked, unless it runs a stage that reads the locked
+# date's outputs (train, users, eval of a later date); the lock goes away with the process, also when it
+# is killed.
 . "$(dirname "$0")/lib.sh" "$@"
 D=2026-11-21
 D2=2026-11-22
@@ -40,6 +41,10 @@ t_locked() {
     # another date runs meanwhile
     expect_exit 0 sp run --config "$C" --date $D2 --to ingest
     [ -e "$W/$D2/ingest/_SUCCESS.json" ] || fail "the other date did not run"
+    # ... but not a stage that reads the running date's outputs (train's warm start, users, eval)
+    expect_exit 4 sp job train --config "$C" --date $D2
+    grep -q "the run or job of $D (pid $HOLDER on [^)]*) is still in progress, and $D2 reads its outputs" "$E2E_ERR" ||
+        fail "job train of the next date: $(tail -n 2 "$E2E_ERR")"
     kill -0 "$HOLDER" 2>/dev/null || fail "the holder ended too early: the checks above did not overlap it"
     wait "$HOLDER" || fail "the holder failed: $(tail -n 3 "$E2E_TMP/holder.err")"
     # released at exit: the same date runs now

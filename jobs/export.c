@@ -264,6 +264,14 @@ static int rm_tree(const char *dir) {
     return SP_OK;
 }
 
+/* Removes the set a publish replaced. The new set is in place by then: a failure (say, the old set's files
+ * owned by another user) is a warning naming it, not a failed export of a published set. */
+static int drop_old(const char *dir) {
+    if (rm_tree(dir)) SP_WARN("export_cleanup", "what=\"the replaced set\" path=%s error=%s", sp_log_q(dir),
+                              sp_log_q(sp_errmsg()));
+    return SP_OK;
+}
+
 /* Moves the verified staging directory to final in one step: rename when
  * final is absent, else an atomic exchange (renameat2 RENAME_EXCHANGE) and
  * removal of the old set. On file systems without exchange the old set is
@@ -283,7 +291,7 @@ static int publish_dir(const char *export_dir, const char *staging, const char *
     }
     if (!renameat2(AT_FDCWD, staging, AT_FDCWD, final, RENAME_EXCHANGE)) {
         rc = sp_fsync_dir(export_dir);
-        return rc ? rc : rm_tree(staging); /* staging now holds the replaced set */
+        return rc ? rc : drop_old(staging); /* staging now holds the replaced set */
     }
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
         return sp_err(SP_EIO, "cannot exchange %s and %s: %s", staging, final, strerror(errno));
@@ -293,7 +301,7 @@ static int publish_dir(const char *export_dir, const char *staging, const char *
     if (!rc && rename(final, old)) rc = sp_err(SP_EIO, "cannot rename %s: %s", final, strerror(errno));
     if (!rc && rename(staging, final)) rc = sp_err(SP_EIO, "cannot rename %s: %s", staging, strerror(errno));
     if (!rc) rc = sp_fsync_dir(export_dir);
-    return rc ? rc : rm_tree(old);
+    return rc ? rc : drop_old(old);
 }
 
 /* model_version: the train stage's output digest (the checkpoint), when it has a marker. */

@@ -592,6 +592,15 @@ int sp_config_check(const sp_config *c) {
             return sp_err(SP_ECONFIG, "%s.tau_min %g is above %s.tau %g (the floor of the learned temperature)",
                           tau_sections[t], lo, tau_sections[t], tau);
     }
+    /* the publish stage's rank 0 waits on Kafka while the other ranks wait in a collective: that one must
+     * outlast the longest Kafka wait (every attempt and its backoff, each at most timeout_ms), or the others
+     * abort saying a rank is stuck */
+    double kafka_s = (2.0 * (double)sp_config_int(c, "kafka", "retries") + 1) *
+                     (double)sp_config_int(c, "kafka", "timeout_ms") / 1000;
+    if (sp_config_bool(c, "kafka", "publish") && sp_config_f64(c, "pipeline", "collective_timeout_s") < kafka_s)
+        return sp_err(SP_ECONFIG, "pipeline.collective_timeout_s %g is shorter than the publish stage's longest "
+                      "Kafka wait, %g s ((2 kafka.retries + 1) x kafka.timeout_ms)",
+                      sp_config_f64(c, "pipeline", "collective_timeout_s"), kafka_s);
     if (sp_config_int(c, "walks", "hard_lo") > sp_config_int(c, "walks", "hard_hi"))
         return sp_err(SP_ECONFIG, "walks.hard_lo %lld is above walks.hard_hi %lld (the band would be empty)",
                       (long long)sp_config_int(c, "walks", "hard_lo"), (long long)sp_config_int(c, "walks", "hard_hi"));

@@ -308,6 +308,17 @@ int main(void) {
         CHECK_MSG(strstr(sp_errmsg(), cross[i].msg) != NULL, "%s: %s", cross[i].set, sp_errmsg());
         sp_config_free(c);
     }
+    /* with kafka.publish, the collective timeout outlasts the longest Kafka wait: (2 * 5 + 1) x 10 s */
+    CHECK_RC(load_text(base, &c), SP_OK);
+    CHECK_RC(sp_config_set(c, "pipeline.collective_timeout_s=100"), SP_OK);
+    CHECK_RC(sp_config_check(c), SP_OK); /* no publish: no Kafka wait */
+    CHECK_RC(sp_config_set(c, "kafka.publish=true"), SP_OK);
+    CHECK_RC(sp_config_check(c), SP_ECONFIG);
+    CHECK_MSG(strstr(sp_errmsg(), "pipeline.collective_timeout_s 100 is shorter than the publish stage's longest "
+                     "Kafka wait, 110 s"), "%s", sp_errmsg());
+    CHECK_RC(sp_config_set(c, "pipeline.collective_timeout_s=110"), SP_OK);
+    CHECK_RC(sp_config_check(c), SP_OK);
+    sp_config_free(c);
     CHECK_RC(load_text(base, &c), SP_OK);
     CHECK_RC(sp_config_set(c, "walks.negative_actions=hide click"), SP_OK);
     CHECK_RC(sp_config_set(c, "eval.min_recall=0.5"), SP_OK);

@@ -59,7 +59,7 @@ static int lock_own(int fd, const char *path, sp_run_lock *lk) {
     return SP_OK;
 }
 
-/* The holder of a lock held elsewhere, as " (pid P on H)"; closes fd. */
+/* The holder of a lock held elsewhere, as "pid P on H" ("pid unknown": not a sagepipe); closes fd. */
 static void holder_of(int fd, char *out, size_t cap) {
     char holder[160], pid[32] = "unknown", host[128] = "";
     read_holder(fd, holder, sizeof holder);

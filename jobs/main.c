@@ -120,13 +120,14 @@ static int parse_run_args(int argc, char **argv, int is_job, run_args *a) {
     for (; i < argc; i++) {
         const char *o = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(o, "--force")) a->force = 1;
+        const char **one = !strcmp(o, "--config") ? &a->config : !strcmp(o, "--date") ? &a->date
+                           : !strcmp(o, "--device") ? &a->device : !strcmp(o, "--from") && !is_job ? &a->from
+                           : !strcmp(o, "--to") && !is_job ? &a->to : NULL;
+        if (one && more) { /* given twice is a mistake (a scheduler's template, say), not "the last one wins" */
+            if (*one) return usage_error("%s given twice", o);
+            *one = argv[++i];
+        } else if (!strcmp(o, "--force")) a->force = 1;
         else if (!strcmp(o, "--full")) a->full = 1;
-        else if (!strcmp(o, "--config") && more) a->config = argv[++i];
-        else if (!strcmp(o, "--date") && more) a->date = argv[++i];
-        else if (!strcmp(o, "--device") && more) a->device = argv[++i];
-        else if (!strcmp(o, "--from") && more && !is_job) a->from = argv[++i];
-        else if (!strcmp(o, "--to") && more && !is_job) a->to = argv[++i];
         else if (!strcmp(o, "--set") && more) {
             if (a->nsets == 256) return usage_error("too many --set options%s", "");
             a->sets[a->nsets++] = argv[++i];
@@ -505,6 +506,7 @@ static int cmd_config(int argc, char **argv) {
     const char *path = NULL, *sets[256];
     int nsets = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && path) return usage_error("config show: %s given twice", argv[i]);
         if (!strcmp(argv[i], "--config") && i + 1 < argc) path = argv[++i];
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 256) sets[nsets++] = argv[++i];
         else if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "--set")) && i + 1 == argc)

@@ -204,8 +204,10 @@ int sp_cmd_get(int argc, char **argv) {
     const char *path = NULL;
     int nids = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--manifest") && i + 1 < argc) path = argv[++i];
-        else if (argv[i][0] == '-') return usage("get", arg_problem(argv[i], "--manifest"), argv[i]);
+        if (!strcmp(argv[i], "--manifest") && i + 1 < argc) {
+            if (path) return usage("get", "given twice: ", argv[i]);
+            path = argv[++i];
+        } else if (argv[i][0] == '-') return usage("get", arg_problem(argv[i], "--manifest"), argv[i]);
         else {
             char t;
             uint64_t id;
@@ -314,7 +316,11 @@ int sp_cmd_nn(int argc, char **argv) {
     }
     const char *path = NULL, *qtext = NULL;
     uint64_t k = 10;
+    int k_set = 0;
     for (int i = 0; i < argc; i++) {
+        if ((!strcmp(argv[i], "--manifest") && path) || (!strcmp(argv[i], "--id") && qtext) ||
+            (!strcmp(argv[i], "-k") && k_set++))
+            return usage("nn", "given twice: ", argv[i]);
         if (!strcmp(argv[i], "--manifest") && i + 1 < argc) path = argv[++i];
         else if (!strcmp(argv[i], "--id") && i + 1 < argc) qtext = argv[++i];
         else if (!strcmp(argv[i], "-k") && i + 1 < argc) {
@@ -400,7 +406,12 @@ int sp_cmd_eval(int argc, char **argv) {
     }
     const char *path = NULL, *test_path = NULL, *train_path = NULL;
     uint64_t k = 20, threads = 1;
+    int k_set = 0, threads_set = 0;
     for (int i = 0; i < argc; i++) {
+        if ((!strcmp(argv[i], "--manifest") && path) || (!strcmp(argv[i], "--test") && test_path) ||
+            (!strcmp(argv[i], "--train") && train_path) || (!strcmp(argv[i], "-k") && k_set++) ||
+            (!strcmp(argv[i], "--threads") && threads_set++))
+            return usage("eval", "given twice: ", argv[i]);
         if (!strcmp(argv[i], "--manifest") && i + 1 < argc) path = argv[++i];
         else if (!strcmp(argv[i], "--test") && i + 1 < argc) test_path = argv[++i];
         else if (!strcmp(argv[i], "--train") && i + 1 < argc) train_path = argv[++i];

@@ -88,6 +88,11 @@ t_usage() {
     grep -q "unknown kind 'foo'" "$E2E_ERR" || fail "dump foo: $(cat "$E2E_ERR")"
     expect_exit 2 sp job ingest --config "$E2E_TMP/f.ini" --date 1969-12-31
     grep -q "before 1970-01-01" "$E2E_ERR" || fail "1969: $(cat "$E2E_ERR")"
+    # an option given twice is an error, not "the last one wins"
+    expect_exit 2 sp run --config "$E2E_TMP/f.ini" --date 2026-11-21 --date 2026-11-22 --to ingest
+    grep -q -- "--date given twice" "$E2E_ERR" || fail "--date twice: $(cat "$E2E_ERR")"
+    expect_exit 2 sp nn --manifest "$E2E_TMP/m.json" --id p1 -k 3 -k 4
+    grep -q "given twice: -k" "$E2E_ERR" || fail "nn -k twice: $(cat "$E2E_ERR")"
 }
 check "usage and config errors exit 2 with a message" t_usage
 

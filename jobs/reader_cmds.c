@@ -17,6 +17,7 @@
 #include "manifest.h"
 #include "metrics.h"
 #include "sagepipe_reader.h"
+#include "sfv.h"
 #include "sp_base.h"
 #include "tsv.h"
 #include "userlists.h"
@@ -183,12 +184,6 @@ static const char *arg_problem(const char *a, const char *opts) {
     return "unexpected argument ";
 }
 
-static int all_finite(const float *v, unsigned dim) {
-    for (unsigned j = 0; j < dim; j++)
-        if (!isfinite(v[j])) return 0;
-    return 1;
-}
-
 /* A vector with a NaN or an infinity: export never writes one, so the set is damaged. */
 static int not_finite(const char *cmd, char t, uint64_t id) {
     fprintf(stderr, "sagepipe %s: the vector of %c%" PRIu64 " has a value that is not finite: a shard is damaged "
@@ -250,7 +245,7 @@ int sp_cmd_get(int argc, char **argv) {
             ex = reader_fail("get", rc);
             break;
         }
-        if (!all_finite(vec, en.dim)) {
+        if (!sp_sfv_finite(vec, en.dim)) {
             ex = not_finite("get", t, id);
             break;
         }
@@ -354,7 +349,7 @@ int sp_cmd_nn(int argc, char **argv) {
         fprintf(stderr, "sagepipe nn: %s is not in the set\n", qtext);
         ex = SP_EXIT_INPUT;
     } else if (rc) ex = reader_fail("nn", rc);
-    if (ex == SP_EXIT_OK && !all_finite(q, en.dim)) ex = not_finite("nn", qt, qid);
+    if (ex == SP_EXIT_OK && !sp_sfv_finite(q, en.dim)) ex = not_finite("nn", qt, qid);
     double qn = 0;
     for (unsigned j = 0; ex == SP_EXIT_OK && j < en.dim; j++) qn += (double)q[j] * q[j];
     if (ex == SP_EXIT_OK && qn == 0) {
@@ -364,7 +359,7 @@ int sp_cmd_nn(int argc, char **argv) {
     if (ex == SP_EXIT_OK && (rc = spr_iter_open(set, en.name, &it))) ex = reader_fail("nn", rc);
     while (ex == SP_EXIT_OK && !(rc = spr_iter_next(it, &t, &id, v, en.dim))) {
         if (t == qt && id == qid) continue;
-        if (!all_finite(v, en.dim)) {
+        if (!sp_sfv_finite(v, en.dim)) {
             ex = not_finite("nn", t, id);
             break;
         }

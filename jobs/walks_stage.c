@@ -171,6 +171,20 @@ static int finish_source(const walks *w, fin_part *f, uint64_t j, const sp_visit
     return SP_OK;
 }
 
+/* Runs fn on each of the T jobs (job t at jobs + t * size): job 0 on the calling thread, the others on
+ * threads of their own, or on the calling thread when no thread can be had; returns when all are done. */
+static void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int T) {
+    pthread_t th[MAX_FIN_THREADS];
+    int started[MAX_FIN_THREADS] = {0};
+    char *j = jobs;
+    for (int t = 1; t < T; t++) started[t] = !pthread_create(&th[t], NULL, fn, j + (size_t)t * size);
+    fn(j);
+    for (int t = 1; t < T; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else fn(j + (size_t)t * size); /* no thread to be had: this one does it */
+    }
+}
+
 /* A finishing thread's sources: window indices [a, b), visits grouped by
  * (source, type), bucket ends in `end` (source i's visits span
  * [i ? end[2i-1] : 0, end[2i+1])). */
@@ -203,8 +217,6 @@ static int finish_window(walks *w, uint64_t first, size_t cnt, const sp_visit *g
     if ((size_t)T > cnt / 16 + 1) T = (int)(cnt / 16 + 1); /* a few sources are not worth a thread */
     size_t total = cnt ? end[2 * cnt - 1] : 0;
     fin_job jobs[MAX_FIN_THREADS];
-    pthread_t th[MAX_FIN_THREADS];
-    int started[MAX_FIN_THREADS] = {0};
     size_t a = 0;
     for (int t = 0; t < T; t++) {
         size_t b = cnt;
@@ -215,12 +227,7 @@ static int finish_window(walks *w, uint64_t first, size_t cnt, const sp_visit *g
         jobs[t] = (fin_job){.w = w, .f = &w->parts[t], .first = first, .a = a, .b = b, .grouped = grouped, .end = end};
         a = b;
     }
-    for (int t = 1; t < T; t++) started[t] = !pthread_create(&th[t], NULL, fin_run, &jobs[t]);
-    fin_run(&jobs[0]);
-    for (int t = 1; t < T; t++) {
-        if (started[t]) pthread_join(th[t], NULL);
-        else fin_run(&jobs[t]); /* no thread to be had: this one does it */
-    }
+    run_jobs(fin_run, jobs, sizeof jobs[0], T);
     nbr_table *tabs[NTAB] = {&w->pp, &w->pb, &w->bp, &w->bb, &w->hard};
     int rc = SP_OK;
     for (int t = 0; t < T; t++) {
@@ -267,17 +274,10 @@ static void *grp_run(void *arg) {
     return NULL;
 }
 
-/* Runs the jobs' phase on up to T threads (the caller takes job 0 and any job no thread could take). */
+/* Runs the jobs' phase on T threads. */
 static void grp_phase(grp_job *jobs, int T, int phase) {
-    pthread_t th[MAX_FIN_THREADS];
-    int started[MAX_FIN_THREADS] = {0};
     for (int t = 0; t < T; t++) jobs[t].phase = phase;
-    for (int t = 1; t < T; t++) started[t] = !pthread_create(&th[t], NULL, grp_run, &jobs[t]);
-    grp_run(&jobs[0]);
-    for (int t = 1; t < T; t++) {
-        if (started[t]) pthread_join(th[t], NULL);
-        else grp_run(&jobs[t]);
-    }
+    run_jobs(grp_run, jobs, sizeof jobs[0], T);
 }
 
 /* Groups a window's n visits by (source, type) into `grouped`: a counting sort over the buckets

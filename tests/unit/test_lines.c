@@ -29,6 +29,20 @@ static void write_zst(const char *path, const char *buf, size_t n) {
 
 /* ---------- NUL bytes: one bad line, not a failed file ---------- */
 
+/* Reads path (one share, the default NUL rule) to its end: the last sp_tsv_next result, 0 at a clean end,
+ * else the error (sp_errmsg says what). */
+static int read_to_end(const char *path) {
+    sp_tsv *t;
+    char *line;
+    size_t len;
+    int rc = sp_tsv_open(&t, path, 0, 1);
+    CHECK_RC(rc, 0);
+    if (rc) return rc;
+    while ((rc = sp_tsv_next(t, &line, &len)) == 1) {}
+    sp_tsv_close(t);
+    return rc;
+}
+
 /* Lines "<i>\tx...": line i (1-based) holds a NUL at byte 2 when i % every == 0; the last line has no '\n'. */
 static size_t make_nul_file(char *buf, int nlines, int every) {
     size_t n = 0;
@@ -93,21 +107,17 @@ static void test_nul_lines_kept(void) {
     /* without the opt-in a NUL is still an error naming file and line (the old contract) */
     size_t n = make_nul_file(buf, nlines, 1000);
     test_write(path, buf, n);
-    sp_tsv *t;
-    char *line;
-    size_t len;
-    int rc;
-    CHECK_RC(sp_tsv_open(&t, path, 0, 1), 0);
-    while ((rc = sp_tsv_next(t, &line, &len)) == 1) {}
-    CHECK_RC(rc, SP_EINPUT);
+    CHECK_RC(read_to_end(path), SP_EINPUT);
     CHECK_MSG(strstr(sp_errmsg(), ":1000: NUL byte") != NULL, "%s", sp_errmsg());
-    sp_tsv_close(t);
     /* a line over 16 MiB stays an error with keep_nul */
     size_t big = (16u << 20) + 10;
     char *b = malloc(big);
     memset(b, 'x', big);
     b[5] = 0;
     test_write(path, b, big);
+    sp_tsv *t;
+    char *line;
+    size_t len;
     CHECK_RC(sp_tsv_open(&t, path, 0, 1), 0);
     sp_tsv_keep_nul_lines(t);
     CHECK_RC(sp_tsv_next(t, &line, &len), SP_EINPUT);
@@ -301,14 +311,7 @@ static void test_zst_corrupt_where(void) {
     size_t bad = zn / 2;
     memset(z + bad, 0xff, 64u << 10); /* more than a compressed block: its sequences are hit, not only literals */
     test_write(path, z, zn);
-    sp_tsv *t;
-    char *line;
-    size_t len;
-    int rc;
-    CHECK_RC(sp_tsv_open(&t, path, 0, 1), 0);
-    while ((rc = sp_tsv_next(t, &line, &len)) == 1) {}
-    sp_tsv_close(t);
-    CHECK_RC(rc, SP_EFORMAT);
+    CHECK_RC(read_to_end(path), SP_EFORMAT);
     unsigned long long a = 0, b = 0, total = 0;
     const char *msg = strstr(sp_errmsg(), "corrupt zstd data, found in compressed bytes ");
     int got = msg ? sscanf(msg, "corrupt zstd data, found in compressed bytes %llu-%llu (of %llu)", &a, &b, &total) : 0;

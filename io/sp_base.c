@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 const uint64_t sp_type_salt[SP_NTYPES] = {
     0x0000000000000000ULL,  /* pin   */
@@ -83,6 +84,12 @@ int sp_date_parse(const char *s, int64_t *day_start_ms) {
         return sp_err(SP_EUSAGE, "bad date '%s': no such day", s);
     *day_start_ms = days_from_civil(y, (unsigned)m, (unsigned)d) * SP_DAY_MS;
     return SP_OK;
+}
+
+void sp_date_format(int64_t ms, char *out, size_t cap) {
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(out, cap, "%Y-%m-%d", &tm)) snprintf(out, cap, "?");
 }
 
 void *sp_alloc_huge(size_t n) {

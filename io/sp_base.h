@@ -83,6 +83,9 @@ enum { SP_RNG_PRUNE = 1, SP_RNG_GEN = 2, SP_RNG_WALK = 3, SP_RNG_TRAIN = 4, SP_R
 /* Timestamps: milliseconds since the Unix epoch, UTC. */
 /* Parses YYYY-MM-DD into the ms of its 00:00 UTC; SP_EUSAGE on a bad date. */
 int sp_date_parse(const char *s, int64_t *day_start_ms);
+/* The inverse: "YYYY-MM-DD" (UTC) of the day holding `ms`, into out (at least 11 bytes; "?" if the
+ * time cannot be broken down). */
+void sp_date_format(int64_t ms, char *out, size_t cap);
 #define SP_DAY_MS 86400000LL
 
 /* SP_HOT marks our own hot loops (not BLAS's): GCC builds an x86-64-v4 (AVX-512) clone beside the

@@ -112,12 +112,9 @@ int sp_prev_date_running(const char *work_dir, const char *date, int lookback_da
     prev[0] = 0;
     if (!sp_is_date_name(date, &day)) return 0;
     for (int back = 1; back <= lookback_days; back++) {
-        time_t t = (time_t)((day - (int64_t)back * SP_DAY_MS) / 1000);
-        struct tm tm;
         char d[16], path[PATH_MAX];
         struct stat st;
-        gmtime_r(&t, &tm);
-        strftime(d, sizeof d, "%Y-%m-%d", &tm);
+        sp_date_format(day - (int64_t)back * SP_DAY_MS, d, sizeof d);
         snprintf(path, sizeof path, "%s/%s", work_dir, d);
         if (stat(path, &st) || !S_ISDIR(st.st_mode)) continue;
         /* the nearest earlier date there is: held by a run or job in progress? (no lock file: none ran) */
@@ -258,10 +255,8 @@ int sp_retention_apply(const char *work_dir, const char *export_dir, const char 
     int deleted = sweep(work_dir, "work", cutoff, keep, work_dir, 0);
     deleted += sweep(export_dir, "shards", cutoff, keep, NULL, 0);
     deleted += sweep(export_dir, "staging", cutoff, keep, work_dir, 1); /* killed exports' .<date>.tmp */
-    char cut[32] = "?";
-    time_t cs = (time_t)(cutoff / 1000);
-    struct tm ct;
-    if (gmtime_r(&cs, &ct)) strftime(cut, sizeof cut, "%Y-%m-%d", &ct);
+    char cut[32];
+    sp_date_format(cutoff, cut, sizeof cut);
     SP_INFO("retention", "keep_days=%lld deletes_before=%s latest=%s deleted=%d", (long long)keep_days, cut,
             keep[0] ? keep : "none", deleted);
     return deleted;

@@ -471,10 +471,7 @@ int sp_stage_execute(const sp_run_ctx *ctx, const sp_stage_def *st, int force, s
 
 void sp_stage_prev_ctx(const sp_run_ctx *ctx, sp_run_ctx *prev, char *date_buf) {
     *prev = *ctx;
-    time_t t = (time_t)((ctx->day_ms - SP_DAY_MS) / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(date_buf, 16, "%Y-%m-%d", &tm);
+    sp_date_format(ctx->day_ms - SP_DAY_MS, date_buf, 16);
     prev->date = date_buf;
     prev->day_ms = ctx->day_ms - SP_DAY_MS;
     snprintf(prev->date_dir, sizeof prev->date_dir, "%s/%s", sp_config_str(ctx->cfg, "pipeline", "work_dir"), date_buf);

@@ -93,6 +93,15 @@ int main(void) {
     CHECK_RC(sp_date_parse("2026-1-01", &ms), SP_EUSAGE);
     CHECK_RC(sp_date_parse("2026-11-21x", &ms), SP_EUSAGE);
     CHECK_RC(sp_date_parse("", &ms), SP_EUSAGE);
+    /* sp_date_format, its inverse: any time of the day names the day */
+    char day[16];
+    sp_date_format(1795219200000LL + SP_DAY_MS - 1, day, sizeof day);
+    CHECK_STR(day, "2026-11-21");
+    sp_date_format(1795219200000LL - SP_DAY_MS, day, sizeof day);
+    CHECK_STR(day, "2026-11-20");
+    CHECK_RC(sp_date_parse("2024-02-29", &ms), SP_OK);
+    sp_date_format(ms, day, sizeof day);
+    CHECK_STR(day, "2024-02-29");
     /* sp_alloc_huge: small blocks are plain malloc; 2 MiB and up are 2 MiB aligned, whole, writable */
     {
         unsigned char *a = sp_alloc_huge(100), *b = sp_alloc_huge(((size_t)3 << 20) + 5);

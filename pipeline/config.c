@@ -261,17 +261,24 @@ struct sp_config {
     char *val[NKEYS];
 };
 
-static int find_key(const char *section, const char *key) {
+/* The schema index of key[0, klen) in section, or -1 (the INI reader's names are not NUL-terminated). */
+static int find_key_n(const char *section, const char *key, size_t klen) {
     for (size_t i = 0; i < NKEYS; i++)
-        if (!strcmp(SCHEMA[i].section, section) && !strcmp(SCHEMA[i].key, key)) return (int)i;
+        if (!strcmp(SCHEMA[i].section, section) && strlen(SCHEMA[i].key) == klen && !memcmp(SCHEMA[i].key, key, klen))
+            return (int)i;
     return -1;
 }
 
-static int section_known(const char *section) {
+static int find_key(const char *section, const char *key) { return find_key_n(section, key, strlen(key)); }
+
+/* The index in SECTIONS of name[0, n), or -1. */
+static int section_index(const char *name, size_t n) {
     for (int i = 0; SECTIONS[i]; i++)
-        if (!strcmp(SECTIONS[i], section)) return 1;
-    return 0;
+        if (strlen(SECTIONS[i]) == n && !memcmp(SECTIONS[i], name, n)) return i;
+    return -1;
 }
+
+static int section_known(const char *section) { return section_index(section, strlen(section)) >= 0; }
 
 /* The name of the first control character of s[0..n) (tab excepted), its offset in *at; NULL when none.
  * The name is a literal or written into hex. */
@@ -443,9 +450,7 @@ static int config_parse(sp_config *c, const char *path, const char *buf, size_t 
             if (sp < len && !(l[sp] == ';' && sp > rest))
                 return sp_err(SP_ECONFIG, "%s:%d: text '%.*s' after the section header's ']' (only a '; comment' "
                               "may follow it)", path, line, (int)(len - rest > 40 ? 40 : len - rest), l + rest);
-            cur = -1;
-            for (int s = 0; SECTIONS[s] && cur < 0; s++)
-                if (strlen(SECTIONS[s]) == name && !memcmp(SECTIONS[s], l + 1, name)) cur = s;
+            cur = section_index(l + 1, name);
             if (cur < 0)
                 return sp_err(SP_ECONFIG, "%s:%d: unknown section [%.*s] (known: input pipeline graph walks train "
                               "sage sequence export eval kafka)", path, line, (int)(name > 64 ? 64 : name), l + 1);
@@ -466,11 +471,7 @@ static int config_parse(sp_config *c, const char *path, const char *buf, size_t 
         if (cur < 0)
             return sp_err(SP_ECONFIG, "%s:%d: key '%.*s' outside any [section] (put it under one, e.g. [input])",
                           path, line, (int)(klen > 64 ? 64 : klen), l);
-        int i = -1;
-        for (size_t j = 0; j < NKEYS && i < 0; j++)
-            if (!strcmp(SCHEMA[j].section, SECTIONS[cur]) && strlen(SCHEMA[j].key) == klen &&
-                !memcmp(SCHEMA[j].key, l, klen))
-                i = (int)j;
+        int i = find_key_n(SECTIONS[cur], l, klen);
         if (i < 0)
             return sp_err(SP_ECONFIG, "%s:%d: unknown key '%.*s' in [%s] (see configs/default.ini)", path, line,
                           (int)(klen > 64 ? 64 : klen), l, SECTIONS[cur]);

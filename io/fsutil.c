@@ -1,8 +1,9 @@
-/* fsutil: mkdir -p, atomic small-file writes, whole small-file reads. */
+/* fsutil: mkdir -p, rm -rf, atomic small-file writes, whole small-file reads. */
 #include "fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,27 @@
 #include <xxhash.h>
 
 #include "sp_base.h"
+
+/* nftw callback of sp_rm_tree: removes an entry (children come first); 1 with sp_errmsg naming the entry
+ * that could not be removed */
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    if (remove(path) && errno != ENOENT) {
+        int e = errno;
+        sp_err(SP_EIO, "cannot remove %s: %s", path, strerror(e));
+        return 1;
+    }
+    return 0;
+}
+
+int sp_rm_tree(const char *dir) {
+    struct stat st;
+    if (lstat(dir, &st)) return errno == ENOENT ? SP_OK : sp_err(SP_EIO, "%s: %s", dir, strerror(errno));
+    int r = nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (r == 1) return SP_EIO; /* rm_entry named it */
+    if (r) return sp_err(SP_EIO, "cannot remove %s: %s", dir, strerror(errno));
+    return SP_OK;
+}
 
 int sp_mkdir_p(const char *dir) {
     char p[4096];

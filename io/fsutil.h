@@ -1,5 +1,5 @@
 /* fsutil: file-system helpers shared by every writer: mkdir -p, reading a whole
- * file, a whole file's digest, fsync of a directory, and an atomic small-file
+ * file, a whole file's digest, rm -rf, fsync of a directory, and an atomic small-file
  * write (temp file, fsync, rename). */
 #ifndef SP_FSUTIL_H
 #define SP_FSUTIL_H
@@ -9,6 +9,9 @@
 /* Creates dir and its parents (mode 0777 & umask); SP_EUSAGE for an empty or
  * over-long path, SP_EIO naming the component that failed or a non-directory. */
 int sp_mkdir_p(const char *dir);
+/* rm -rf dir: every entry, children first, no symlink followed; an absent dir is fine. SP_EIO with
+ * sp_errmsg naming the entry that could not be removed. */
+int sp_rm_tree(const char *dir);
 /* fsyncs a directory (makes renames and new names in it durable); SP_EIO
  * naming it on failure (EINVAL, where a file system cannot, is fine). */
 int sp_fsync_dir(const char *dir);

@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -251,23 +250,10 @@ static int write_shard(exporter *x, const char *staging, int ent, uint32_t shard
     return rc;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path) && errno != ENOENT ? -1 : 0;
-}
-
-/* rm -rf dir (absent is fine). */
-static int rm_tree(const char *dir) {
-    struct stat st;
-    if (lstat(dir, &st)) return errno == ENOENT ? SP_OK : sp_err(SP_EIO, "%s: %s", dir, strerror(errno));
-    if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS)) return sp_err(SP_EIO, "cannot remove %s: %s", dir, strerror(errno));
-    return SP_OK;
-}
-
 /* Removes the set a publish replaced. The new set is in place by then: a failure (say, the old set's files
  * owned by another user) is a warning naming it, not a failed export of a published set. */
 static int drop_old(const char *dir) {
-    if (rm_tree(dir)) SP_WARN("export_cleanup", "what=\"the replaced set\" path=%s error=%s", sp_log_q(dir),
+    if (sp_rm_tree(dir)) SP_WARN("export_cleanup", "what=\"the replaced set\" path=%s error=%s", sp_log_q(dir),
                               sp_log_q(sp_errmsg()));
     return SP_OK;
 }
@@ -297,7 +283,7 @@ static int publish_dir(const char *export_dir, const char *staging, const char *
         return sp_err(SP_EIO, "cannot exchange %s and %s: %s", staging, final, strerror(errno));
     char old[PATH_MAX];
     snprintf(old, sizeof old, "%s/.%s.old", export_dir, date);
-    rc = rm_tree(old);
+    rc = sp_rm_tree(old);
     if (!rc && rename(final, old)) rc = sp_err(SP_EIO, "cannot rename %s: %s", final, strerror(errno));
     if (!rc && rename(staging, final)) rc = sp_err(SP_EIO, "cannot rename %s: %s", staging, strerror(errno));
     if (!rc) rc = sp_fsync_dir(export_dir);
@@ -437,7 +423,7 @@ int sp_export_run(const sp_run_ctx *ctx, sp_stage_result *res) {
             lrc = sp_lock_wait(lpath, sp_config_f64(cfg, "pipeline", "collective_timeout_s") / 2,
                                "another sagepipe export into this export.dir", &xlock);
         }
-        if (!lrc) lrc = rm_tree(staging);
+        if (!lrc) lrc = sp_rm_tree(staging);
         for (int e = 0; e < x.nent && !lrc; e++) {
             snprintf(dir, sizeof dir, "%s/%s", staging, ENT_NAME[e]);
             lrc = sp_mkdir_p(dir);
@@ -478,7 +464,7 @@ int sp_export_run(const sp_run_ctx *ctx, sp_stage_result *res) {
     lrc = SP_OK;
     if (!rc && ctx->rank == 0) lrc = finish_set(&x, info, export_dir, staging, res);
     if (!rc) rc = sp_dist_agree(lrc);
-    if (rc && ctx->rank == 0) rm_tree(staging); /* a failed export leaves the published set as it was */
+    if (rc && ctx->rank == 0) sp_rm_tree(staging); /* a failed export leaves the published set as it was */
     sp_run_unlock(&xlock);
     uint64_t items = 0, nusers = 0;
     for (uint32_t s = 0; info && s < x.nshards; s++) {

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,26 +161,6 @@ int sp_is_date_name(const char *name, int64_t *day_ms) {
     return 1;
 }
 
-/* nftw callback of rm_tree: remove every entry, children first; no symlink is followed. */
-static char rm_failed[PATH_MAX];
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    if (remove(path) && errno != ENOENT) {
-        int e = errno;
-        snprintf(rm_failed, sizeof rm_failed, "%s: %s", path, strerror(e));
-        return e;
-    }
-    return 0;
-}
-
-/* rm -rf of a directory; 0 or an errno with rm_failed naming the entry. */
-static int rm_tree(const char *dir) {
-    rm_failed[0] = 0;
-    int r = nftw(dir, rm_entry, 32, FTW_DEPTH | FTW_PHYS);
-    if (r && !rm_failed[0]) snprintf(rm_failed, sizeof rm_failed, "%s: %s", dir, strerror(errno));
-    return r ? (errno ? errno : EIO) : 0;
-}
-
 /* A staging directory's name, ".<date>.tmp" (export's, left by a killed export): its date in *day_ms. */
 static int staging_date(const char *name, char date[11], int64_t *day_ms) {
     size_t n = strlen(name);
@@ -230,11 +209,11 @@ static int sweep(const char *root, const char *what, int64_t cutoff_ms, const ch
                 continue;
             }
         }
-        int r = rm_tree(path);
+        int r = sp_rm_tree(path);
         if (fd >= 0) close(fd);
         if (r) {
             SP_WARN("retention_error", "what=%s date=%s path=%s error=%s", what, date, sp_log_q(path),
-                    sp_log_q(rm_failed));
+                    sp_log_q(sp_errmsg()));
             continue;
         }
         SP_INFO("retention_delete", "what=%s date=%s path=%s", what, date, sp_log_q(path));
